@@ -1,0 +1,1 @@
+"""Assemble stage: prompt/completion messages for each case."""

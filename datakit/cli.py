@@ -1,0 +1,200 @@
+"""The `datakit` command line: one command per stage, plus run, inspect, verify and recipe check."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from datakit import __version__
+from datakit.errors import DatakitError
+from datakit.pipeline import STAGES, run_pipeline
+from datakit.recipe import Recipe, load_recipe
+from datakit.runner import Outcome
+
+app = typer.Typer(
+    help="Assemble LLM fine-tuning data from clinical text and defend it against leakage.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+recipe_app = typer.Typer(help="Validate and show recipes.", no_args_is_help=True)
+app.add_typer(recipe_app, name="recipe")
+err = Console(stderr=True, highlight=False)
+STATE = {"debug": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+RecipeArg = Annotated[Path, typer.Argument(help="recipe TOML file, e.g. recipes/radiology-coding.toml")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="run directory (default: runs/<recipe name>)")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="override a recipe key, e.g. --set source.n=1000 (repeatable; TOML literals, else text)")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="stop when any row is quarantined")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print a JSON summary on stdout (for scripts)")]
+DirArg = Annotated[Path, typer.Argument(help="a run directory or its shards/ folder")]
+
+
+def guarded(fn: F) -> F:
+    """Errors users can cause: one red line and exit code 2 (a traceback only with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DatakitError as exc:
+            if STATE["debug"]:
+                raise
+            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+) -> None:
+    STATE["debug"] = debug
+    if version:
+        typer.echo(f"datakit {__version__}")
+        raise typer.Exit()
+
+
+def _console(quiet: bool, as_json: bool) -> Console:
+    return Console(stderr=as_json, quiet=quiet, highlight=False)
+
+
+def _stage_table(outcome: Outcome) -> Table:
+    r = outcome.record
+    stats = r.get("stats", {})
+    table = Table(title=f"{outcome.stage} ({outcome.status})", title_justify="left", expand=False)
+    for col in ("rows in", "rows out", "quarantined", "filtered", "seconds", "rows/s", "peak RSS MB"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{r.get('rows_in', 0):,}", f"{r.get('rows_out', 0):,}", f"{r.get('rows_quarantined', 0):,}",
+        f"{stats.get('filtered_review_status', 0):,}", f"{r.get('wall_seconds', 0):.2f}",
+        f"{r.get('rows_per_second') or 0:,.0f}", f"{r.get('peak_rss_mb', 0):,.0f}",
+    )
+    return table
+
+
+def _resolve(recipe_path: Path, overrides: list[str] | None, out: Path | None) -> tuple[Recipe, Path]:
+    recipe = load_recipe(recipe_path, overrides or [])
+    return recipe, out or Path("runs") / recipe.name
+
+
+def _execute(recipe_path: Path, out: Path | None, overrides: list[str] | None, quiet: bool, as_json: bool,
+             **kwargs: Any) -> None:
+    recipe, run_dir = _resolve(recipe_path, overrides, out)
+    console = _console(quiet, as_json)
+    outcomes = run_pipeline(recipe, run_dir, console, on_stage=lambda o: console.print(_stage_table(o)), **kwargs)
+    shards = run_dir / "shards"
+    if as_json:
+        summary = {"run_dir": str(run_dir), "shards": str(shards) if (shards / "manifest.json").is_file() else None,
+                   "stages": [{"stage": o.stage, "status": o.status, **{k: o.record.get(k) for k in (
+                       "rows_in", "rows_out", "rows_quarantined", "wall_seconds", "peak_rss_mb")}}
+                       for o in outcomes]}
+        typer.echo(json.dumps(summary, indent=2))
+    elif any(o.stage == "shard" for o in outcomes):
+        splits = next(o for o in outcomes if o.stage == "shard").record["stats"]["splits"]
+        counts = " / ".join(f"{s} {v['rows']:,}" for s, v in splits.items())
+        console.print(f"[bold green]shards:[/] {shards}  ({counts})")
+        console.print(f"check them with: datakit verify {shards}")
+
+
+@app.command()
+@guarded
+def run(
+    recipe: RecipeArg, out: OutOpt = None, set_: SetOpt = None,
+    from_stage: Annotated[str | None, typer.Option("--from", help="re-run this stage and every stage after it")] = None,
+    strict: StrictOpt = False, quiet: QuietOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Run the whole pipeline; stages whose inputs and config did not change are skipped."""
+    _execute(recipe, out, set_, quiet, as_json, from_stage=from_stage, strict=strict)
+
+
+def _stage_command(name: str, help_text: str) -> None:
+    def command(
+        recipe: RecipeArg, out: OutOpt = None, set_: SetOpt = None,
+        force: Annotated[bool, typer.Option("--force", help="run even if its output is current")] = False,
+        strict: StrictOpt = False, quiet: QuietOpt = False, as_json: JsonOpt = False,
+    ) -> None:
+        _execute(recipe, out, set_, quiet, as_json, only=[name], force=force, strict=strict)
+
+    command.__doc__ = f"Run only the {name} stage: {help_text}."
+    app.command(name=name)(guarded(command))
+
+
+for _stage in STAGES:
+    _stage_command(_stage.name, _stage.summary)
+
+
+@app.command()
+@guarded
+def verify(path: DirArg, as_json: JsonOpt = False) -> None:
+    """Re-check shards against their manifest: hashes, rows, schema, shard layout, message structure."""
+    from datakit.shards.verify import verify as verify_shards
+
+    summary = verify_shards(path)
+    if as_json:
+        typer.echo(json.dumps({"ok": True, **summary}, indent=2))
+    else:
+        Console(highlight=False).print(
+            f"[bold green]ok:[/] {summary['shards']} shards, {summary['rows']:,} examples in {summary['folder']}")
+
+
+@app.command()
+@guarded
+def inspect(path: DirArg, as_json: JsonOpt = False) -> None:
+    """Counts per split, token-length percentiles and tag counts of a shards folder."""
+    from datakit.shards.inspect import inspect as inspect_shards
+
+    info = inspect_shards(path)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    console = Console(highlight=False)
+    table = Table(title=f"{info['recipe']} ({info['task']}): {info['examples']:,} examples", title_justify="left")
+    for col in ("split", "examples", "shards", "weight sum", "prompt p50/p90/p99/max", "completion p50/p90/p99/max"):
+        table.add_column(col, justify="right")
+    for split, s in info["splits"].items():
+        tok = s["tokens"] or {}
+
+        def pct(col: str, tok: dict[str, Any] = tok) -> str:
+            return "/".join(str(v) for v in tok[col].values()) if col in tok else "-"
+
+        table.add_row(split, f"{s['examples']:,}", str(s["shards"]), f"{s['sample_weight_sum']:,.1f}",
+                      pct("n_prompt_tokens"), pct("n_completion_tokens"))
+    console.print(table)
+    tags = Table(title="tags", title_justify="left")
+    tags.add_column("tag")
+    tags.add_column("examples", justify="right")
+    for tag, n in info["tags"].items():
+        tags.add_row(tag, f"{n:,}")
+    console.print(tags)
+
+
+@recipe_app.command("check")
+@guarded
+def recipe_check(recipe: RecipeArg, set_: SetOpt = None) -> None:
+    """Validate a recipe (and any --set overrides); unknown keys are errors that name the key."""
+    r = load_recipe(recipe, set_ or [])
+    Console(highlight=False).print(f"[bold green]ok:[/] {recipe} (name {r.name}, task {r.task}, "
+                                   f"source {r.source.kind}, hash {r.hash()[:12]})")
+
+
+@recipe_app.command("show")
+@guarded
+def recipe_show(recipe: RecipeArg, set_: SetOpt = None) -> None:
+    """Print the resolved recipe (defaults filled in, overrides applied) as JSON."""
+    typer.echo(json.dumps(load_recipe(recipe, set_ or []).canonical(), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

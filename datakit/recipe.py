@@ -1,0 +1,221 @@
+"""TOML recipes as pydantic models. Unknown keys are errors that name the key.
+
+A recipe is loaded from a file, `--set key.path=value` overrides are applied to the raw table (in the order
+given), and the result is validated once. Setting `X.kind` to a new value replaces the whole `X` table, so
+`--set source.kind=files --set source.path=cases.parquet` works on a recipe whose source is `sample`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from datakit.errors import RecipeError
+
+Task = Literal["coding", "impression"]
+SCHEMA_COLUMNS = (
+    "case_id",
+    "patient_id",
+    "accession",
+    "exam_date",
+    "exam_description",
+    "reason_for_exam",
+    "report_text",
+    "impression",
+    "cpt_codes",
+    "modifiers",
+    "icd10_codes",
+    "initial_icd10_codes",
+    "review_status",
+    "updated_at",
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SampleSource(Strict):
+    """The embedded generator of coder-reviewed radiology cases (no account, no network)."""
+
+    kind: Literal["sample"] = "sample"
+    n: int = Field(5000, ge=1, le=5_000_000, description="number of cases to generate")
+    seed: int = Field(17, description="generator seed (independent of the recipe's split seed)")
+
+
+class FilesSource(Strict):
+    """Parquet, CSV or JSONL files, mapped onto the case schema."""
+
+    kind: Literal["files"] = "files"
+    path: str = Field(description="file path or glob, relative to the working directory")
+    format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="schema column -> source column; unmapped schema columns keep "
+        "their own name if the file has it"
+    )
+    defaults: dict[str, str] = Field(
+        default_factory=dict, description="schema column -> constant, for columns the source lacks"
+    )
+    list_separator: str = Field(";", description="separator of code lists held in one text cell (CSV)")
+    date_format: str | None = Field(None, description="strftime format of exam_date when it is text")
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> FilesSource:
+        for table, keys in (("columns", self.columns), ("defaults", self.defaults)):
+            for key in keys:
+                if key not in SCHEMA_COLUMNS:
+                    raise ValueError(_unknown(f"source.{table}.{key}", key, SCHEMA_COLUMNS))
+        return self
+
+
+Source = Annotated[SampleSource | FilesSource, Field(discriminator="kind")]
+
+
+class Validation(Strict):
+    review_status: list[str] = Field(
+        default_factory=lambda: ["reviewed"],
+        description="review statuses kept; other rows are filtered out and counted; [] keeps all",
+    )
+    strict: bool = Field(False, description="stop at the first quarantined row instead of continuing")
+
+
+class Split(Strict):
+    train: float = Field(0.90, ge=0, le=1)
+    val: float = Field(0.05, ge=0, le=1)
+    test: float = Field(0.05, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> Split:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must sum to 1 (train + val + test = {total:g})")
+        return self
+
+
+class Prompt(Strict):
+    system: str = Field(description="system instruction")
+    rules: list[str] = Field(default_factory=list, description="rules appended to the system message")
+
+
+class Shards(Strict):
+    world_size: int = Field(8, ge=1, le=4096, description="shard count per split is a multiple of this")
+    rows_per_shard: int = Field(5000, ge=1, description="target rows per shard before rounding")
+    row_group_size: int = Field(1000, ge=1)
+    compression_level: int = Field(3, ge=1, le=22, description="zstd level")
+
+
+class Recipe(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    task: Task
+    seed: int = 17
+    description: str = ""
+    source: Source
+    validation: Validation = Field(default_factory=Validation)
+    split: Split = Field(default_factory=Split)
+    prompt: Prompt
+    shards: Shards = Field(default_factory=Shards)
+
+    def canonical(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def hash(self) -> str:
+        return config_hash(self.canonical())
+
+
+def config_hash(obj: Any) -> str:
+    """Stable sha256 of a JSON-able object (sorted keys, no whitespace)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _unknown(where: str, key: str, allowed: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key '{where}'{hint}"
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: a TOML literal when it parses as one (1, 0.5, true, ["a"]), else a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    data = json.loads(json.dumps(raw))  # deep copy of plain TOML data
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"--set expects key.path=value, got '{item}'")
+        path, value_text = item.split("=", 1)
+        keys = [k.strip() for k in path.strip().split(".")]
+        if not all(keys):
+            raise RecipeError(f"--set key path '{path}' has an empty part")
+        value = parse_value(value_text.strip())
+        node = data
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"--set {path}: '{key}' is a value, not a table")
+            node = child
+        last = keys[-1]
+        if last == "kind" and node.get("kind") not in (None, value):
+            node.clear()  # a new kind starts from a clean table
+        node[last] = value
+    return data
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in ("sample", "files")))
+        if e["type"] == "extra_forbidden":
+            parent = [p for p in e["loc"][:-1] if p not in ("sample", "files")]
+            allowed = _allowed_keys(tuple(str(p) for p in parent), e["loc"])
+            parts.append(_unknown(loc, str(e["loc"][-1]), allowed))
+        elif e["type"] == "missing":
+            parts.append(f"missing key '{loc}'")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def _allowed_keys(parent: tuple[str, ...], loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Recipe
+    kind = next((p for p in loc if p in ("sample", "files")), None)
+    for key in parent:
+        field = model.model_fields.get(key)
+        if field is None:
+            return []
+        if key == "source":
+            model = FilesSource if kind == "files" else SampleSource
+        else:
+            model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return list(model.model_fields)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML ({exc})") from None
+    return recipe_from_dict(apply_overrides(raw, overrides or []), origin=str(path))
+
+
+def recipe_from_dict(data: dict[str, Any], origin: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise RecipeError(f"{origin}: {_format_validation_error(exc)}") from None

@@ -1,0 +1,1 @@
+"""Shards: deterministic Parquet shards + manifest + dataset card for the trainer."""

@@ -1,0 +1,62 @@
+"""The dataset card (README.md beside the shards), rendered from a template file."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import polars as pl
+
+from datakit.recipe import Recipe
+from datakit.shards.layout import CARD, SPLITS
+
+COLUMN_MEANINGS = {
+    "example_id": "stable id of the training example",
+    "case_id": "source case id (a keyed hash once de-identification runs)",
+    "split": "train / val / test",
+    "prompt": "list of {role, content} messages: system instruction, then the user message",
+    "completion": "list with one assistant message: the target",
+    "sample_weight": "loss weight of the example (1.0 unless a stage up-weights it)",
+    "n_prompt_tokens": "estimated prompt tokens",
+    "n_completion_tokens": "estimated completion tokens",
+    "tags": "labels such as task:coding, modality:CT",
+    "case_content_hash": "sha256 of the case's coding-relevant input text",
+}
+
+
+def token_percentiles(examples: pl.DataFrame) -> dict[str, dict[str, int]]:
+    out = {}
+    for col in ("n_prompt_tokens", "n_completion_tokens"):
+        s = examples[col]
+        out[col] = {q: int(s.quantile(v, "nearest") or 0) for q, v in (("p50", .5), ("p90", .9), ("p99", .99))}
+        out[col]["max"] = int(s.max() or 0)  # type: ignore[arg-type]
+    return out
+
+
+def tag_counts(examples: pl.DataFrame) -> dict[str, int]:
+    counts = examples.select(pl.col("tags").explode()).to_series().value_counts(sort=True)
+    return dict(counts.iter_rows())
+
+
+def write_card(out: Path, recipe: Recipe, manifest: dict[str, Any], examples: pl.DataFrame) -> None:
+    template = Template(resources.files("datakit.shards").joinpath("templates/card.md").read_text())
+    present = [s for s in SPLITS if manifest["splits"][s]["shards"]]
+    tokens = token_percentiles(examples)
+    text = template.substitute(
+        name=recipe.name, task=recipe.task, seed=recipe.seed, recipe_hash=manifest["recipe_hash"][:16],
+        datakit_version=manifest["datakit_version"], world_size=manifest["world_size"],
+        description=recipe.description or f"Fine-tuning data for the `{recipe.task}` task.",
+        data_files="\n".join(f"  - split: {s}\n    path: \"{s}-*.parquet\"" for s in present),
+        split_rows="\n".join(f"| {s} | {manifest['splits'][s]['rows']} | {manifest['splits'][s]['shards']} |"
+                             for s in SPLITS),
+        column_rows="\n".join(f"| `{c['name']}` | `{c['type']}` | {COLUMN_MEANINGS.get(c['name'], '')} |"
+                              for c in manifest["schema"]),
+        token_estimate=manifest["token_estimate"],
+        token_rows="\n".join(f"| {col} | {v['p50']} | {v['p90']} | {v['p99']} | {v['max']} |"
+                             for col, v in tokens.items()),
+        tag_rows="\n".join(f"- `{t}`: {n}" for t, n in tag_counts(examples).items()),
+        loader_files="\n".join(f'    "{s}": f"{{shards}}/{s}-*.parquet",' for s in present),
+    )
+    (out / CARD).write_text(text)
