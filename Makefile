@@ -26,7 +26,7 @@ demo: setup
 	$(BIN)/datakit inspect runs/radiology-coding/shards
 	@echo "shards are in runs/radiology-coding/shards (dataset card: runs/radiology-coding/shards/README.md)"
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -21,7 +21,9 @@ from datakit.runner import Outcome
 
 app = typer.Typer(
     help="Assemble LLM fine-tuning data from clinical text and defend it against leakage.",
-    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
 )
 recipe_app = typer.Typer(help="Validate and show recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
@@ -31,8 +33,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 RecipeArg = Annotated[Path, typer.Argument(help="recipe TOML file, e.g. recipes/radiology-coding.toml")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="run directory (default: runs/<recipe name>)")]
-SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="override a recipe key, e.g. --set source.n=1000 (repeatable; TOML literals, else text)")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="override a recipe key, e.g. --set source.n=1000 (repeatable; TOML literals, else text)"
+    ),
+]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="stop when any row is quarantined")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print a JSON summary on stdout (for scripts)")]
@@ -77,9 +83,13 @@ def _stage_table(outcome: Outcome) -> Table:
     for col in ("rows in", "rows out", "quarantined", "filtered", "seconds", "rows/s", "peak RSS MB"):
         table.add_column(col, justify="right")
     table.add_row(
-        f"{r.get('rows_in', 0):,}", f"{r.get('rows_out', 0):,}", f"{r.get('rows_quarantined', 0):,}",
-        f"{stats.get('filtered_review_status', 0):,}", f"{r.get('wall_seconds', 0):.2f}",
-        f"{r.get('rows_per_second') or 0:,.0f}", f"{r.get('peak_rss_mb', 0):,.0f}",
+        f"{r.get('rows_in', 0):,}",
+        f"{r.get('rows_out', 0):,}",
+        f"{r.get('rows_quarantined', 0):,}",
+        f"{stats.get('filtered_review_status', 0):,}",
+        f"{r.get('wall_seconds', 0):.2f}",
+        f"{r.get('rows_per_second') or 0:,.0f}",
+        f"{r.get('peak_rss_mb', 0):,.0f}",
     )
     return table
 
@@ -89,17 +99,34 @@ def _resolve(recipe_path: Path, overrides: list[str] | None, out: Path | None) -
     return recipe, out or Path("runs") / recipe.name
 
 
-def _execute(recipe_path: Path, out: Path | None, overrides: list[str] | None, quiet: bool, as_json: bool,
-             **kwargs: Any) -> None:
+def _execute(
+    recipe_path: Path,
+    out: Path | None,
+    overrides: list[str] | None,
+    quiet: bool,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
     recipe, run_dir = _resolve(recipe_path, overrides, out)
     console = _console(quiet, as_json)
     outcomes = run_pipeline(recipe, run_dir, console, on_stage=lambda o: console.print(_stage_table(o)), **kwargs)
     shards = run_dir / "shards"
     if as_json:
-        summary = {"run_dir": str(run_dir), "shards": str(shards) if (shards / "manifest.json").is_file() else None,
-                   "stages": [{"stage": o.stage, "status": o.status, **{k: o.record.get(k) for k in (
-                       "rows_in", "rows_out", "rows_quarantined", "wall_seconds", "peak_rss_mb")}}
-                       for o in outcomes]}
+        summary = {
+            "run_dir": str(run_dir),
+            "shards": str(shards) if (shards / "manifest.json").is_file() else None,
+            "stages": [
+                {
+                    "stage": o.stage,
+                    "status": o.status,
+                    **{
+                        k: o.record.get(k)
+                        for k in ("rows_in", "rows_out", "rows_quarantined", "wall_seconds", "peak_rss_mb")
+                    },
+                }
+                for o in outcomes
+            ],
+        }
         typer.echo(json.dumps(summary, indent=2))
     elif any(o.stage == "shard" for o in outcomes):
         splits = next(o for o in outcomes if o.stage == "shard").record["stats"]["splits"]
@@ -111,9 +138,13 @@ def _execute(recipe_path: Path, out: Path | None, overrides: list[str] | None, q
 @app.command()
 @guarded
 def run(
-    recipe: RecipeArg, out: OutOpt = None, set_: SetOpt = None,
+    recipe: RecipeArg,
+    out: OutOpt = None,
+    set_: SetOpt = None,
     from_stage: Annotated[str | None, typer.Option("--from", help="re-run this stage and every stage after it")] = None,
-    strict: StrictOpt = False, quiet: QuietOpt = False, as_json: JsonOpt = False,
+    strict: StrictOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run the whole pipeline; stages whose inputs and config did not change are skipped."""
     _execute(recipe, out, set_, quiet, as_json, from_stage=from_stage, strict=strict)
@@ -121,9 +152,13 @@ def run(
 
 def _stage_command(name: str, help_text: str) -> None:
     def command(
-        recipe: RecipeArg, out: OutOpt = None, set_: SetOpt = None,
+        recipe: RecipeArg,
+        out: OutOpt = None,
+        set_: SetOpt = None,
         force: Annotated[bool, typer.Option("--force", help="run even if its output is current")] = False,
-        strict: StrictOpt = False, quiet: QuietOpt = False, as_json: JsonOpt = False,
+        strict: StrictOpt = False,
+        quiet: QuietOpt = False,
+        as_json: JsonOpt = False,
     ) -> None:
         _execute(recipe, out, set_, quiet, as_json, only=[name], force=force, strict=strict)
 
@@ -146,7 +181,8 @@ def verify(path: DirArg, as_json: JsonOpt = False) -> None:
         typer.echo(json.dumps({"ok": True, **summary}, indent=2))
     else:
         Console(highlight=False).print(
-            f"[bold green]ok:[/] {summary['shards']} shards, {summary['rows']:,} examples in {summary['folder']}")
+            f"[bold green]ok:[/] {summary['shards']} shards, {summary['rows']:,} examples in {summary['folder']}"
+        )
 
 
 @app.command()
@@ -161,7 +197,14 @@ def inspect(path: DirArg, as_json: JsonOpt = False) -> None:
         return
     console = Console(highlight=False)
     table = Table(title=f"{info['recipe']} ({info['task']}): {info['examples']:,} examples", title_justify="left")
-    for col in ("split", "examples", "shards", "weight sum", "prompt p50/p90/p99/max", "completion p50/p90/p99/max"):
+    for col in (
+        "split",
+        "examples",
+        "shards",
+        "weight sum",
+        "prompt p50/p90/p99/max",
+        "completion p50/p90/p99/max",
+    ):
         table.add_column(col, justify="right")
     for split, s in info["splits"].items():
         tok = s["tokens"] or {}
@@ -169,8 +212,14 @@ def inspect(path: DirArg, as_json: JsonOpt = False) -> None:
         def pct(col: str, tok: dict[str, Any] = tok) -> str:
             return "/".join(str(v) for v in tok[col].values()) if col in tok else "-"
 
-        table.add_row(split, f"{s['examples']:,}", str(s["shards"]), f"{s['sample_weight_sum']:,.1f}",
-                      pct("n_prompt_tokens"), pct("n_completion_tokens"))
+        table.add_row(
+            split,
+            f"{s['examples']:,}",
+            str(s["shards"]),
+            f"{s['sample_weight_sum']:,.1f}",
+            pct("n_prompt_tokens"),
+            pct("n_completion_tokens"),
+        )
     console.print(table)
     tags = Table(title="tags", title_justify="left")
     tags.add_column("tag")
@@ -185,8 +234,9 @@ def inspect(path: DirArg, as_json: JsonOpt = False) -> None:
 def recipe_check(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Validate a recipe (and any --set overrides); unknown keys are errors that name the key."""
     r = load_recipe(recipe, set_ or [])
-    Console(highlight=False).print(f"[bold green]ok:[/] {recipe} (name {r.name}, task {r.task}, "
-                                   f"source {r.source.kind}, hash {r.hash()[:12]})")
+    Console(highlight=False).print(
+        f"[bold green]ok:[/] {recipe} (name {r.name}, task {r.task}, source {r.source.kind}, hash {r.hash()[:12]})"
+    )
 
 
 @recipe_app.command("show")

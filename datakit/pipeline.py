@@ -6,13 +6,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from datakit.assemble.examples import assemble_config, run_assemble
 from datakit.errors import StageError
 from datakit.leakage.splits import run_split, split_config
 from datakit.recipe import Recipe
-from datakit.runner import Outcome, RunDir, Stage, read_record, is_current, run_stage
+from datakit.runner import Outcome, RunDir, Stage, is_current, read_record, run_stage
 from datakit.shards.writer import run_shard, shard_config
 from datakit.sources.pull import pull_config, run_pull
 
@@ -20,8 +28,14 @@ STAGES: tuple[Stage, ...] = (
     Stage("pull", (), pull_config, run_pull, "read the source, map and validate the case schema, quarantine"),
     Stage("split", ("pull",), split_config, run_split, "seeded train/val/test split by patient group"),
     Stage("assemble", ("split",), assemble_config, run_assemble, "prompt/completion messages per case"),
-    Stage("shard", ("assemble",), shard_config, run_shard, "Parquet shards, manifest, dataset card",
-          output="shards"),
+    Stage(
+        "shard",
+        ("assemble",),
+        shard_config,
+        run_shard,
+        "Parquet shards, manifest, dataset card",
+        output="shards",
+    ),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
@@ -38,23 +52,40 @@ def _input_fingerprints(stage: Stage, run_dir: Path) -> dict[str, str]:
     for name in stage.inputs:
         record = read_record(stage_by_name(name).record_path(run_dir))
         if record is None:
-            raise StageError(f"stage '{stage.name}' needs the output of '{name}', which {run_dir} does not have: "
-                             f"run `datakit {name}` first (or `datakit run`)")
+            raise StageError(
+                f"stage '{stage.name}' needs the output of '{name}', which {run_dir} does not have: "
+                f"run `datakit {name}` first (or `datakit run`)"
+            )
         inputs[name] = record["output_fingerprint"]
     return inputs
 
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-        console=console, transient=True, disable=console.quiet,
+        TextColumn("[bold]{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=console.quiet,
     )
 
 
-def run_pipeline(recipe: Recipe, run_dir: Path, console: Console, *, only: list[str] | None = None,
-                 from_stage: str | None = None, force: bool = False, strict: bool = False,
-                 on_stage: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def run_pipeline(
+    recipe: Recipe,
+    run_dir: Path,
+    console: Console,
+    *,
+    only: list[str] | None = None,
+    from_stage: str | None = None,
+    force: bool = False,
+    strict: bool = False,
+    on_stage: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
     """Run the recipe's stages in order; skip the ones whose inputs and config did not change."""
     wanted = list(only or STAGE_NAMES)
     forced_from = STAGE_NAMES.index(stage_by_name(from_stage).name) if from_stage else None
@@ -75,12 +106,12 @@ def run_pipeline(recipe: Recipe, run_dir: Path, console: Console, *, only: list[
             else:
                 task = progress.add_task(stage.name, total=None, rate="")
 
-                def advance(n: int, task: int = task) -> None:
+                def advance(n: int, task: TaskID = task) -> None:
                     progress.advance(task, n)
                     speed = next(t.speed for t in progress.tasks if t.id == task)
                     progress.update(task, rate=f"{speed:,.0f} rows/s" if speed else "")
 
-                def set_total(n: int, task: int = task) -> None:
+                def set_total(n: int, task: TaskID = task) -> None:
                     progress.update(task, total=n)
 
                 record = run_stage(stage, recipe, run_dir, inputs, strict, advance, set_total)
@@ -89,8 +120,13 @@ def run_pipeline(recipe: Recipe, run_dir: Path, console: Console, *, only: list[
             outcomes.append(outcome)
             if on_stage:
                 on_stage(outcome)
-    watermark = next((o.record.get("stats", {}).get("source_watermark") for o in outcomes if o.stage == "pull"),
-                     None)
-    rd.write_run_json(recipe, {"status": "complete" if wanted == list(STAGE_NAMES) else "partial",
-                               "stages": [o.stage for o in outcomes], "source_watermark": watermark})
+    watermark = next((o.record.get("stats", {}).get("source_watermark") for o in outcomes if o.stage == "pull"), None)
+    rd.write_run_json(
+        recipe,
+        {
+            "status": "complete" if wanted == list(STAGE_NAMES) else "partial",
+            "stages": [o.stage for o in outcomes],
+            "source_watermark": watermark,
+        },
+    )
     return outcomes

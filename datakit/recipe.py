@@ -56,8 +56,8 @@ class FilesSource(Strict):
     path: str = Field(description="file path or glob, relative to the working directory")
     format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
     columns: dict[str, str] = Field(
-        default_factory=dict, description="schema column -> source column; unmapped schema columns keep "
-        "their own name if the file has it"
+        default_factory=dict,
+        description="schema column -> source column; unmapped schema columns keep their own name if the file has it",
     )
     defaults: dict[str, str] = Field(
         default_factory=dict, description="schema column -> constant, for columns the source lacks"
@@ -116,10 +116,10 @@ class Recipe(Strict):
     seed: int = 17
     description: str = ""
     source: Source
-    validation: Validation = Field(default_factory=Validation)
-    split: Split = Field(default_factory=Split)
+    validation: Validation = Validation()
+    split: Split = Split()
     prompt: Prompt
-    shards: Shards = Field(default_factory=Shards)
+    shards: Shards = Shards()
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -136,7 +136,8 @@ def config_hash(obj: Any) -> str:
 
 def _unknown(where: str, key: str, allowed: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(key, list(allowed), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    prefix = where[: -len(key)] if where.endswith(key) else ""
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
     return f"unknown key '{where}'{hint}"
 
 

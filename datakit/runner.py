@@ -99,8 +99,9 @@ def write_parts(frame: pl.DataFrame, out_dir: Path) -> None:
 def read_stage(run_dir: Path, stage: str) -> pl.DataFrame:
     folder = run_dir / "stages" / stage
     if not (folder / STAGE_FILE).is_file():
-        raise StageError(f"the output of stage '{stage}' is missing in {run_dir}: run `datakit {stage}` first "
-                         f"(or `datakit run`)")
+        raise StageError(
+            f"the output of stage '{stage}' is missing in {run_dir}: run `datakit {stage}` first (or `datakit run`)"
+        )
     return pl.read_parquet(sorted(folder.glob("part-*.parquet")))
 
 
@@ -182,7 +183,13 @@ class RunDir:
 
     def clean_temporaries(self) -> None:
         """Remove what a killed run left behind (temporary stage folders are never read)."""
-        for pattern in ("stages/.*.tmp-*", "stages/.*.old-*", ".shards.tmp-*", ".shards.old-*", "quarantine/.*"):
+        for pattern in (
+            "stages/.*.tmp-*",
+            "stages/.*.old-*",
+            ".shards.tmp-*",
+            ".shards.old-*",
+            "quarantine/.*",
+        ):
             for path in self.root.glob(pattern):
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
@@ -190,10 +197,16 @@ class RunDir:
                     path.unlink(missing_ok=True)
 
     def write_run_json(self, recipe: Recipe, extra: dict[str, Any]) -> None:
-        _atomic_write_json(self.root / "run.json", {
-            "recipe": recipe.canonical(), "recipe_hash": recipe.hash(), "seed": recipe.seed,
-            "datakit_version": __version__, **extra,
-        })
+        _atomic_write_json(
+            self.root / "run.json",
+            {
+                "recipe": recipe.canonical(),
+                "recipe_hash": recipe.hash(),
+                "seed": recipe.seed,
+                "datakit_version": __version__,
+                **extra,
+            },
+        )
 
 
 def stage_config_hash(stage: Stage, recipe: Recipe) -> str:
@@ -220,8 +233,15 @@ def _temporary(folder: Path) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_stage(stage: Stage, recipe: Recipe, run_dir: Path, inputs: dict[str, str], strict: bool,
-              advance: Advance, set_total: Callable[[int], None]) -> dict[str, Any]:
+def run_stage(
+    stage: Stage,
+    recipe: Recipe,
+    run_dir: Path,
+    inputs: dict[str, str],
+    strict: bool,
+    advance: Advance,
+    set_total: Callable[[int], None],
+) -> dict[str, Any]:
     final = stage.output_dir(run_dir)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     started = dt.datetime.now(dt.UTC)
@@ -239,16 +259,24 @@ def run_stage(stage: Stage, recipe: Recipe, run_dir: Path, inputs: dict[str, str
         if strict and n_quarantined:
             reasons = result.stats.get("quarantine_reasons", {})
             listed = ", ".join(f"{k}: {v}" for k, v in reasons.items())
-            raise SchemaError(f"{stage.name}: {n_quarantined} rows quarantined ({listed}); see "
-                              f"{run_dir / 'quarantine' / (stage.name + '.parquet')}; run without --strict to "
-                              "continue past them")
+            raise SchemaError(
+                f"{stage.name}: {n_quarantined} rows quarantined ({listed}); see "
+                f"{run_dir / 'quarantine' / (stage.name + '.parquet')}; run without --strict to "
+                "continue past them"
+            )
         wall = time.perf_counter() - t0
         record = {
-            "stage": stage.name, "datakit_version": __version__,
-            "config_hash": stage_config_hash(stage, recipe), "config": stage.config(recipe),
-            "inputs": inputs, "output_fingerprint": fingerprint(tmp),
-            "rows_in": result.rows_in, "rows_out": result.rows_out, "rows_quarantined": n_quarantined,
-            "stats": result.stats, "wall_seconds": round(wall, 3),
+            "stage": stage.name,
+            "datakit_version": __version__,
+            "config_hash": stage_config_hash(stage, recipe),
+            "config": stage.config(recipe),
+            "inputs": inputs,
+            "output_fingerprint": fingerprint(tmp),
+            "rows_in": result.rows_in,
+            "rows_out": result.rows_out,
+            "rows_quarantined": n_quarantined,
+            "stats": result.stats,
+            "wall_seconds": round(wall, 3),
             "rows_per_second": round(result.rows_in / wall, 1) if wall > 0 else None,
             "peak_rss_mb": round(rss.peak / 2**20, 1),
             "started_at": started.isoformat(timespec="seconds"),

@@ -130,9 +130,7 @@ def _is_empty(name: str) -> pl.Expr:
 
 
 def _content_key() -> pl.Expr:
-    parts = [
-        pl.col(c).list.join(",") if c in LIST_COLUMNS else pl.col(c).cast(pl.String) for c in CONTENT_COLUMNS
-    ]
+    parts = [pl.col(c).list.join(",") if c in LIST_COLUMNS else pl.col(c).cast(pl.String) for c in CONTENT_COLUMNS]
     return pl.concat_str([p.fill_null("\x00") for p in parts], separator="\x1f")
 
 

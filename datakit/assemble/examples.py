@@ -11,12 +11,32 @@ from datakit.leakage.content_hash import content_hash, sha256_hex
 from datakit.recipe import Recipe
 from datakit.runner import StageContext, StageResult
 
-EXAMPLE_COLUMNS = ("example_id", "case_id", "split", "prompt", "completion", "sample_weight",
-                   "n_prompt_tokens", "n_completion_tokens", "tags", "case_content_hash")
+EXAMPLE_COLUMNS = (
+    "example_id",
+    "case_id",
+    "split",
+    "prompt",
+    "completion",
+    "sample_weight",
+    "n_prompt_tokens",
+    "n_completion_tokens",
+    "tags",
+    "case_content_hash",
+)
 
 # Leading words of exam descriptions -> modality tag.
-MODALITY_WORDS = {"XR": "XR", "CT": "CT", "CTA": "CT", "MRI": "MR", "MR": "MR", "US": "US", "MAMMO": "MG",
-                  "MG": "MG", "NM": "NM", "PET": "NM"}
+MODALITY_WORDS = {
+    "XR": "XR",
+    "CT": "CT",
+    "CTA": "CT",
+    "MRI": "MR",
+    "MR": "MR",
+    "US": "US",
+    "MAMMO": "MG",
+    "MG": "MG",
+    "NM": "NM",
+    "PET": "NM",
+}
 
 
 def assemble_config(recipe: Recipe) -> dict[str, Any]:

@@ -23,14 +23,26 @@ def user_message_expr(task: Task) -> pl.Expr:
     reason = pl.col("reason_for_exam").fill_null("(not given)")
     description = pl.col("exam_description").fill_null("(not given)")
     if task == "coding":
-        return pl.concat_str([
-            pl.lit("Exam Description: "), description, pl.lit("\nReason for Exam: "), reason,
-            pl.lit("\n\nReport:\n"), pl.col("report_text"),
-        ])
-    return pl.concat_str([
-        pl.lit("Exam: "), description, pl.lit("\nIndication: "), reason,
-        pl.lit("\n\nFindings:\n"), pl.col("report_text"),
-    ])
+        return pl.concat_str(
+            [
+                pl.lit("Exam Description: "),
+                description,
+                pl.lit("\nReason for Exam: "),
+                reason,
+                pl.lit("\n\nReport:\n"),
+                pl.col("report_text"),
+            ]
+        )
+    return pl.concat_str(
+        [
+            pl.lit("Exam: "),
+            description,
+            pl.lit("\nIndication: "),
+            reason,
+            pl.lit("\n\nFindings:\n"),
+            pl.col("report_text"),
+        ]
+    )
 
 
 def completion_text_expr(task: Task) -> pl.Expr:
@@ -48,9 +60,7 @@ def token_estimate(content: pl.Expr) -> pl.Expr:
 def with_messages(cases: pl.DataFrame, task: Task, prompt: Prompt) -> pl.DataFrame:
     """Add `prompt` (system + user), `completion` (one assistant message) and token estimates."""
     system = pl.lit(system_message(prompt))
-    frame = cases.with_columns(
-        user_message_expr(task).alias("_user"), completion_text_expr(task).alias("_answer")
-    )
+    frame = cases.with_columns(user_message_expr(task).alias("_user"), completion_text_expr(task).alias("_answer"))
     return frame.with_columns(
         pl.concat_list([_message("system", system), _message("user", pl.col("_user"))]).alias("prompt"),
         pl.concat_list([_message("assistant", pl.col("_answer"))]).alias("completion"),

@@ -30,7 +30,7 @@ def token_percentiles(examples: pl.DataFrame) -> dict[str, dict[str, int]]:
     out = {}
     for col in ("n_prompt_tokens", "n_completion_tokens"):
         s = examples[col]
-        out[col] = {q: int(s.quantile(v, "nearest") or 0) for q, v in (("p50", .5), ("p90", .9), ("p99", .99))}
+        out[col] = {q: int(s.quantile(v, "nearest") or 0) for q, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
         out[col]["max"] = int(s.max() or 0)  # type: ignore[arg-type]
     return out
 
@@ -45,17 +45,24 @@ def write_card(out: Path, recipe: Recipe, manifest: dict[str, Any], examples: pl
     present = [s for s in SPLITS if manifest["splits"][s]["shards"]]
     tokens = token_percentiles(examples)
     text = template.substitute(
-        name=recipe.name, task=recipe.task, seed=recipe.seed, recipe_hash=manifest["recipe_hash"][:16],
-        datakit_version=manifest["datakit_version"], world_size=manifest["world_size"],
+        name=recipe.name,
+        task=recipe.task,
+        seed=recipe.seed,
+        recipe_hash=manifest["recipe_hash"][:16],
+        datakit_version=manifest["datakit_version"],
+        world_size=manifest["world_size"],
         description=recipe.description or f"Fine-tuning data for the `{recipe.task}` task.",
-        data_files="\n".join(f"  - split: {s}\n    path: \"{s}-*.parquet\"" for s in present),
-        split_rows="\n".join(f"| {s} | {manifest['splits'][s]['rows']} | {manifest['splits'][s]['shards']} |"
-                             for s in SPLITS),
-        column_rows="\n".join(f"| `{c['name']}` | `{c['type']}` | {COLUMN_MEANINGS.get(c['name'], '')} |"
-                              for c in manifest["schema"]),
+        data_files="\n".join(f'  - split: {s}\n    path: "{s}-*.parquet"' for s in present),
+        split_rows="\n".join(
+            f"| {s} | {manifest['splits'][s]['rows']} | {manifest['splits'][s]['shards']} |" for s in SPLITS
+        ),
+        column_rows="\n".join(
+            f"| `{c['name']}` | `{c['type']}` | {COLUMN_MEANINGS.get(c['name'], '')} |" for c in manifest["schema"]
+        ),
         token_estimate=manifest["token_estimate"],
-        token_rows="\n".join(f"| {col} | {v['p50']} | {v['p90']} | {v['p99']} | {v['max']} |"
-                             for col, v in tokens.items()),
+        token_rows="\n".join(
+            f"| {col} | {v['p50']} | {v['p90']} | {v['p99']} | {v['max']} |" for col, v in tokens.items()
+        ),
         tag_rows="\n".join(f"- `{t}`: {n}" for t, n in tag_counts(examples).items()),
         loader_files="\n".join(f'    "{s}": f"{{shards}}/{s}-*.parquet",' for s in present),
     )

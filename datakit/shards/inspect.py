@@ -17,8 +17,7 @@ def inspect(path: Path) -> dict[str, Any]:
     folder = shards_folder(path)
     manifest = read_manifest(folder)
     files = [folder / s["file"] for s in manifest["shards"]]
-    frame = pl.read_parquet(files, columns=["split", "sample_weight", "n_prompt_tokens", "n_completion_tokens",
-                                            "tags"])
+    frame = pl.read_parquet(files, columns=["split", "sample_weight", "n_prompt_tokens", "n_completion_tokens", "tags"])
     per_split = {}
     for split in SPLITS:
         part = frame.filter(pl.col("split") == split)
@@ -28,5 +27,11 @@ def inspect(path: Path) -> dict[str, Any]:
             "sample_weight_sum": round(float(part["sample_weight"].sum()), 3),
             "tokens": token_percentiles(part) if part.height else None,
         }
-    return {"folder": str(folder), "recipe": manifest["recipe_name"], "task": manifest["task"],
-            "examples": frame.height, "splits": per_split, "tags": tag_counts(frame)}
+    return {
+        "folder": str(folder),
+        "recipe": manifest["recipe_name"],
+        "task": manifest["task"],
+        "examples": frame.height,
+        "splits": per_split,
+        "tags": tag_counts(frame),
+    }

@@ -7,22 +7,29 @@ import re
 import pyarrow as pa
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
-SHARD_SCHEMA = pa.schema([
-    ("example_id", pa.string()),
-    ("case_id", pa.string()),
-    ("split", pa.string()),
-    ("prompt", pa.list_(MESSAGE)),
-    ("completion", pa.list_(MESSAGE)),
-    ("sample_weight", pa.float64()),
-    ("n_prompt_tokens", pa.int32()),
-    ("n_completion_tokens", pa.int32()),
-    ("tags", pa.list_(pa.string())),
-    ("case_content_hash", pa.string()),
-])
-INDEX_SCHEMA = pa.schema([
-    ("example_id", pa.string()), ("case_id", pa.string()), ("case_content_hash", pa.string()),
-    ("split", pa.string()), ("shard", pa.string()),
-])
+SHARD_SCHEMA = pa.schema(
+    [
+        ("example_id", pa.string()),
+        ("case_id", pa.string()),
+        ("split", pa.string()),
+        ("prompt", pa.list_(MESSAGE)),
+        ("completion", pa.list_(MESSAGE)),
+        ("sample_weight", pa.float64()),
+        ("n_prompt_tokens", pa.int32()),
+        ("n_completion_tokens", pa.int32()),
+        ("tags", pa.list_(pa.string())),
+        ("case_content_hash", pa.string()),
+    ]
+)
+INDEX_SCHEMA = pa.schema(
+    [
+        ("example_id", pa.string()),
+        ("case_id", pa.string()),
+        ("case_content_hash", pa.string()),
+        ("split", pa.string()),
+        ("shard", pa.string()),
+    ]
+)
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 CARD = "README.md"

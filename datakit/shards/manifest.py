@@ -9,20 +9,35 @@ from typing import Any
 from datakit import __version__
 from datakit.recipe import Recipe
 from datakit.runner import file_sha256
-from datakit.shards.layout import FORMAT, INDEX, INDEX_SCHEMA, MANIFEST, SHARD_SCHEMA, SPLITS, schema_description
+from datakit.shards.layout import (
+    FORMAT,
+    INDEX,
+    INDEX_SCHEMA,
+    MANIFEST,
+    SHARD_SCHEMA,
+    SPLITS,
+    schema_description,
+)
 
 TOKEN_ESTIMATE = "ceil(chars / 4) + 4 per message"
 
 
 def build_manifest(out: Path, recipe: Recipe, written: list[dict[str, Any]]) -> dict[str, Any]:
     shards = [
-        {"file": w["file"], "split": w["split"], "rows": w["rows"],
-         "bytes": (out / w["file"]).stat().st_size, "sha256": file_sha256(out / w["file"])}
+        {
+            "file": w["file"],
+            "split": w["split"],
+            "rows": w["rows"],
+            "bytes": (out / w["file"]).stat().st_size,
+            "sha256": file_sha256(out / w["file"]),
+        }
         for w in written
     ]
     splits = {
-        s: {"rows": sum(x["rows"] for x in shards if x["split"] == s),
-            "shards": sum(1 for x in shards if x["split"] == s)}
+        s: {
+            "rows": sum(x["rows"] for x in shards if x["split"] == s),
+            "shards": sum(1 for x in shards if x["split"] == s),
+        }
         for s in SPLITS
     }
     return {
@@ -38,8 +53,12 @@ def build_manifest(out: Path, recipe: Recipe, written: list[dict[str, Any]]) -> 
         "token_estimate": TOKEN_ESTIMATE,
         "splits": splits,
         "shards": shards,
-        "index": {"file": INDEX, "rows": sum(x["rows"] for x in shards), "sha256": file_sha256(out / INDEX),
-                  "schema": schema_description(INDEX_SCHEMA)},
+        "index": {
+            "file": INDEX,
+            "rows": sum(x["rows"] for x in shards),
+            "sha256": file_sha256(out / INDEX),
+            "schema": schema_description(INDEX_SCHEMA),
+        },
         "schema": schema_description(SHARD_SCHEMA),
     }
 

@@ -99,5 +99,9 @@ def verify(path: Path) -> dict[str, object]:
         problems += _check_messages(folder, sorted(listed))
     if problems:
         raise VerifyError(f"{folder}: " + "; ".join(problems))
-    return {"folder": str(folder), "shards": len(listed), "rows": sum(s["rows"] for s in listed.values()),
-            "splits": {s: manifest["splits"][s]["rows"] for s in SPLITS}}
+    return {
+        "folder": str(folder),
+        "shards": len(listed),
+        "rows": sum(s["rows"] for s in listed.values()),
+        "splits": {s: manifest["splits"][s]["rows"] for s in SPLITS},
+    }

@@ -23,7 +23,11 @@ from datakit.shards.manifest import build_manifest, write_manifest
 
 
 def shard_config(recipe: Recipe) -> dict[str, Any]:
-    return {"shards": recipe.shards.model_dump(mode="json"), "seed": recipe.seed, "recipe_hash": recipe.hash()}
+    return {
+        "shards": recipe.shards.model_dump(mode="json"),
+        "seed": recipe.seed,
+        "recipe_hash": recipe.hash(),
+    }
 
 
 def shard_count(rows: int, cfg: Shards) -> int:
@@ -37,12 +41,19 @@ def to_shard_table(frame: pl.DataFrame) -> pa.Table:
 
 
 def write_table(table: pa.Table, path: Path, cfg: Shards) -> None:
-    pq.write_table(table, path, row_group_size=cfg.row_group_size, compression="zstd",
-                   compression_level=cfg.compression_level, write_statistics=True)
+    pq.write_table(
+        table,
+        path,
+        row_group_size=cfg.row_group_size,
+        compression="zstd",
+        compression_level=cfg.compression_level,
+        write_statistics=True,
+    )
 
 
-def write_split(examples: pl.DataFrame, split: str, out: Path, cfg: Shards, seed: int,
-                advance: Any) -> list[dict[str, Any]]:
+def write_split(
+    examples: pl.DataFrame, split: str, out: Path, cfg: Shards, seed: int, advance: Any
+) -> list[dict[str, Any]]:
     rows = examples.height
     count = shard_count(rows, cfg)
     ordered = examples.with_columns(sha256_hex(examples["example_id"], prefix=f"{seed}:").alias("_order"))
@@ -53,21 +64,31 @@ def write_split(examples: pl.DataFrame, split: str, out: Path, cfg: Shards, seed
         name = shard_name(split, i, count)
         part = ordered.slice(start, stop - start)
         write_table(to_shard_table(part), out / name, cfg)
-        written.append({"file": name, "split": split, "rows": part.height,
-                        "example_ids": part["example_id"], "case_ids": part["case_id"],
-                        "hashes": part["case_content_hash"]})
+        written.append(
+            {
+                "file": name,
+                "split": split,
+                "rows": part.height,
+                "example_ids": part["example_id"],
+                "case_ids": part["case_id"],
+                "hashes": part["case_content_hash"],
+            }
+        )
         advance(part.height)
     return written
 
 
 def write_index(written: list[dict[str, Any]], out: Path, cfg: Shards) -> None:
-    index = pl.DataFrame({
-        "example_id": pl.concat([w["example_ids"] for w in written]),
-        "case_id": pl.concat([w["case_ids"] for w in written]),
-        "case_content_hash": pl.concat([w["hashes"] for w in written]),
-        "split": [w["split"] for w in written for _ in range(w["rows"])],
-        "shard": [w["file"] for w in written for _ in range(w["rows"])],
-    }, schema={f.name: pl.String for f in INDEX_SCHEMA})
+    index = pl.DataFrame(
+        {
+            "example_id": pl.concat([w["example_ids"] for w in written]),
+            "case_id": pl.concat([w["case_ids"] for w in written]),
+            "case_content_hash": pl.concat([w["hashes"] for w in written]),
+            "split": [w["split"] for w in written for _ in range(w["rows"])],
+            "shard": [w["file"] for w in written for _ in range(w["rows"])],
+        },
+        schema={f.name: pl.String for f in INDEX_SCHEMA},
+    )
     write_table(index.to_arrow().cast(INDEX_SCHEMA), out / INDEX, cfg)
 
 
@@ -87,5 +108,9 @@ def run_shard(ctx: StageContext) -> StageResult:
     manifest = build_manifest(ctx.out_dir, recipe, written)
     write_manifest(ctx.out_dir, manifest)
     write_card(ctx.out_dir, recipe, manifest, examples)
-    stats = {"splits": manifest["splits"], "shards_written": len(written), "world_size": recipe.shards.world_size}
+    stats = {
+        "splits": manifest["splits"],
+        "shards_written": len(written),
+        "world_size": recipe.shards.world_size,
+    }
     return StageResult(rows_in=examples.height, rows_out=sum(w["rows"] for w in written), stats=stats)

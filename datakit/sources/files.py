@@ -10,7 +10,13 @@ import polars as pl
 from datakit.errors import SourceError
 from datakit.recipe import SCHEMA_COLUMNS, FilesSource
 
-_SUFFIX_FORMAT = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_SUFFIX_FORMAT = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
 
 
 def _format_of(path: Path, declared: str) -> str:
@@ -36,7 +42,7 @@ def _read_one(path: Path, fmt: str) -> pl.DataFrame:
 
 
 def resolve_paths(pattern: str) -> list[Path]:
-    paths = sorted(Path(p) for p in glob.glob(pattern))
+    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
     if not paths:
         raise SourceError(f"source.path '{pattern}' matches no file (paths are relative to the working directory)")
     return paths

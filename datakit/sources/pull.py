@@ -40,5 +40,4 @@ def run_pull(ctx: StageContext) -> StageResult:
         "quarantine_reasons": checked.reasons,
         "source_watermark": str(watermark) if watermark is not None else None,
     }
-    return StageResult(rows_in=raw.height, rows_out=checked.cases.height, quarantine=checked.quarantine,
-                       stats=stats)
+    return StageResult(rows_in=raw.height, rows_out=checked.cases.height, quarantine=checked.quarantine, stats=stats)

@@ -38,32 +38,150 @@ PENDING_RATE = 0.03  # rows not yet reviewed (filtered out by default)
 FIRST_PASS_UNSPECIFIED_RATE = 0.35  # reviewed cases whose first-pass code was the unspecified sibling
 NO_FIRST_PASS_RATE = 0.10  # cases whose source has no first-pass codes
 
-FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
-         "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Carlos", "Karen",
-         "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Sandra", "Mark", "Ashley", "Wei", "Aisha", "Dmitri",
-         "Priya", "Kwame", "Mei", "Olusegun", "Ingrid", "Mateo", "Fatima", "Hiroshi", "Siobhan"]
-LAST = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-        "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin",
-        "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson",
-        "Nguyen", "Okafor", "Kowalski", "Chen", "Patel", "Haddad", "Novak", "O'Brien", "Yamamoto", "Schmidt"]
-FACILITIES = ["St. Mary Regional Medical Center", "Mercy General Hospital", "Lakeview Imaging Center",
-              "Riverside Community Hospital", "Northwest Radiology Associates", "Good Samaritan Medical Center",
-              "Valley Presbyterian Hospital", "Summit Orthopedic and Imaging"]
-STREETS = ["Main St", "Oak Avenue", "Maple Drive", "Cedar Lane", "Elm Street", "Washington Blvd", "Lakeshore Rd",
-           "Pine Court", "Hillcrest Ave", "Sunset Boulevard"]
-CITIES = [("Springfield", "IL", "62704"), ("Columbus", "OH", "43215"), ("Madison", "WI", "53703"),
-          ("Portland", "OR", "97205"), ("Austin", "TX", "78701"), ("Raleigh", "NC", "27601"),
-          ("Boise", "ID", "83702"), ("Albany", "NY", "12207"), ("Tucson", "AZ", "85701"), ("Omaha", "NE", "68102")]
-LOBES = ["right upper lobe", "right middle lobe", "right lower lobe", "left upper lobe", "left lower lobe", "lingula"]
+FIRST = [
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Carlos",
+    "Karen",
+    "Daniel",
+    "Lisa",
+    "Matthew",
+    "Nancy",
+    "Anthony",
+    "Sandra",
+    "Mark",
+    "Ashley",
+    "Wei",
+    "Aisha",
+    "Dmitri",
+    "Priya",
+    "Kwame",
+    "Mei",
+    "Olusegun",
+    "Ingrid",
+    "Mateo",
+    "Fatima",
+    "Hiroshi",
+    "Siobhan",
+]
+LAST = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Nguyen",
+    "Okafor",
+    "Kowalski",
+    "Chen",
+    "Patel",
+    "Haddad",
+    "Novak",
+    "O'Brien",
+    "Yamamoto",
+    "Schmidt",
+]
+FACILITIES = [
+    "St. Mary Regional Medical Center",
+    "Mercy General Hospital",
+    "Lakeview Imaging Center",
+    "Riverside Community Hospital",
+    "Northwest Radiology Associates",
+    "Good Samaritan Medical Center",
+    "Valley Presbyterian Hospital",
+    "Summit Orthopedic and Imaging",
+]
+STREETS = [
+    "Main St",
+    "Oak Avenue",
+    "Maple Drive",
+    "Cedar Lane",
+    "Elm Street",
+    "Washington Blvd",
+    "Lakeshore Rd",
+    "Pine Court",
+    "Hillcrest Ave",
+    "Sunset Boulevard",
+]
+CITIES = [
+    ("Springfield", "IL", "62704"),
+    ("Columbus", "OH", "43215"),
+    ("Madison", "WI", "53703"),
+    ("Portland", "OR", "97205"),
+    ("Austin", "TX", "78701"),
+    ("Raleigh", "NC", "27601"),
+    ("Boise", "ID", "83702"),
+    ("Albany", "NY", "12207"),
+    ("Tucson", "AZ", "85701"),
+    ("Omaha", "NE", "68102"),
+]
+LOBES = [
+    "right upper lobe",
+    "right middle lobe",
+    "right lower lobe",
+    "left upper lobe",
+    "left lower lobe",
+    "lingula",
+]
 LEVELS = ["L3-L4", "L4-L5", "L5-S1", "L4-5", "L5-S1"]
 RIBS = ["fifth", "sixth", "seventh", "eighth", "ninth"]
 DATE_FORMATS = ["%m/%d/%Y", "%Y-%m-%d", "%B %d, %Y", "%d-%b-%Y", "%m/%d/%y"]
-ADDENDA = ["Comparison with the outside study confirms the finding is new.",
-           "Correction: the finding is on the same side as stated in the indication.",
-           "The referring clinician was notified of the result by telephone.",
-           "Additional delayed images were reviewed and do not change the impression."]
-EDITS = [("is within normal limits", "is normal"), ("No ", "No evidence of "), ("mild", "minimal"),
-         ("There is", "There is again"), ("measuring", "which measures"), (". ", ".  "), ("Acute", "Acute,")]
+ADDENDA = [
+    "Comparison with the outside study confirms the finding is new.",
+    "Correction: the finding is on the same side as stated in the indication.",
+    "The referring clinician was notified of the result by telephone.",
+    "Additional delayed images were reviewed and do not change the impression.",
+]
+EDITS = [
+    ("is within normal limits", "is normal"),
+    ("No ", "No evidence of "),
+    ("mild", "minimal"),
+    ("There is", "There is again"),
+    ("measuring", "which measures"),
+    (". ", ".  "),
+    ("Acute", "Acute appearing"),
+]
 
 
 @dataclass(frozen=True)
@@ -115,15 +233,30 @@ class _Draws:
         self.minute = rng.integers(7 * 60, 22 * 60, size=m)
 
 
-def _render(k: int, d: _Draws, exam: dict[str, Any], dx: dict[str, Any], inc: dict[str, Any] | None,
-            side: str, exam_date: dt.date, pat: dict[str, Any], accession: str) -> str:
+def _render(
+    k: int,
+    d: _Draws,
+    exam: dict[str, Any],
+    dx: dict[str, Any],
+    inc: dict[str, Any] | None,
+    side: str,
+    exam_date: dt.date,
+    pat: dict[str, Any],
+    accession: str,
+) -> str:
     u, i = d.u[k], d.i[k]
     side_word = {"right": "right", "left": "left", "bilateral": "bilateral"}.get(side, "right")
     lobe = LOBES[i[0] % len(LOBES)]
     vals = {
-        "side": side_word, "Side": side_word.capitalize(), "lobe": lobe, "Lobe": lobe.capitalize(),
-        "mm": f"{3 + i[1] % 22} mm", "cm": f"{1 + i[2] % 6}.{i[3] % 10} x {1 + i[4] % 4}.{i[5] % 10} cm",
-        "level": LEVELS[i[6] % len(LEVELS)], "rib": RIBS[i[7] % len(RIBS)], "age": str(pat["age"]),
+        "side": side_word,
+        "Side": side_word.capitalize(),
+        "lobe": lobe,
+        "Lobe": lobe.capitalize(),
+        "mm": f"{3 + i[1] % 22} mm",
+        "cm": f"{1 + i[2] % 6}.{i[3] % 10} x {1 + i[4] % 4}.{i[5] % 10} cm",
+        "level": LEVELS[i[6] % len(LEVELS)],
+        "rib": RIBS[i[7] % len(RIBS)],
+        "age": str(pat["age"]),
     }
 
     def pick(options: list[str], col: int) -> str:
@@ -139,13 +272,18 @@ def _render(k: int, d: _Draws, exam: dict[str, Any], dx: dict[str, Any], inc: di
     lines: list[str] = []
     header = int(u[1] * 3)
     if header == 0:
-        lines += [facility, f"{pat['street']}, {pat['city']}",
-                  f"PATIENT: {pat['last'].upper()}, {pat['first'].upper()}    MRN: {pat['mrn']}    DOB: {dob}",
-                  f"ACCESSION: {accession}    DATE OF SERVICE: {_fmt_date(exam_date, ds)} {time}",
-                  f"EXAM: {exam['description']}"]
+        lines += [
+            facility,
+            f"{pat['street']}, {pat['city']}",
+            f"PATIENT: {pat['last'].upper()}, {pat['first'].upper()}    MRN: {pat['mrn']}    DOB: {dob}",
+            f"ACCESSION: {accession}    DATE OF SERVICE: {_fmt_date(exam_date, ds)} {time}",
+            f"EXAM: {exam['description']}",
+        ]
     elif header == 1:
-        lines += [f"Patient Name: {pat['first']} {pat['last']} | Medical Record #: {pat['mrn']} | Acc#: {accession}",
-                  f"Exam: {exam['description']}   Exam date: {_fmt_date(exam_date, ds)}"]
+        lines += [
+            f"Patient Name: {pat['first']} {pat['last']} | Medical Record #: {pat['mrn']} | Acc#: {accession}",
+            f"Exam: {exam['description']}   Exam date: {_fmt_date(exam_date, ds)}",
+        ]
     else:
         lines += [exam["description"]]
     indication = pick(dx["indication"], 2)
@@ -167,16 +305,22 @@ def _render(k: int, d: _Draws, exam: dict[str, Any], dx: dict[str, Any], inc: di
         impression += "\n2. " + pick(inc["impression"], 12)
     lines += ["FINDINGS:", findings, "IMPRESSION:", f"1. {impression}"]
     if u[13] < 0.15:
-        lines.append(f"Findings were discussed with Dr. {referrer} by telephone at {time} on "
-                     f"{_fmt_date(exam_date, int(u[14] * len(DATE_FORMATS)))}.")
+        lines.append(
+            f"Findings were discussed with Dr. {referrer} by telephone at {time} on "
+            f"{_fmt_date(exam_date, int(u[14] * len(DATE_FORMATS)))}."
+        )
     elif u[13] < 0.20:
         lines.append(f"Critical result communicated to {referrer}, NP, at {pat['phone']}.")
     sig = int(u[15] * 4)
     signed = _fmt_date(exam_date, ds)
-    lines.append([f"Electronically signed by: {radiologist}, MD on {signed} {time}",
-                  f"Dictated by: Dr. {radiologist.split()[1]}  Transcribed: {signed}",
-                  f"Read by {radiologist}, M.D.",
-                  f"Signed by {radiologist}, MD. {facility}, {pat['city']}."][sig])
+    lines.append(
+        [
+            f"Electronically signed by: {radiologist}, MD on {signed} {time}",
+            f"Dictated by: Dr. {radiologist.split()[1]}  Transcribed: {signed}",
+            f"Read by {radiologist}, M.D.",
+            f"Signed by {radiologist}, MD. {facility}, {pat['city']}.",
+        ][sig]
+    )
     if u[16] < 0.02:
         lines.append(f"Copy to {referrer.split()[0].lower()}.{referrer.split()[1].lower()}@example-clinic.org")
     return "\n".join(lines)
@@ -198,18 +342,25 @@ def _patients(rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
     for p in range(n):
         c = CITIES[city[p]]
         ph = f"{phone[p]:010d}"
-        out.append({
-            "first": FIRST[first[p]], "last": LAST[last[p]], "sex": "female" if sex[p] else "male",
-            "age": int(age[p]), "mrn": f"{mrn[p]:08d}", "phone": f"({ph[:3]}) {ph[3:6]}-{ph[6:]}",
-            "street": f"{num[p]} {STREETS[street[p]]}", "city": f"{c[0]}, {c[1]} {c[2]}",
-            "facility": int(facility[p]),
-            "dob": dt.date(2024 - int(age[p]), 1, 1) + dt.timedelta(days=int(doy[p])),
-        })
+        out.append(
+            {
+                "first": FIRST[first[p]],
+                "last": LAST[last[p]],
+                "sex": "female" if sex[p] else "male",
+                "age": int(age[p]),
+                "mrn": f"{mrn[p]:08d}",
+                "phone": f"({ph[:3]}) {ph[3:6]}-{ph[6:]}",
+                "street": f"{num[p]} {STREETS[street[p]]}",
+                "city": f"{c[0]}, {c[1]} {c[2]}",
+                "facility": int(facility[p]),
+                "dob": dt.date(2024 - int(age[p]), 1, 1) + dt.timedelta(days=int(doy[p])),
+            }
+        )
     return out
 
 
 def _planted_counts(n: int) -> dict[str, int]:
-    counts = {kind: int(round(n * rate)) for kind, rate in PLANTED_RATES.items()}
+    counts = {kind: round(n * rate) for kind, rate in PLANTED_RATES.items()}
     while sum(counts.values()) >= n:  # tiny n: keep at least one base row
         biggest = max(counts, key=lambda k: counts[k])
         counts[biggest] -= 1
@@ -283,8 +434,10 @@ def generate_cases(n: int = 5000, seed: int = 17) -> SampleCases:
         rows["icd10_codes"].append(final)
         rows["initial_icd10_codes"].append(initial)
         rows["review_status"].append("reviewed")
-        rows["updated_at"].append(dt.datetime.combine(exam_date, dt.time(minute // 60, minute % 60))
-                                  + dt.timedelta(days=1 + int(d.i[k, 1] % 9)))
+        rows["updated_at"].append(
+            dt.datetime.combine(exam_date, dt.time(minute // 60, minute % 60))
+            + dt.timedelta(days=1 + int(d.i[k, 1] % 9))
+        )
     base = pl.DataFrame(rows, schema=CASE_SCHEMA)
     # The structured indication is the report's CLINICAL HISTORY line, as an order system would hold it.
     base = base.with_columns(
@@ -308,6 +461,27 @@ def _plant(base: pl.DataFrame, planted: dict[str, int], rng: np.random.Generator
         next_id += count
         return ids
 
+    # Same accession, different text: a base row takes another base row's accession.
+    n_acc = round(m * SAME_ACCESSION_RATE) if m > 1 else 0
+    pairs = rng.choice(m, size=(n_acc, 2), replace=False) if 0 < 2 * n_acc <= m else np.zeros((0, 2), int)
+    acc = base["accession"].to_numpy().copy()
+    acc[pairs[:, 0]] = acc[pairs[:, 1]]
+    base = base.with_columns(pl.Series("accession", acc, dtype=pl.String))
+    base_ids = base["case_id"].to_numpy()
+    truth_rows += [(base_ids[a], "same_accession_other_text", base_ids[b]) for a, b in pairs]
+
+    # Not yet reviewed: filtered out by default; half have no codes yet.
+    pending = rng.random(m) < PENDING_RATE
+    uncoded = pending & (rng.random(m) < 0.5)
+    base = base.with_columns(
+        pl.when(pl.Series(pending)).then(pl.lit("pending")).otherwise(pl.col("review_status")).alias("review_status"),
+        pl.when(pl.Series(uncoded))
+        .then(pl.lit([], dtype=pl.List(pl.String)))
+        .otherwise(pl.col("icd10_codes"))
+        .alias("icd10_codes"),
+    )
+    truth_rows += [(base_ids[j], "pending_review", None) for j in np.flatnonzero(pending)]
+
     later = pl.col("updated_at") + pl.duration(days=3)
     for kind, count in planted.items():
         if count == 0:
@@ -317,7 +491,8 @@ def _plant(base: pl.DataFrame, planted: dict[str, int], rng: np.random.Generator
         if kind == "exact_resubmission":
             rows = src.with_columns(later)
         elif kind == "redictation":
-            edits = rng.integers(0, len(EDITS), size=(count, 2))
+            first = rng.integers(0, len(EDITS), size=count)
+            edits = np.stack([first, (first + rng.integers(1, len(EDITS), size=count)) % len(EDITS)], axis=1)
             texts = [_edit(t, edits[j]) for j, t in enumerate(src["report_text"].to_list())]
             rows = src.with_columns(pl.Series("report_text", texts), later)
         elif kind == "addendum":
@@ -329,7 +504,7 @@ def _plant(base: pl.DataFrame, planted: dict[str, int], rng: np.random.Generator
         elif kind == "bad:empty_icd10_codes":
             rows = src.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("icd10_codes"))
         elif kind == "bad:conflicting_case_id":
-            rows = src.with_columns(pl.col("icd10_codes").list.concat(pl.lit(["R93.1"])), later)
+            rows = src.with_columns(pl.col("icd10_codes").list.concat(pl.lit(["R05.9"])), later)
         else:  # bad:identical_case_id
             rows = src
         keep_id = kind in ("bad:conflicting_case_id", "bad:identical_case_id")
@@ -337,30 +512,14 @@ def _plant(base: pl.DataFrame, planted: dict[str, int], rng: np.random.Generator
         extra.append(rows.with_columns(pl.Series("case_id", ids, dtype=pl.String)))
         truth_rows += [(cid, kind, s) for cid, s in zip(ids, src_ids, strict=True)]
 
-    # Same accession, different text: a base row takes another base row's accession.
-    n_acc = int(round(m * SAME_ACCESSION_RATE)) if m > 1 else 0
-    pairs = rng.choice(m, size=(n_acc, 2), replace=False) if 0 < 2 * n_acc <= m else np.zeros((0, 2), int)
-    acc = base["accession"].to_numpy().copy()
-    acc[pairs[:, 0]] = acc[pairs[:, 1]]
-    base = base.with_columns(pl.Series("accession", acc, dtype=pl.String))
-    ids = base["case_id"].to_numpy()
-    truth_rows += [(ids[a], "same_accession_other_text", ids[b]) for a, b in pairs]
-
-    # Not yet reviewed: filtered out by default; half have no codes yet.
-    pending = rng.random(m) < PENDING_RATE
-    uncoded = pending & (rng.random(m) < 0.5)
-    base = base.with_columns(
-        pl.when(pl.Series(pending)).then(pl.lit("pending")).otherwise(pl.col("review_status")).alias("review_status"),
-        pl.when(pl.Series(uncoded)).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(pl.col("icd10_codes"))
-        .alias("icd10_codes"),
-    )
-    truth_rows += [(ids[j], "pending_review", None) for j in np.flatnonzero(pending)]
-
     cases = pl.concat([base, *extra])
     order = np.random.default_rng(seed + 1).permutation(cases.height)
     cases = cases[order.tolist()]
-    truth = pl.DataFrame(truth_rows, schema={"case_id": pl.String, "planted": pl.String,
-                                             "source_case_id": pl.String}, orient="row")
+    truth = pl.DataFrame(
+        truth_rows,
+        schema={"case_id": pl.String, "planted": pl.String, "source_case_id": pl.String},
+        orient="row",
+    )
     return SampleCases(cases=cases, truth=truth)
 
 
