@@ -1,0 +1,78 @@
+"""End-to-end benchmark: time `datakit run` on N sample cases, per stage, from each stage's _stage.json.
+
+    python bench/e2e.py --n 5000 --n 50000
+
+Each N runs in a fresh subprocess (so peak RSS is that run's own) into a fresh run directory. Prints one
+line per stage and figure: rows/s and peak RSS, plus the whole run's wall time and peak RSS. Later issues
+add their stages here and their own bench/<stage>.py with a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "radiology-coding.toml"
+
+
+def bench_one(n: int, recipe: Path, extra: list[str]) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="datakit-bench-") as tmp:
+        out = Path(tmp) / "run"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        t0 = time.perf_counter()
+        cmd = [
+            sys.executable,
+            "-m",
+            "datakit.cli",
+            "run",
+            str(recipe),
+            "--out",
+            str(out),
+            "--quiet",
+            "--json",
+            "--set",
+            f"source.n={n}",
+            *extra,
+        ]
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        stages = [
+            json.loads(p.read_text())
+            for p in sorted((out / "stages").glob("*/_stage.json"), key=lambda p: p.stat().st_mtime)
+        ]
+        examples = json.loads((out / "shards" / "manifest.json").read_text())["index"]["rows"]
+    return {"n": n, "wall": wall, "peak_mb": max(peak, before) / 1024, "stages": stages, "examples": examples}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, action="append", help="sample cases (repeatable); default 5000, 50000")
+    parser.add_argument("--recipe", type=Path, default=RECIPE)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra recipe overrides")
+    args = parser.parse_args()
+    extra = [x for o in args.overrides for x in ("--set", o)]
+    print(f"{'n':>8} {'stage':<9} {'rows in':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
+    for n in args.n or [5000, 50000]:
+        result = bench_one(n, args.recipe, extra)
+        for s in result["stages"]:  # type: ignore[union-attr]
+            print(
+                f"{n:>8} {s['stage']:<9} {s['rows_in']:>9,} {s['wall_seconds']:>8.2f} "
+                f"{s['rows_per_second'] or 0:>10,.0f} {s['peak_rss_mb']:>12,.0f}"
+            )
+        rate = n / result["wall"]  # type: ignore[operator]
+        print(
+            f"{n:>8} {'TOTAL':<9} {n:>9,} {result['wall']:>8.2f} {rate:>10,.0f} {result['peak_mb']:>12,.0f}"
+            f"   (process wall incl. start-up; {result['examples']:,} examples written)"
+        )
+
+
+if __name__ == "__main__":
+    main()
