@@ -10,7 +10,6 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -75,6 +74,29 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def _run_or_skip(
+    stage: Stage, recipe: Recipe, run_dir: Path, progress: Progress, must_run: bool, strict: bool
+) -> Outcome:
+    inputs = _input_fingerprints(stage, run_dir)
+    if not must_run and is_current(stage, recipe, run_dir, inputs):
+        return Outcome(stage.name, "skipped", read_record(stage.record_path(run_dir)) or {})
+    task = progress.add_task(stage.name, total=None, rate="")
+
+    def advance(n: int) -> None:
+        progress.advance(task, n)
+        speed = next(t.speed for t in progress.tasks if t.id == task)
+        progress.update(task, rate=f"{speed:,.0f} rows/s" if speed else "")
+
+    def set_total(n: int) -> None:
+        progress.update(task, total=n)
+
+    try:
+        record = run_stage(stage, recipe, run_dir, inputs, strict, advance, set_total)
+    finally:
+        progress.remove_task(task)
+    return Outcome(stage.name, "ran", record)
+
+
 def run_pipeline(
     recipe: Recipe,
     run_dir: Path,
@@ -94,32 +116,22 @@ def run_pipeline(
     rd.clean_temporaries()
     rd.write_run_json(recipe, {"status": "running"})
     outcomes: list[Outcome] = []
-    with _progress(console) as progress:
-        for position, stage in enumerate(STAGES):
-            if stage.name not in wanted:
-                continue
-            inputs = _input_fingerprints(stage, run_dir)
-            must_run = force or (forced_from is not None and position >= forced_from)
-            if not must_run and is_current(stage, recipe, run_dir, inputs):
-                record = read_record(stage.record_path(run_dir)) or {}
-                outcome = Outcome(stage.name, "skipped", record)
-            else:
-                task = progress.add_task(stage.name, total=None, rate="")
-
-                def advance(n: int, task: TaskID = task) -> None:
-                    progress.advance(task, n)
-                    speed = next(t.speed for t in progress.tasks if t.id == task)
-                    progress.update(task, rate=f"{speed:,.0f} rows/s" if speed else "")
-
-                def set_total(n: int, task: TaskID = task) -> None:
-                    progress.update(task, total=n)
-
-                record = run_stage(stage, recipe, run_dir, inputs, strict, advance, set_total)
-                progress.remove_task(task)
-                outcome = Outcome(stage.name, "ran", record)
-            outcomes.append(outcome)
-            if on_stage:
-                on_stage(outcome)
+    try:
+        with _progress(console) as progress:
+            for position, stage in enumerate(STAGES):
+                if stage.name not in wanted:
+                    continue
+                must_run = force or (forced_from is not None and position >= forced_from)
+                outcome = _run_or_skip(stage, recipe, run_dir, progress, must_run, strict or recipe.validation.strict)
+                outcomes.append(outcome)
+                if on_stage:
+                    on_stage(outcome)
+    except BaseException as exc:
+        # The class only: messages of errors raised inside stages are not guaranteed free of record content.
+        rd.write_run_json(
+            recipe, {"status": "failed", "error": type(exc).__name__, "stages": [o.stage for o in outcomes]}
+        )
+        raise
     watermark = next((o.record.get("stats", {}).get("source_watermark") for o in outcomes if o.stage == "pull"), None)
     rd.write_run_json(
         recipe,

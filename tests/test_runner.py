@@ -88,6 +88,8 @@ def test_strict_stops_on_quarantine_and_leaves_no_stage(tmp_path: Path) -> None:
         run_recipe(coding_recipe("source.n=3000"), tmp_path, strict=True)
     assert not (tmp_path / "stages" / "pull").exists()
     assert (tmp_path / "quarantine" / "pull.parquet").is_file()
+    with pytest.raises(SchemaError, match="rows quarantined"):
+        run_recipe(coding_recipe("source.n=3000", "validation.strict=true"), tmp_path / "from_recipe")
 
 
 def datakit(*args: str) -> list[str]:
@@ -138,3 +140,10 @@ def test_sigkill_mid_stage_then_rerun_gives_the_same_shards(tmp_path: Path, stag
     )
     assert shard_bytes(killed) == shard_bytes(reference)
     assert not list(killed.rglob("*.tmp-*")) and not list(killed.rglob(".*.old-*"))
+
+
+def test_a_failed_run_says_so_in_run_json(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError):
+        run_recipe(coding_recipe("source.n=3000"), tmp_path, strict=True)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "failed" and run["error"] == "SchemaError"
