@@ -16,6 +16,7 @@ from rich.progress import (
 )
 
 from datakit.assemble.examples import assemble_config, run_assemble
+from datakit.codes.stage import codes_config, run_codes
 from datakit.errors import StageError
 from datakit.leakage.splits import run_split, split_config
 from datakit.recipe import Recipe
@@ -24,19 +25,18 @@ from datakit.shards.writer import run_shard, shard_config
 from datakit.sources.pull import pull_config, run_pull
 
 STAGES: tuple[Stage, ...] = (
-    Stage("pull", (), pull_config, run_pull, "read the source, map and validate the case schema, quarantine"),
-    Stage("split", ("pull",), split_config, run_split, "seeded train/val/test split by patient group"),
-    Stage("assemble", ("split",), assemble_config, run_assemble, "prompt/completion messages per case"),
-    Stage(
-        "shard",
-        ("assemble",),
-        shard_config,
-        run_shard,
-        "Parquet shards, manifest, dataset card",
-        output="shards",
-    ),
+    Stage("pull", pull_config, run_pull, "read the source, map and validate the case schema, quarantine"),
+    Stage("codes", codes_config, run_codes, "validate codes, specificity pairs, hard cases, prior-run exclusion"),
+    Stage("split", split_config, run_split, "seeded train/val/test split by patient group"),
+    Stage("assemble", assemble_config, run_assemble, "prompt/completion messages per example"),
+    Stage("shard", shard_config, run_shard, "Parquet shards, manifest, dataset card", output="shards"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
+# Each stage reads the output of the one before it in its task's pipeline.
+PIPELINES: dict[str, tuple[str, ...]] = {
+    "coding": ("pull", "codes", "split", "assemble", "shard"),
+    "impression": ("pull", "split", "assemble", "shard"),
+}
 
 
 def stage_by_name(name: str) -> Stage:
@@ -46,17 +46,23 @@ def stage_by_name(name: str) -> Stage:
     raise StageError(f"unknown stage '{name}' (stages: {', '.join(STAGE_NAMES)})")
 
 
-def _input_fingerprints(stage: Stage, run_dir: Path) -> dict[str, str]:
-    inputs = {}
-    for name in stage.inputs:
-        record = read_record(stage_by_name(name).record_path(run_dir))
-        if record is None:
-            raise StageError(
-                f"stage '{stage.name}' needs the output of '{name}', which {run_dir} does not have: "
-                f"run `datakit {name}` first (or `datakit run`)"
-            )
-        inputs[name] = record["output_fingerprint"]
-    return inputs
+def pipeline_for(task: str) -> tuple[Stage, ...]:
+    return tuple(stage_by_name(n) for n in PIPELINES[task])
+
+
+def _input_fingerprints(stage: Stage, task: str, run_dir: Path) -> dict[str, str]:
+    names = PIPELINES[task]
+    position = names.index(stage.name)
+    if position == 0:
+        return {}
+    previous = names[position - 1]
+    record = read_record(stage_by_name(previous).record_path(run_dir))
+    if record is None:
+        raise StageError(
+            f"stage '{stage.name}' needs the output of '{previous}', which {run_dir} does not have: "
+            f"run `datakit {previous}` first (or `datakit run`)"
+        )
+    return {previous: record["output_fingerprint"]}
 
 
 def _progress(console: Console) -> Progress:
@@ -77,7 +83,7 @@ def _progress(console: Console) -> Progress:
 def _run_or_skip(
     stage: Stage, recipe: Recipe, run_dir: Path, progress: Progress, must_run: bool, strict: bool
 ) -> Outcome:
-    inputs = _input_fingerprints(stage, run_dir)
+    inputs = _input_fingerprints(stage, recipe.task, run_dir)
     if not must_run and is_current(stage, recipe, run_dir, inputs):
         return Outcome(stage.name, "skipped", read_record(stage.record_path(run_dir)) or {})
     task = progress.add_task(stage.name, total=None, rate="")
@@ -109,8 +115,13 @@ def run_pipeline(
     on_stage: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Run the recipe's stages in order; skip the ones whose inputs and config did not change."""
-    wanted = list(only or STAGE_NAMES)
-    forced_from = STAGE_NAMES.index(stage_by_name(from_stage).name) if from_stage else None
+    stages = pipeline_for(recipe.task)
+    names = [s.name for s in stages]
+    for name in [*(only or []), *([from_stage] if from_stage else [])]:
+        if name not in names:
+            raise StageError(f"stage '{name}' is not part of the {recipe.task} pipeline ({', '.join(names)})")
+    wanted = list(only or names)
+    forced_from = names.index(from_stage) if from_stage else None
     run_dir.mkdir(parents=True, exist_ok=True)
     rd = RunDir(run_dir)
     rd.clean_temporaries()
@@ -118,7 +129,7 @@ def run_pipeline(
     outcomes: list[Outcome] = []
     try:
         with _progress(console) as progress:
-            for position, stage in enumerate(STAGES):
+            for position, stage in enumerate(stages):
                 if stage.name not in wanted:
                     continue
                 must_run = force or (forced_from is not None and position >= forced_from)
@@ -136,7 +147,7 @@ def run_pipeline(
     rd.write_run_json(
         recipe,
         {
-            "status": "complete" if wanted == list(STAGE_NAMES) else "partial",
+            "status": "complete" if wanted == names else "partial",
             "stages": [o.stage for o in outcomes],
             "source_watermark": watermark,
         },

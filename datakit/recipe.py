@@ -110,6 +110,31 @@ class Shards(Strict):
     compression_level: int = Field(3, ge=1, le=22, description="zstd level")
 
 
+class Codes(Strict):
+    """The codes stage (coding tasks only)."""
+
+    invalid_policy: Literal["quarantine", "drop_code", "keep_tag"] = Field(
+        "quarantine",
+        description="what to do with a case holding an unknown or non-billable ICD-10-CM code, a "
+        "malformed CPT/HCPCS code, or a CPT code outside the allow-list",
+    )
+    cpt_allow_list: str | None = Field(None, description="file with one allowed CPT/HCPCS code per line")
+    pairs_from: tuple[Literal["review", "hierarchy"], ...] = Field(
+        ("review", "hierarchy"), description="sources of specificity-correction pairs"
+    )
+    specificity_weight: float = Field(3.0, gt=0, description="sample_weight of a specificity-correction example")
+    weighting: Literal["column", "replicate"] = Field(
+        "column", description="column: weight in sample_weight; replicate: write round(weight) copies of weight 1"
+    )
+    hard_case_weight: float = Field(1.0, gt=0, description="sample_weight multiplier of hard cases")
+    exclude_manifests: list[str] = Field(
+        default_factory=list, description="manifest.json files of earlier runs whose cases are excluded"
+    )
+    label_conflicts: Literal["keep_latest", "drop_all", "keep_all"] = Field(
+        "keep_latest", description="same normalised content with different final codes"
+    )
+
+
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     task: Task
@@ -120,6 +145,7 @@ class Recipe(Strict):
     split: Split = Split()
     prompt: Prompt
     shards: Shards = Shards()
+    codes: Codes = Codes()
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -55,11 +55,15 @@ class StageContext:
     recipe: Recipe
     run_dir: Path
     out_dir: Path
+    input_stage: str | None = None
     advance: Advance = lambda n: None
     set_total: Callable[[int], None] = lambda n: None
 
-    def read(self, stage: str) -> pl.DataFrame:
-        return read_stage(self.run_dir, stage)
+    def read_input(self) -> pl.DataFrame:
+        """The output of the stage before this one in the recipe's pipeline."""
+        if self.input_stage is None:
+            raise StageError("this stage has no input stage")
+        return read_stage(self.run_dir, self.input_stage)
 
     def write(self, frame: pl.DataFrame) -> None:
         write_parts(frame, self.out_dir)
@@ -68,7 +72,6 @@ class StageContext:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    inputs: tuple[str, ...]
     config: Callable[[Recipe], dict[str, Any]]
     run: Callable[[StageContext], StageResult]
     summary: str
@@ -247,7 +250,14 @@ def run_stage(
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     with _temporary(tmp), PeakRss() as rss:
-        ctx = StageContext(recipe=recipe, run_dir=run_dir, out_dir=tmp, advance=advance, set_total=set_total)
+        ctx = StageContext(
+            recipe=recipe,
+            run_dir=run_dir,
+            out_dir=tmp,
+            input_stage=next(iter(inputs), None),
+            advance=advance,
+            set_total=set_total,
+        )
         result = stage.run(ctx)
         n_quarantined = 0 if result.quarantine is None else result.quarantine.height
         if result.quarantine is not None:

@@ -55,12 +55,14 @@ def test_second_run_skips_everything_and_changes_rerun_downstream_only(tmp_path:
     changed = coding_recipe("source.n=400", "shards.world_size=4")
     assert statuses(run_recipe(changed, tmp_path)) == {
         "pull": "skipped",
+        "codes": "skipped",
         "split": "skipped",
         "assemble": "skipped",
         "shard": "ran",
     }
     assert statuses(run_recipe(recipe, tmp_path, from_stage="split")) == {
         "pull": "skipped",
+        "codes": "skipped",
         "split": "ran",
         "assemble": "ran",
         "shard": "ran",

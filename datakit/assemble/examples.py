@@ -22,7 +22,12 @@ EXAMPLE_COLUMNS = (
     "n_completion_tokens",
     "tags",
     "case_content_hash",
+    "pair_of",
+    "from_code",
+    "to_code",
+    "pair_kind",
 )
+PAIR_COLUMNS = ("pair_of", "from_code", "to_code", "pair_kind")
 
 # Leading words of exam descriptions -> modality tag.
 MODALITY_WORDS = {
@@ -49,18 +54,29 @@ def modality_tag() -> pl.Expr:
 
 
 def build_examples(cases: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
+    """One example per row. Rows from the codes stage carry example_key, sample_weight, code_tags and pair
+    columns; rows of tasks without a codes stage get the defaults (one base example of weight 1)."""
+    defaults: dict[str, pl.Expr] = {
+        "example_key": pl.lit("base"),
+        "sample_weight": pl.lit(1.0),
+        "code_tags": pl.lit([], dtype=pl.List(pl.String)),
+        **{c: pl.lit(None, dtype=pl.String) for c in PAIR_COLUMNS},
+    }
+    cases = cases.with_columns(expr.alias(name) for name, expr in defaults.items() if name not in cases.columns)
+    if "case_content_hash" not in cases.columns:
+        cases = cases.with_columns(content_hash(cases).alias("case_content_hash"))
     frame = with_messages(cases, recipe.task, recipe.prompt)
+    keys = frame.select(pl.concat_str([pl.col("example_key"), pl.lit(":"), pl.col("case_id")])).to_series()
     frame = frame.with_columns(
-        sha256_hex(frame["case_id"], prefix="example:base:").str.slice(0, 24).alias("example_id"),
-        content_hash(frame).alias("case_content_hash"),
-        pl.lit(1.0).alias("sample_weight"),
-        pl.concat_list([pl.lit(f"task:{recipe.task}"), modality_tag()]).alias("tags"),
+        sha256_hex(keys, prefix="example:").str.slice(0, 24).alias("example_id"),
+        pl.col("sample_weight").cast(pl.Float64),
+        pl.concat_list([pl.lit(f"task:{recipe.task}"), modality_tag()]).list.concat("code_tags").alias("tags"),
     )
     return frame.select(EXAMPLE_COLUMNS).sort("example_id")
 
 
 def run_assemble(ctx: StageContext) -> StageResult:
-    cases = ctx.read("split")
+    cases = ctx.read_input()
     ctx.set_total(cases.height)
     examples = build_examples(cases, ctx.recipe)
     ctx.write(examples)

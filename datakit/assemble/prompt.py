@@ -19,7 +19,15 @@ def system_message(prompt: Prompt) -> str:
     return f"{prompt.system.strip()}\n\nRules:\n{rules}"
 
 
-def user_message_expr(task: Task) -> pl.Expr:
+def candidates_expr(has_column: bool) -> pl.Expr:
+    """An ICD-10-CM candidate line where the example has one (specificity pairs, until retrieval adds them all)."""
+    if not has_column:
+        return pl.lit("")
+    line = pl.concat_str([pl.lit("\nICD-10-CM candidates: "), pl.col("icd_candidates").list.join(", ")])
+    return pl.when(pl.col("icd_candidates").is_not_null()).then(line).otherwise(pl.lit(""))
+
+
+def user_message_expr(task: Task, has_candidates: bool = False) -> pl.Expr:
     reason = pl.col("reason_for_exam").fill_null("(not given)")
     description = pl.col("exam_description").fill_null("(not given)")
     if task == "coding":
@@ -29,6 +37,7 @@ def user_message_expr(task: Task) -> pl.Expr:
                 description,
                 pl.lit("\nReason for Exam: "),
                 reason,
+                candidates_expr(has_candidates),
                 pl.lit("\n\nReport:\n"),
                 pl.col("report_text"),
             ]
@@ -60,7 +69,10 @@ def token_estimate(content: pl.Expr) -> pl.Expr:
 def with_messages(cases: pl.DataFrame, task: Task, prompt: Prompt) -> pl.DataFrame:
     """Add `prompt` (system + user), `completion` (one assistant message) and token estimates."""
     system = pl.lit(system_message(prompt))
-    frame = cases.with_columns(user_message_expr(task).alias("_user"), completion_text_expr(task).alias("_answer"))
+    frame = cases.with_columns(
+        user_message_expr(task, "icd_candidates" in cases.columns).alias("_user"),
+        completion_text_expr(task).alias("_answer"),
+    )
     return frame.with_columns(
         pl.concat_list([_message("system", system), _message("user", pl.col("_user"))]).alias("prompt"),
         pl.concat_list([_message("assistant", pl.col("_answer"))]).alias("completion"),

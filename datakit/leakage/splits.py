@@ -38,7 +38,7 @@ def split_config(recipe: Recipe) -> dict[str, Any]:
 
 
 def run_split(ctx: StageContext) -> StageResult:
-    cases = ctx.read("pull")
+    cases = ctx.read_input()
     ctx.set_total(cases.height)
     group = pl.coalesce(pl.col("patient_id"), pl.col("case_id"))
     out = assign_splits(cases, ctx.recipe.split, ctx.recipe.seed, group)

@@ -23,6 +23,10 @@ COLUMN_MEANINGS = {
     "n_completion_tokens": "estimated completion tokens",
     "tags": "labels such as task:coding, modality:CT",
     "case_content_hash": "sha256 of the case's coding-relevant input text",
+    "pair_of": "specificity-correction examples: the case id they are a copy of (else null)",
+    "from_code": "specificity-correction examples: the unspecified code (in the ICD candidate list)",
+    "to_code": "specificity-correction examples: the specific code the answer uses",
+    "pair_kind": "laterality, site, episode or type ('+'-joined when several)",
 }
 
 

@@ -19,6 +19,10 @@ SHARD_SCHEMA = pa.schema(
         ("n_completion_tokens", pa.int32()),
         ("tags", pa.list_(pa.string())),
         ("case_content_hash", pa.string()),
+        ("pair_of", pa.string()),
+        ("from_code", pa.string()),
+        ("to_code", pa.string()),
+        ("pair_kind", pa.string()),
     ]
 )
 INDEX_SCHEMA = pa.schema(

@@ -94,7 +94,7 @@ def write_index(written: list[dict[str, Any]], out: Path, cfg: Shards) -> None:
 
 def run_shard(ctx: StageContext) -> StageResult:
     recipe = ctx.recipe
-    examples = ctx.read("assemble")
+    examples = ctx.read_input()
     ctx.set_total(examples.height)
     written: list[dict[str, Any]] = []
     for split in SPLITS:

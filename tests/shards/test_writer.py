@@ -94,5 +94,5 @@ def test_inspect_reports_counts_lengths_and_tags(sample_run: Path) -> None:
     info = inspect(sample_run)
     assert info["examples"] == sum(s["examples"] for s in info["splits"].values())
     train = info["splits"]["train"]
-    assert train["tokens"]["n_prompt_tokens"]["p50"] > 100 and train["sample_weight_sum"] == train["examples"]
+    assert train["tokens"]["n_prompt_tokens"]["p50"] > 100 and train["sample_weight_sum"] > train["examples"]
     assert info["tags"]["task:coding"] == info["examples"]
