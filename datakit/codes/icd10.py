@@ -118,3 +118,12 @@ def pair_kind(from_description: pl.Expr, to_description: pl.Expr) -> pl.Expr:
     ]
     joined = pl.concat_str(kinds, separator="+", ignore_nulls=True)
     return pl.when(joined == "").then(pl.lit("type")).otherwise(joined)
+
+
+def ancestors(code: str) -> list[str]:
+    """Parents up to the chapter, nearest first (code-set navigation for reports and tools)."""
+    return list(icd.get_ancestors(code))
+
+
+def children(code: str) -> list[str]:
+    return list(icd.get_children(code))

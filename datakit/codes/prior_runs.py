@@ -30,7 +30,13 @@ def fingerprints(manifests: list[str]) -> dict[str, str]:
 
 
 def trained_on(manifests: list[str]) -> pl.DataFrame:
-    frames = [pl.read_parquet(_index_path(Path(m)), columns=["case_id", "case_content_hash"]) for m in manifests]
+    """Case ids and content hashes of the earlier runs' train splits (their val/test cases were not trained on)."""
+    frames = [
+        pl.read_parquet(_index_path(Path(m)), columns=["case_id", "case_content_hash", "split"])
+        .filter(pl.col("split") == "train")
+        .drop("split")
+        for m in manifests
+    ]
     if not frames:
         return pl.DataFrame(schema={"case_id": pl.String, "case_content_hash": pl.String})
     return pl.concat(frames).unique()

@@ -153,11 +153,8 @@ def build_examples(cases: pl.DataFrame, pairs: pl.DataFrame, cfg: Codes) -> pl.D
     return rows.sort(["case_id", "example_key"])
 
 
-def run_codes(ctx: StageContext) -> StageResult:
-    cfg = ctx.recipe.codes
-    cases = ctx.read_input()
-    ctx.set_total(cases.height)
-    rows_in = cases.height
+def transform(cases: pl.DataFrame, cfg: Codes) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """Pure function of the stage: (examples, quarantined rows, label-conflict report, stats)."""
     cases = cases.with_columns(
         content_hash(cases).alias("case_content_hash"), pl.lit([], dtype=pl.List(pl.String)).alias("code_tags")
     )
@@ -169,26 +166,17 @@ def run_codes(ctx: StageContext) -> StageResult:
     cases, quarantine = apply_policy(cases, bad, cfg.invalid_policy)
     conflicts = find_conflicts(cases)
     cases, conflict_report = resolve(cases, conflicts, cfg.label_conflicts)
-    conflict_report.write_parquet(ctx.out_dir / CONFLICTS_FILE)
     flags = [*modifier_flags(), *hard_case_tags()]
     cases = cases.with_columns(
         pl.col("code_tags").list.concat(pl.concat_list(flags).list.drop_nulls()).alias("code_tags")
     )
     pairs = specificity_pairs(cases, cfg.pairs_from)
     examples = build_examples(cases, pairs, cfg)
-    ctx.write(examples)
-    ctx.advance(rows_in)
     tag_counts = cases.select(pl.col("code_tags").explode()).to_series().drop_nulls().value_counts(sort=True)
+    reasons = quarantine.select(pl.col("reason").str.split("; ").explode()).to_series().value_counts(sort=True)
     stats = {
         **excluded,
-        "quarantine_reasons": dict(
-            quarantine.select(pl.col("reason").str.split("; ").explode())
-            .to_series()
-            .value_counts(sort=True)
-            .iter_rows()
-        )
-        if quarantine.height
-        else {},
+        "quarantine_reasons": dict(reasons.iter_rows()) if quarantine.height else {},
         "invalid_codes": {r["code"]: r["reason"] for r in bad.sort("code").iter_rows(named=True)},
         "invalid_policy": cfg.invalid_policy,
         "label_conflict_groups": conflicts["conflict_group"].n_unique() if conflicts.height else 0,
@@ -202,4 +190,14 @@ def run_codes(ctx: StageContext) -> StageResult:
         "examples_out": examples.height,
         "weighting": cfg.weighting,
     }
-    return StageResult(rows_in=rows_in, rows_out=examples.height, quarantine=quarantine, stats=stats)
+    return examples, quarantine, conflict_report, stats
+
+
+def run_codes(ctx: StageContext) -> StageResult:
+    cases = ctx.read_input()
+    ctx.set_total(cases.height)
+    examples, quarantine, conflict_report, stats = transform(cases, ctx.recipe.codes)
+    conflict_report.write_parquet(ctx.out_dir / CONFLICTS_FILE)
+    ctx.write(examples)
+    ctx.advance(cases.height)
+    return StageResult(rows_in=cases.height, rows_out=examples.height, quarantine=quarantine, stats=stats)

@@ -32,7 +32,10 @@ PLANTED_RATES: dict[str, float] = {
     "bad:empty_icd10_codes": 0.001,
     "bad:conflicting_case_id": 0.001,
     "bad:identical_case_id": 0.001,
+    "coder:label_conflict": 0.003,  # the same report coded differently by another coder
 }
+WRONG_SIDE_RATE = 0.015  # of rows with RT/LT: the modifier contradicts the side the report states
+NON_BILLABLE_RATE = 0.001  # a non-billable (non-leaf) ICD-10-CM code added by the coder
 SAME_ACCESSION_RATE = 0.005  # base rows given another row's accession (same accession, different text)
 PENDING_RATE = 0.03  # rows not yet reviewed (filtered out by default)
 FIRST_PASS_UNSPECIFIED_RATE = 0.35  # reviewed cases whose first-pass code was the unspecified sibling
@@ -470,6 +473,24 @@ def _plant(base: pl.DataFrame, planted: dict[str, int], rng: np.random.Generator
     base_ids = base["case_id"].to_numpy()
     truth_rows += [(base_ids[a], "same_accession_other_text", base_ids[b]) for a, b in pairs]
 
+    # Coder errors on base rows: the side modifier flipped, or a non-billable code added.
+    sided = pl.col("modifiers").list.contains("RT") | pl.col("modifiers").list.contains("LT")
+    u = rng.random(m)
+    flip = base.select(sided).to_series().to_numpy() & (u < WRONG_SIDE_RATE)
+    non_billable = ~flip & (u > 1 - NON_BILLABLE_RATE)
+    base = base.with_columns(
+        pl.when(pl.Series(flip))
+        .then(pl.col("modifiers").list.eval(pl.element().replace({"RT": "LT", "LT": "RT"})))
+        .otherwise(pl.col("modifiers"))
+        .alias("modifiers"),
+        pl.when(pl.Series(non_billable))
+        .then(pl.col("icd10_codes").list.concat(pl.lit(["M54.5"])))
+        .otherwise(pl.col("icd10_codes"))
+        .alias("icd10_codes"),
+    )
+    truth_rows += [(base_ids[j], "coder:wrong_side_modifier", None) for j in np.flatnonzero(flip)]
+    truth_rows += [(base_ids[j], "coder:non_billable_code", None) for j in np.flatnonzero(non_billable)]
+
     # Not yet reviewed: filtered out by default; half have no codes yet.
     pending = rng.random(m) < PENDING_RATE
     uncoded = pending & (rng.random(m) < 0.5)
@@ -503,6 +524,8 @@ def _plant(base: pl.DataFrame, planted: dict[str, int], rng: np.random.Generator
             rows = src.with_columns(pl.lit("").alias("report_text"))
         elif kind == "bad:empty_icd10_codes":
             rows = src.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("icd10_codes"))
+        elif kind == "coder:label_conflict":
+            rows = src.with_columns(pl.col("icd10_codes").list.concat(pl.lit(["R69"])), later)
         elif kind == "bad:conflicting_case_id":
             rows = src.with_columns(pl.col("icd10_codes").list.concat(pl.lit(["R05.9"])), later)
         else:  # bad:identical_case_id
