@@ -37,7 +37,9 @@ def test_codes_in_the_cases(sample) -> None:  # type: ignore[no-untyped-def]
     assert all(CPT_PATTERN.match(c) for c in cpt) and len(cpt) >= 25
     modifiers = set(cases["modifiers"].explode().drop_nulls().to_list())
     assert modifiers == KNOWN_MODIFIERS
-    assert set(cases["icd10_codes"].explode().drop_nulls().to_list()) <= catalogue_icd10_codes()
+    # Catalogue codes, plus the planted coder errors: a non-billable code (M54.5) and a conflicting label (R69).
+    extra = set(cases["icd10_codes"].explode().drop_nulls().to_list()) - catalogue_icd10_codes()
+    assert extra == {"M54.5", "R69"} and not icd.is_leaf("M54.5") and icd.is_leaf("R69")
     modalities = {e["modality"] for e in catalogue()["exam"]}
     assert modalities == {"XR", "CT", "MR", "US", "MG", "NM"}
     multi = cases.filter((pl.col("cpt_codes").list.len() >= 2) | (pl.col("icd10_codes").list.len() >= 3))
