@@ -84,14 +84,9 @@ def apply_policy(cases: pl.DataFrame, bad: pl.DataFrame, policy: str) -> tuple[p
             pl.col("reason").is_not_null()
         )
     if policy == "keep_tag":
+        invalid = pl.col("reason").str.split("; ").list.eval(pl.lit("invalid_code:") + pl.element())
         tagged = with_reason.with_columns(
-            pl.col("code_tags").list.concat(
-                pl.col("reason")
-                .fill_null("")
-                .str.split("; ")
-                .list.eval(pl.concat_str(pl.lit("invalid_code:"), pl.element()))
-                .list.eval(pl.element().filter(pl.element() != "invalid_code:"))
-            )
+            pl.col("code_tags").list.concat(invalid.fill_null(pl.lit([], dtype=pl.List(pl.String))))
         )
         return tagged.drop("reason"), empty
     # drop_code: remove the offending codes; a case left without CPT or ICD codes is quarantined
