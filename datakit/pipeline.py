@@ -84,7 +84,8 @@ def _run_or_skip(
     stage: Stage, recipe: Recipe, run_dir: Path, progress: Progress, must_run: bool, strict: bool
 ) -> Outcome:
     inputs = _input_fingerprints(stage, recipe.task, run_dir)
-    if not must_run and is_current(stage, recipe, run_dir, inputs):
+    config = stage.config(recipe)
+    if not must_run and is_current(stage, config, run_dir, inputs):
         return Outcome(stage.name, "skipped", read_record(stage.record_path(run_dir)) or {})
     task = progress.add_task(stage.name, total=None, rate="")
 
@@ -97,7 +98,7 @@ def _run_or_skip(
         progress.update(task, total=n)
 
     try:
-        record = run_stage(stage, recipe, run_dir, inputs, strict, advance, set_total)
+        record = run_stage(stage, recipe, run_dir, inputs, strict, advance, set_total, config)
     finally:
         progress.remove_task(task)
     return Outcome(stage.name, "ran", record)

@@ -212,13 +212,14 @@ class RunDir:
         )
 
 
-def stage_config_hash(stage: Stage, recipe: Recipe) -> str:
-    return config_hash({"stage": stage.name, "datakit": __version__, "config": stage.config(recipe)})
+def stage_config_hash(stage: Stage, config: dict[str, Any]) -> str:
+    """Hash of a stage's config (computed once per run: a files source's config hashes its input files)."""
+    return config_hash({"stage": stage.name, "datakit": __version__, "config": config})
 
 
-def is_current(stage: Stage, recipe: Recipe, run_dir: Path, inputs: dict[str, str]) -> bool:
+def is_current(stage: Stage, config: dict[str, Any], run_dir: Path, inputs: dict[str, str]) -> bool:
     record = read_record(stage.record_path(run_dir))
-    if record is None or record.get("config_hash") != stage_config_hash(stage, recipe):
+    if record is None or record.get("config_hash") != stage_config_hash(stage, config):
         return False
     if record.get("inputs") != inputs:
         return False
@@ -244,6 +245,7 @@ def run_stage(
     strict: bool,
     advance: Advance,
     set_total: Callable[[int], None],
+    config: dict[str, Any],
 ) -> dict[str, Any]:
     final = stage.output_dir(run_dir)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
@@ -278,8 +280,8 @@ def run_stage(
         record = {
             "stage": stage.name,
             "datakit_version": __version__,
-            "config_hash": stage_config_hash(stage, recipe),
-            "config": stage.config(recipe),
+            "config_hash": stage_config_hash(stage, config),
+            "config": config,
             "inputs": inputs,
             "output_fingerprint": fingerprint(tmp),
             "rows_in": result.rows_in,
