@@ -29,10 +29,10 @@ def _attributes(prefix: str) -> pl.DataFrame:
 
 
 def _with_kind(pairs: pl.DataFrame) -> pl.DataFrame:
-    frm, to = _attributes("from"), _attributes("to")
-    out = pairs.join(frm.select("from_code", "from_description"), on="from_code", how="left").join(
-        to.select("to_code", "to_description"), on="to_code", how="left"
-    )
+    names = code_table().select("code", "description")
+    out = pairs.join(
+        names.rename({"code": "from_code", "description": "from_description"}), on="from_code", how="left"
+    ).join(names.rename({"code": "to_code", "description": "to_description"}), on="to_code", how="left")
     return out.with_columns(pair_kind(pl.col("from_description"), pl.col("to_description")).alias("pair_kind"))
 
 
