@@ -172,6 +172,45 @@ for _stage in STAGES:
 
 @app.command()
 @guarded
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory holding a leakage stage output")],
+    include_text: Annotated[
+        bool,
+        typer.Option("--include-text", help="show de-identified text of the largest clusters (needs a deid stage)"),
+    ] = False,
+    cosine_threshold: Annotated[
+        float | None, typer.Option("--cosine-threshold", help="re-apply another cosine threshold (what-if)")
+    ] = None,
+    jaccard_threshold: Annotated[
+        float | None, typer.Option("--jaccard-threshold", help="re-apply another MinHash Jaccard threshold (what-if)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Regenerate reports/ (leakage.html, leakage.json, certificate.json) from a run's leakage stage output.
+
+    With a threshold option the report also shows what that threshold would link, computed from the stored
+    similarities: nothing is re-embedded. To rebuild groups and splits at a new threshold, re-run the leakage
+    stage with --set (cached embeddings are reused)."""
+    from datakit.report.build import write_reports
+
+    paths, what_if = write_reports(
+        run_dir, include_text=include_text, cosine_threshold=cosine_threshold, jaccard_threshold=jaccard_threshold
+    )
+    if as_json:
+        print(json.dumps({"reports": {k: str(v) for k, v in paths.items()}, "what_if": what_if}, indent=2))
+        return
+    out = Console()
+    for kind, path in paths.items():
+        out.print(f"{kind:<12} {path}")
+    if what_if:
+        out.print(
+            f"what-if (jaccard >= {what_if['jaccard_threshold']}, cosine >= {what_if['cosine_threshold']}): "
+            f"{what_if['text_pairs']:,} linked text pairs, {what_if['cross_split_pairs']:,} across train and eval"
+        )
+
+
+@app.command()
+@guarded
 def verify(path: DirArg, as_json: JsonOpt = False) -> None:
     """Re-check shards against their manifest: hashes, rows, schema, shard layout, message structure."""
     from datakit.shards.verify import verify as verify_shards

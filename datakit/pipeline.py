@@ -18,8 +18,9 @@ from rich.progress import (
 from datakit.assemble.examples import assemble_config, run_assemble
 from datakit.codes.stage import codes_config, run_codes
 from datakit.errors import StageError
-from datakit.leakage.splits import run_split, split_config
+from datakit.leakage.stage import leakage_config, run_leakage
 from datakit.recipe import Recipe
+from datakit.report.build import write_reports
 from datakit.runner import Outcome, RunDir, Stage, is_current, read_record, run_stage
 from datakit.shards.writer import run_shard, shard_config
 from datakit.sources.pull import pull_config, run_pull
@@ -27,15 +28,21 @@ from datakit.sources.pull import pull_config, run_pull
 STAGES: tuple[Stage, ...] = (
     Stage("pull", pull_config, run_pull, "read the source, map and validate the case schema, quarantine"),
     Stage("codes", codes_config, run_codes, "validate codes, specificity pairs, hard cases, prior-run exclusion"),
-    Stage("split", split_config, run_split, "seeded train/val/test split by patient group"),
+    Stage(
+        "leakage",
+        leakage_config,
+        run_leakage,
+        "three-layer leakage links, leakage groups, grouped split, train/eval certificate",
+        publish=write_reports,
+    ),
     Stage("assemble", assemble_config, run_assemble, "prompt/completion messages per example"),
     Stage("shard", shard_config, run_shard, "Parquet shards, manifest, dataset card", output="shards"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 # Each stage reads the output of the one before it in its task's pipeline.
 PIPELINES: dict[str, tuple[str, ...]] = {
-    "coding": ("pull", "codes", "split", "assemble", "shard"),
-    "impression": ("pull", "split", "assemble", "shard"),
+    "coding": ("pull", "codes", "leakage", "assemble", "shard"),
+    "impression": ("pull", "leakage", "assemble", "shard"),
 }
 
 
@@ -86,6 +93,8 @@ def _run_or_skip(
     inputs = _input_fingerprints(stage, recipe.task, run_dir)
     config = stage.config(recipe)
     if not must_run and is_current(stage, config, run_dir, inputs):
+        if stage.publish is not None:
+            stage.publish(run_dir)
         return Outcome(stage.name, "skipped", read_record(stage.record_path(run_dir)) or {})
     task = progress.add_task(stage.name, total=None, rate="")
 
@@ -101,6 +110,8 @@ def _run_or_skip(
         record = run_stage(stage, recipe, run_dir, inputs, strict, advance, set_total, config)
     finally:
         progress.remove_task(task)
+    if stage.publish is not None:
+        stage.publish(run_dir)
     return Outcome(stage.name, "ran", record)
 
 

@@ -7,6 +7,7 @@ given), and the result is validated once. Setting `X.kind` to a new value replac
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import hashlib
 import json
@@ -89,6 +90,15 @@ class Split(Strict):
     train: float = Field(0.90, ge=0, le=1)
     val: float = Field(0.05, ge=0, le=1)
     test: float = Field(0.05, ge=0, le=1)
+    time_cutoff: dt.date | None = Field(
+        None, description="eval = leakage groups with an exam on or after this date; train = the rest"
+    )
+    frozen_eval: str | None = Field(
+        None, description="run directory of an earlier run whose val/test sets are reused; linked records join them"
+    )
+    max_eval_group_fraction: float = Field(
+        0.01, gt=0, le=1, description="a leakage group larger than this fraction of all rows always goes to train"
+    )
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> Split:
@@ -135,6 +145,56 @@ class Codes(Strict):
     )
 
 
+class Keys(Strict):
+    """Where the secret key of keyed hashes comes from (DATAKIT_SECRET always wins)."""
+
+    secret_file: str | None = Field(None, description="file holding the secret key (at least 16 bytes)")
+    demo: bool = Field(False, description="use the published demo key when no other key is given (sample data only)")
+
+
+class MinHashConfig(Strict):
+    k: int = Field(5, ge=1, le=8, description="shingle size in characters (UTF-8 bytes)")
+    num_perm: int = Field(128, ge=16, le=1024)
+    bands: int = Field(32, ge=1)
+    rows: int = Field(4, ge=1)
+    threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard similarity that makes a near-duplicate")
+    containment: float = Field(
+        0.9, gt=0, le=1, description="also near when one text is this much contained in the other (addenda)"
+    )
+    max_bucket: int = Field(200, ge=2, description="LSH buckets larger than this are linked as a star")
+
+    @model_validator(mode="after")
+    def _fits(self) -> MinHashConfig:
+        if self.bands * self.rows > self.num_perm:
+            raise ValueError(f"minhash bands × rows ({self.bands * self.rows}) exceeds num_perm ({self.num_perm})")
+        return self
+
+
+class Embedding(Strict):
+    backend: Literal["static", "sentence-transformers"] = Field(
+        "static", description="static: model2vec distilled from `model`; sentence-transformers: the full model"
+    )
+    model: str = Field("all-MiniLM-L6-v2", description="packaged model name or local folder (never downloaded)")
+    device: str = Field("auto", description="auto | cpu | cuda (sentence-transformers backend)")
+    batch_size: int = Field(256, ge=1)
+
+
+class Leakage(Strict):
+    """The leakage stage: three layers, groups, certificate."""
+
+    fields: tuple[str, ...] = Field(
+        ("exam_description", "reason_for_exam", "report_text"), description="the text that is hashed and compared"
+    )
+    minhash: MinHashConfig = MinHashConfig()
+    embedding: Embedding = Embedding()
+    cosine_threshold: float = Field(
+        0.97, gt=0, le=1, description="cosine similarity (of corpus-centred embeddings) that makes a link"
+    )
+    cosine_neighbours: int = Field(10, ge=1, le=1000, description="neighbours searched per record")
+    exact_index_max: int = Field(1_000_000, ge=1, description="largest corpus searched exactly; IVF above")
+    report_top_clusters: int = Field(20, ge=0, description="largest leakage groups listed in the report")
+
+
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     task: Task
@@ -146,6 +206,8 @@ class Recipe(Strict):
     prompt: Prompt
     shards: Shards = Shards()
     codes: Codes = Codes()
+    leakage: Leakage = Leakage()
+    keys: Keys = Keys()
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

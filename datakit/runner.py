@@ -76,6 +76,7 @@ class Stage:
     run: Callable[[StageContext], StageResult]
     summary: str
     output: str = "stages"  # "stages" -> stages/<name>/; "shards" -> shards/
+    publish: Callable[[Path], Any] | None = None  # renders files outside the stage folder (reports/) from it
 
     def output_dir(self, run_dir: Path) -> Path:
         return run_dir / "shards" if self.output == "shards" else run_dir / "stages" / self.name

@@ -56,14 +56,14 @@ def test_second_run_skips_everything_and_changes_rerun_downstream_only(tmp_path:
     assert statuses(run_recipe(changed, tmp_path)) == {
         "pull": "skipped",
         "codes": "skipped",
-        "split": "skipped",
+        "leakage": "skipped",
         "assemble": "skipped",
         "shard": "ran",
     }
-    assert statuses(run_recipe(recipe, tmp_path, from_stage="split")) == {
+    assert statuses(run_recipe(recipe, tmp_path, from_stage="leakage")) == {
         "pull": "skipped",
         "codes": "skipped",
-        "split": "ran",
+        "leakage": "ran",
         "assemble": "ran",
         "shard": "ran",
     }

@@ -1,53 +1,96 @@
-"""Seeded train/val/test splits by group (patient until leakage groups exist).
+"""Train/val/test assignment of whole leakage groups, deterministic by seed.
 
-Groups are ordered by sha256(seed:group) and cut by cumulative row count, so the ratios hold by rows,
-a group never straddles two splits, and a group keeps its split when other groups are added or removed
-only as far as the cumulative cut allows (use frozen eval mode, later, for hard guarantees).
+Three modes, applied in this order to each group:
+
+1. **frozen eval** (`split.frozen_eval`): a group holding any record of the earlier run's val/test set takes
+   that split (the split holding most of its frozen records; test on a tie), so records linked to the frozen
+   eval set can never enter train. Every other group goes to train: the eval set stays what it was.
+2. **time cut-off** (`split.time_cutoff`): a group with any exam on or after the date is eval; it is val or
+   test by the seeded order, in the ratio val:test. Groups entirely before the date are train.
+3. **ratios**: groups are ordered by sha256(seed:group) and cut by cumulative row count, so the ratios hold by
+   rows and a group never straddles two splits.
+
+A group larger than `max_eval_group_fraction` of all rows (a template shared by thousands of reports) always
+goes to train in the ratio and cut-off modes: put in eval it would swamp it. The stats count such groups.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from datakit.leakage.content_hash import sha256_hex
-from datakit.recipe import Recipe, Split
-from datakit.runner import StageContext, StageResult
+from datakit.recipe import Split
+
+EVAL_SPLITS = ("val", "test")
 
 
-def assign_splits(cases: pl.DataFrame, ratios: Split, seed: int, group: pl.Expr) -> pl.DataFrame:
-    keyed = cases.with_columns(group.alias("split_group"))
-    groups = keyed.group_by("split_group").agg(pl.len().alias("rows"))
-    groups = groups.with_columns(sha256_hex(groups["split_group"], prefix=f"{seed}:").alias("order"))
-    total = max(1, keyed.height)
-    groups = groups.sort("order").with_columns(((pl.col("rows").cum_sum() - pl.col("rows")) / total).alias("start"))
-    groups = groups.with_columns(
-        pl.when(pl.col("start") < ratios.train)
+def _ratio_cut(groups: pl.DataFrame, ratios: tuple[float, float, float], total: int) -> pl.Expr:
+    train, val, _ = ratios
+    start = (pl.col("rows").cum_sum() - pl.col("rows")) / max(1, total)
+    return (
+        pl.when(start < train)
         .then(pl.lit("train"))
-        .when(pl.col("start") < ratios.train + ratios.val)
+        .when(start < train + val)
         .then(pl.lit("val"))
         .otherwise(pl.lit("test"))
-        .alias("split")
     )
-    return keyed.join(groups.select("split_group", "split"), on="split_group", how="left", maintain_order="left")
 
 
-def split_config(recipe: Recipe) -> dict[str, Any]:
-    return {"split": recipe.split.model_dump(mode="json"), "seed": recipe.seed, "group": "patient_id"}
+def assign_group_splits(groups: pl.DataFrame, split: Split, seed: int) -> pl.DataFrame:
+    """groups: (group, rows, last_exam [date, nullable], frozen_split [nullable]) → adds `split`, `split_rule`."""
+    total = int(groups["rows"].sum() or 0)
+    ordered = groups.with_columns(sha256_hex(groups["group"], prefix=f"{seed}:").alias("order")).sort("order")
+    oversized = pl.col("rows") > split.max_eval_group_fraction * max(1, total)
+    frozen_mode = split.frozen_eval is not None
+    if frozen_mode:
+        return ordered.with_columns(
+            pl.coalesce(pl.col("frozen_split"), pl.lit("train")).alias("split"),
+            pl.when(pl.col("frozen_split").is_not_null())
+            .then(pl.lit("frozen_eval"))
+            .otherwise(pl.lit("new_to_train"))
+            .alias("split_rule"),
+        ).drop("order")
+    if split.time_cutoff is not None:
+        is_eval = (pl.col("last_exam") >= pl.lit(split.time_cutoff)) & ~oversized
+        eval_rows = ordered.filter(is_eval)
+        eval_share = split.val / max(split.val + split.test, 1e-12)
+        cut = eval_rows.with_columns(
+            pl.when(
+                (pl.col("rows").cum_sum() - pl.col("rows")) / max(1, int(eval_rows["rows"].sum() or 0)) < eval_share
+            )
+            .then(pl.lit("val"))
+            .otherwise(pl.lit("test"))
+            .alias("eval_split")
+        ).select("group", "eval_split")
+        return (
+            ordered.join(cut, on="group", how="left", maintain_order="left")
+            .with_columns(
+                pl.coalesce(pl.col("eval_split"), pl.lit("train")).alias("split"),
+                pl.when(oversized & (pl.col("last_exam") >= pl.lit(split.time_cutoff)))
+                .then(pl.lit("oversized_to_train"))
+                .when(pl.col("eval_split").is_not_null())
+                .then(pl.lit("after_cutoff"))
+                .otherwise(pl.lit("before_cutoff"))
+                .alias("split_rule"),
+            )
+            .drop("order", "eval_split")
+        )
+    # ratio mode: oversized groups are train; the rest are cut by cumulative rows at rescaled ratios
+    big = ordered.filter(oversized)
+    rest = ordered.filter(~oversized)
+    big_rows = int(big["rows"].sum() or 0)
+    rest_rows = max(1, total - big_rows)
+    # keep the overall ratios where possible: the train share of the rest shrinks by the oversized rows
+    train_share = max(0.0, (split.train * total - big_rows) / rest_rows)
+    eval_scale = (1 - train_share) / max(split.val + split.test, 1e-12)
+    ratios = (train_share, split.val * eval_scale, split.test * eval_scale)
+    rest = rest.with_columns(_ratio_cut(rest, ratios, rest_rows).alias("split"), pl.lit("ratio").alias("split_rule"))
+    big = big.with_columns(pl.lit("train").alias("split"), pl.lit("oversized_to_train").alias("split_rule"))
+    return pl.concat([rest, big]).sort("order").drop("order")
 
 
-def run_split(ctx: StageContext) -> StageResult:
-    cases = ctx.read_input()
-    ctx.set_total(cases.height)
-    group = pl.coalesce(pl.col("patient_id"), pl.col("case_id"))
-    out = assign_splits(cases, ctx.recipe.split, ctx.recipe.seed, group)
-    ctx.write(out)
-    ctx.advance(cases.height)
-    counts = out.group_by("split").agg(pl.len(), pl.col("split_group").n_unique().alias("groups"))
-    stats = {
-        "rows_per_split": {r["split"]: r["len"] for r in counts.iter_rows(named=True)},
-        "groups_per_split": {r["split"]: r["groups"] for r in counts.iter_rows(named=True)},
-        "group_key": "patient_id (case_id where patient_id is missing)",
-    }
-    return StageResult(rows_in=cases.height, rows_out=out.height, stats=stats)
+def membership_hash(frame: pl.DataFrame, split: str) -> str:
+    """sha256 over the sorted case ids of one split: two runs with the same eval set have the same hash."""
+    ids = frame.filter(pl.col("split") == split)["case_id"].unique().sort()
+    joined = pl.Series(["\n".join(ids.to_list())])
+    return str(sha256_hex(joined)[0])

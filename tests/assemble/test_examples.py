@@ -8,7 +8,7 @@ from datakit.assemble.formats import parse_answer
 
 
 def test_examples_carry_the_report_and_the_coder_answer(sample_run: Path) -> None:
-    rows = pl.read_parquet(sample_run / "stages" / "split" / "part-*.parquet")
+    rows = pl.read_parquet(sample_run / "stages" / "leakage" / "part-*.parquet")
     examples = pl.read_parquet(sample_run / "stages" / "assemble" / "part-*.parquet")
     assert examples.height == rows.height and examples["example_id"].n_unique() == examples.height
     cases = rows.filter(pl.col("example_key") == "base")

@@ -1,0 +1,160 @@
+"""Leakage-stage benchmark: the whole stage on N sample cases (wall time and peak RSS per layer), with the
+baselines named in the issue measured in the same run on the same texts:
+
+- MinHash: datasketch's per-document path (`MinHash.update` per shingle, then `MinHashLSH.insert`), and its
+  `update_batch` per document, on a subset (extrapolated per document), against datakit's vectorised signatures
+  (identical values: checked on that subset);
+- embeddings: sentence-transformers on torch CPU (the full all-MiniLM-L6-v2) on a subset, against datakit's
+  static path on all texts; agreement of the two on the planted-leak set when ../shared is present.
+
+    python bench/leakage.py --n 113000            # the size of the published V17 training set
+    python bench/leakage.py --n 113000 --gpu      # also the full model on the GPU (device machine)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import polars as pl
+from datasketch import MinHash, MinHashLSH
+
+from datakit.keys import DEMO_KEY, SecretKey
+from datakit.leakage import embed, minhash
+from datakit.leakage.normalize import normalise_text
+from datakit.leakage.stage import LayerClock, detect, group_and_split
+from datakit.recipe import Leakage, load_recipe
+from datakit.sources.sample import generate_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+IU = ROOT.parent / "shared" / "real_data" / "indiana_iu_cxr" / "indiana_reports.csv"
+
+
+def texts_of(cases: pl.DataFrame, cfg: Leakage) -> pl.Series:
+    exprs = [normalise_text(pl.col(f)) for f in cfg.fields]
+    return cases.unique("case_id").select(pl.concat_str(exprs, separator="\x1f").alias("t"))["t"]
+
+
+def datasketch_baseline(
+    texts: list[str], k: int, num_perm: int, bands: int, rows: int
+) -> tuple[float, float, np.ndarray]:
+    lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
+    t0 = time.perf_counter()
+    sigs = []
+    for i, text in enumerate(texts):
+        m = MinHash(num_perm=num_perm, seed=1, hashfunc=minhash.shingle_hash, scheme="affine32")
+        for s in minhash.shingles(text.encode(), k):
+            m.update(s)
+        lsh.insert(i, m)
+        sigs.append(m.hashvalues)
+    per_doc = (time.perf_counter() - t0) / len(texts)
+    t0 = time.perf_counter()
+    for text in texts:
+        m = MinHash(num_perm=num_perm, seed=1, hashfunc=minhash.shingle_hash, scheme="affine32")
+        m.update_batch(minhash.shingles(text.encode(), k))
+    per_doc_batch = (time.perf_counter() - t0) / len(texts)
+    return per_doc, per_doc_batch, np.array(sigs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=113_000)
+    ap.add_argument("--baseline-docs", type=int, default=2000, help="documents the slow baselines run on")
+    ap.add_argument("--gpu", action="store_true", help="also time the full model on CUDA")
+    args = ap.parse_args()
+    recipe = load_recipe(ROOT / "recipes" / "radiology-coding.toml", [f"source.n={args.n}"])
+    cfg = recipe.leakage
+    t0 = time.perf_counter()
+    cases = generate_cases(args.n, recipe.source.seed).cases  # type: ignore[union-attr]
+    cases = cases.filter(pl.col("report_text").is_not_null() & pl.col("case_id").is_not_null())
+    cases = cases.unique("case_id", keep="first")
+    print(f"{cases.height:,} sample cases generated in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    results: dict[str, object] = {"n": cases.height, "cpu_cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as cache:
+        clock = LayerClock()
+        t0 = time.perf_counter()
+        det = detect(cases, cfg, SecretKey(DEMO_KEY, "demo"), Path(cache), clock)
+        assigned = group_and_split(det, recipe, None, det.edges.clear())
+        from datakit.leakage.certificate import certify
+
+        with clock.layer("certificate"):
+            cert = certify(det, assigned, cfg)
+        total = time.perf_counter() - t0
+    results["layers"] = clock.layers
+    results["stage_seconds_excluding_io"] = round(total, 1)
+    results["distinct_texts"] = len(det.texts)
+    results["links"] = dict(det.edges.group_by("kind").len().sort("kind").iter_rows())
+    results["certificate_cross_links_before_grouping_check"] = cert.cross_link_total
+    results["embedding"] = det.embedding
+    print(json.dumps(results, indent=2), flush=True)
+
+    # MinHash: datakit on all texts vs datasketch per-document on a subset
+    texts = texts_of(cases, cfg)
+    t0 = time.perf_counter()
+    ours = minhash.signatures(texts, k=cfg.minhash.k, num_perm=cfg.minhash.num_perm)
+    table = minhash.band_table(ours, cfg.minhash.bands, cfg.minhash.rows, np.arange(len(ours), dtype=np.uint32))
+    minhash.candidate_pairs(table, cfg.minhash.max_bucket)
+    ours_s = time.perf_counter() - t0
+    sub = texts.head(args.baseline_docs).to_list()
+    per_doc, per_doc_batch, ref = datasketch_baseline(
+        sub, cfg.minhash.k, cfg.minhash.num_perm, cfg.minhash.bands, cfg.minhash.rows
+    )
+    assert np.array_equal(ref, ours[: len(sub)]), "signatures differ from datasketch's"
+    mh = {
+        "datakit_docs_per_s": round(len(texts) / ours_s),
+        "datasketch_update_plus_lsh_docs_per_s": round(1 / per_doc),
+        "datasketch_update_batch_docs_per_s": round(1 / per_doc_batch),
+        "speedup_vs_update": round(per_doc * len(texts) / ours_s, 1),
+        "speedup_vs_update_batch": round(per_doc_batch * len(texts) / ours_s, 1),
+        "signatures_identical_on_subset": True,
+    }
+    print("minhash", json.dumps(mh), flush=True)
+
+    # embeddings: static (datakit default) vs the full model on torch CPU
+    raw = texts.to_list()
+    static = embed.make_encoder("static", cfg.embedding.model)
+    t0 = time.perf_counter()
+    static.encode(raw)
+    static_rate = len(raw) / (time.perf_counter() - t0)
+    full = embed.make_encoder("sentence-transformers", cfg.embedding.model, device="cpu", batch_size=64)
+    sub_n = min(len(raw), max(200, args.baseline_docs // 4))
+    t0 = time.perf_counter()
+    full.encode(raw[:sub_n])
+    full_rate = sub_n / (time.perf_counter() - t0)
+    emb = {
+        "static_reports_per_s": round(static_rate),
+        "sentence_transformers_cpu_reports_per_s": round(full_rate, 1),
+        "speedup": round(static_rate / full_rate, 1),
+    }
+    if args.gpu:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = embed.make_encoder("sentence-transformers", cfg.embedding.model, device="cuda", batch_size=2048)
+            gpu.encode(raw[:4096])
+            t0 = time.perf_counter()
+            gpu.encode(raw)
+            emb["sentence_transformers_gpu_reports_per_s"] = round(len(raw) / (time.perf_counter() - t0))
+    print("embedding", json.dumps(emb), flush=True)
+    print(f"peak RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    print(
+        f"\nSUMMARY n={cases.height:,}: stage {total:.0f} s (target < 600 s); MinHash x{mh['speedup_vs_update']} vs "
+        f"datasketch update (target >= 10x), x{mh['speedup_vs_update_batch']} vs update_batch; embeddings "
+        f"{emb['static_reports_per_s']:,}/s static vs {emb['sentence_transformers_cpu_reports_per_s']}/s "
+        "full model on CPU (target >= 1,000/s)"
+    )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The train/eval certificate: every layer re-run across the split, with complete searches.
+
+The groups already keep linked records together, so a correct build finds nothing here; the point is that this
+check does not trust the grouping. Keys are joined; every LSH bucket shared by an eval text and a train text
+is verified; each eval text's single most similar train text is found by exact search. Anything found is
+returned as edges, so the stage can regroup and re-split, and counted, so the certificate can fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from datakit import __version__
+from datakit.keys import SecretKey
+from datakit.leakage import embed, minhash
+from datakit.leakage.splits import membership_hash
+from datakit.recipe import Leakage, Recipe
+
+if TYPE_CHECKING:
+    from datakit.leakage.stage import Detection
+
+EVAL = ("val", "test")
+KEY_LAYERS = {
+    "exact": "dedup_hash",
+    "exam_fingerprint": "exam_fp",
+    "accession": "accession_fp",
+    "patient": "patient_key",
+}
+EDGE_SCHEMA = {"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32}
+
+
+@dataclass
+class Certificate:
+    layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cross_edges: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=EDGE_SCHEMA))
+
+    @property
+    def cross_link_total(self) -> int:
+        return sum(int(v["train_eval_links"]) for v in self.layers.values())
+
+    def to_json(
+        self, out: pl.DataFrame, recipe: Recipe, key: SecretKey, det: Detection, rounds: list[dict[str, int]]
+    ) -> dict[str, Any]:
+        layers = dict(self.layers)
+        layers["pair"] = _pair_check(out)
+        passed = all(v["ran"] and v["train_eval_links"] == 0 for v in layers.values())
+        per_split = out.group_by("split").agg(pl.len().alias("rows"), pl.col("case_id").n_unique().alias("cases"))
+        return {
+            "certificate_version": 1,
+            "datakit_version": __version__,
+            "recipe": recipe.name,
+            "recipe_hash": recipe.hash(),
+            "seed": recipe.seed,
+            "passed": passed,
+            "layers": layers,
+            "records": {
+                r["split"]: {"rows": r["rows"], "cases": r["cases"]}
+                for r in per_split.sort("split").iter_rows(named=True)
+            },
+            "split_membership_sha256": {s: membership_hash(out, s) for s in ("train", "val", "test")},
+            "split_mode": (
+                "frozen_eval" if recipe.split.frozen_eval else "time_cutoff" if recipe.split.time_cutoff else "ratio"
+            ),
+            "repair_rounds": rounds,
+            "embedding_model": det.embedding.get("model_id"),
+            "key": {"key_id": key.key_id, "demo_key": key.is_demo},
+        }
+
+
+def _pair_check(out: pl.DataFrame) -> dict[str, Any]:
+    """A specificity-pair example must sit in the split of the case it was made from."""
+    if "pair_of" not in out.columns:
+        return {"ran": True, "train_eval_links": 0, "checked": 0, "note": "no specificity pairs in this task"}
+    base = (
+        out.filter(pl.col("pair_of").is_null()).select("case_id", pl.col("split").alias("base_split")).unique("case_id")
+    )
+    pairs = out.filter(pl.col("pair_of").is_not_null()).join(base, left_on="pair_of", right_on="case_id", how="left")
+    crossing = pairs.filter(pl.col("base_split").is_not_null() & (pl.col("split") != pl.col("base_split")))
+    return {"ran": True, "train_eval_links": crossing.height, "checked": pairs.height, "threshold": "same case"}
+
+
+def _side(frame: pl.DataFrame, split_col: str = "split") -> pl.Expr:
+    return pl.when(pl.col(split_col).is_in(EVAL)).then(pl.lit("eval")).otherwise(pl.lit("train"))
+
+
+def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate:
+    nodes = det.nodes.join(assigned.select("node", "split"), on="node").with_columns(_side(det.nodes).alias("side"))
+    cert = Certificate()
+    edges: list[pl.DataFrame] = []
+    for layer, column in KEY_LAYERS.items():
+        keyed = nodes.drop_nulls(column)
+        train = keyed.filter(pl.col("side") == "train").group_by(column).agg(pl.col("node").min().alias("a"))
+        evals = keyed.filter(pl.col("side") == "eval").select(column, pl.col("node").alias("b"))
+        cross = evals.join(train, on=column)
+        cert.layers[layer] = {"ran": True, "train_eval_links": cross.height, "threshold": "equal key"}
+        edges.append(cross.select("a", "b", pl.lit(layer).alias("kind"), pl.lit(1.0, pl.Float32).alias("score")))
+    # content-level layers: a representative node of each content on each side
+    reps = nodes.group_by("content", "side").agg(pl.col("node").min().alias("rep"))
+    train_c = reps.filter(pl.col("side") == "train").select(pl.col("content").cast(pl.UInt32), "rep").sort("content")
+    eval_c = reps.filter(pl.col("side") == "eval").select(pl.col("content").cast(pl.UInt32), "rep").sort("content")
+    mh = cfg.minhash
+    train_ids = train_c["content"].to_numpy()
+    eval_ids = eval_c["content"].to_numpy()
+    band = minhash.band_table(det.signatures[train_ids], mh.bands, mh.rows, train_ids)
+    band_eval = minhash.band_table(det.signatures[eval_ids], mh.bands, mh.rows, eval_ids)
+    cand = minhash.cross_pairs(band_eval, band).filter(pl.col("a") != pl.col("b"))
+    ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
+    jac = minhash.jaccard(det.signatures, ca, cb)
+    sizes = det.shingle_counts
+    linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
+    near = cand.with_columns(pl.Series("score", jac)).filter(pl.Series(linked))
+    cert.layers["near"] = {
+        "ran": True,
+        "train_eval_links": near.height,
+        "threshold": mh.threshold,
+        "containment": mh.containment,
+        "candidates_checked": cand.height,
+    }
+    edges.append(_to_nodes(near, eval_c, train_c, "near"))
+    scores, idx = embed.nearest_across(det.vectors[eval_ids], det.vectors[train_ids], cfg.exact_index_max)
+    hit = scores >= cfg.cosine_threshold
+    cos = pl.DataFrame(
+        {
+            "a": eval_ids[hit].astype(np.uint32),
+            "b": train_ids[idx[hit]].astype(np.uint32) if hit.any() else np.zeros(0, np.uint32),
+            "score": scores[hit].astype(np.float32),
+        }
+    )
+    cert.layers["cosine"] = {
+        "ran": True,
+        "train_eval_links": cos.height,
+        "threshold": cfg.cosine_threshold,
+        "eval_texts_searched": len(eval_ids),
+        "max_eval_to_train_cosine": float(scores.max()) if len(scores) else None,
+        "search": "exact" if len(train_ids) <= cfg.exact_index_max else "ivf",
+    }
+    edges.append(_to_nodes(cos, eval_c, train_c, "cosine"))
+    cert.cross_edges = pl.concat([e.select(list(EDGE_SCHEMA)).cast(EDGE_SCHEMA) for e in edges])  # type: ignore[arg-type]
+    return cert
+
+
+def _to_nodes(pairs: pl.DataFrame, eval_c: pl.DataFrame, train_c: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Content pairs (a = eval text, b = train text) → node edges."""
+    return (
+        pairs.join(eval_c.rename({"content": "a", "rep": "node_a"}), on="a")
+        .join(train_c.rename({"content": "b", "rep": "node_b"}), on="b")
+        .select(
+            pl.col("node_a").alias("a"),
+            pl.col("node_b").alias("b"),
+            pl.lit(kind).alias("kind"),
+            pl.col("score").cast(pl.Float32),
+        )
+    )

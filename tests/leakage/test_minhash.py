@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from datasketch import MinHash, MinHashLSH
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from datakit.leakage import minhash
+
+
+def datasketch_signature(text: str, k: int, num_perm: int, seed: int) -> np.ndarray:
+    m = MinHash(num_perm=num_perm, seed=seed, hashfunc=minhash.shingle_hash, scheme="affine32")
+    for s in minhash.shingles(text.encode(), k):
+        m.update(s)
+    return np.asarray(m.hashvalues)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=120), min_size=1, max_size=12), st.integers(1, 8), st.integers(0, 1000))
+def test_signatures_equal_datasketch_minhash(texts: list[str], k: int, seed: int) -> None:
+    ours = minhash.signatures(pl.Series(texts), k=k, num_perm=32, seed=seed)
+    for row, text in zip(ours, texts, strict=True):
+        assert np.array_equal(row, datasketch_signature(text, k, 32, seed))
+
+
+def test_threaded_batches_match_a_single_batch(monkeypatch: object) -> None:
+    texts = pl.Series([f"report {i} " * (i % 17 + 1) for i in range(3000)])
+    whole = minhash.signatures(texts, threads=1)
+    import datakit.leakage.minhash as mod
+
+    old = mod.BATCH_SHINGLES
+    mod.BATCH_SHINGLES = 5000
+    try:
+        split = minhash.signatures(texts, threads=2)
+    finally:
+        mod.BATCH_SHINGLES = old
+    assert np.array_equal(whole, split)
+
+
+def test_lsh_candidates_agree_with_datasketch_lsh() -> None:
+    rng = np.random.default_rng(3)
+    base = ["the lungs are clear without focal consolidation effusion or pneumothorax " + str(i) for i in range(40)]
+    edits = [t.replace("clear", "clear bilaterally") if i % 2 else t + " addendum" for i, t in enumerate(base)]
+    noise = ["".join(rng.choice(list("abcdefghij "), 60)) for _ in range(40)]
+    texts = base + edits + noise
+    sig = minhash.signatures(pl.Series(texts), num_perm=128)
+    table = minhash.band_table(sig, 32, 4, np.arange(len(texts), dtype=np.uint32))
+    ours = {tuple(r) for r in minhash.candidate_pairs(table, max_bucket=10_000).iter_rows()}
+    lsh = MinHashLSH(num_perm=128, params=(32, 4))
+    hashes = []
+    for i, row in enumerate(sig):
+        m = MinHash(num_perm=128, hashvalues=row, scheme="affine32")
+        hashes.append(m)
+        lsh.insert(i, m)
+    theirs = {(min(i, j), max(i, j)) for i, m in enumerate(hashes) for j in lsh.query(m) if i != j}
+    assert ours == theirs
+    assert all((i, i + 40) in ours for i in range(40))
+
+
+def test_large_buckets_become_stars_and_jaccard_estimates() -> None:
+    texts = pl.Series(["normal chest radiograph no acute findings"] * 300 + ["something else entirely"])
+    sig = minhash.signatures(texts)
+    table = minhash.band_table(sig, 32, 4, np.arange(len(texts), dtype=np.uint32))
+    pairs = minhash.candidate_pairs(table, max_bucket=50)
+    assert pairs.height == 299 and set(pairs["a"]) == {0}
+    jac = minhash.jaccard(sig, pairs["a"].to_numpy(), pairs["b"].to_numpy())
+    assert (jac == 1.0).all()
+
+
+def test_faiss_exact_and_ivf_paths_find_planted_neighbours() -> None:
+    from datakit.leakage import embed
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((3000, 32)).astype(np.float32)
+    near = base[:50] + 0.01 * rng.standard_normal((50, 32)).astype(np.float32)
+    vectors = embed.centred(np.vstack([base, near]))
+    for exact_max in (1_000_000, 100):  # flat, then IVF
+        pairs = embed.neighbour_pairs(vectors, k=5, floor=0.95, exact_max=exact_max)
+        found = {(int(a), int(b)) for a, b in pairs.select("a", "b").iter_rows()}
+        assert sum((i, 3000 + i) in found for i in range(50)) >= 48
+    scores, ids = embed.nearest_across(vectors[3000:], vectors[:3000])
+    assert (ids == np.arange(50)).all() and (scores > 0.95).all()

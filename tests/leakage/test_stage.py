@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import datakit.leakage.stage as stage_mod
+from datakit.errors import RecipeError, StageError
+from datakit.keys import load_key
+from datakit.sources.sample import generate_cases
+from tests.conftest import coding_recipe, run_recipe
+
+
+def test_certificate_passes_and_every_layer_ran(sample_run: Path) -> None:
+    cert = json.loads((sample_run / "reports" / "certificate.json").read_text())
+    assert cert["passed"] is True
+    assert set(cert["layers"]) == {"exact", "near", "cosine", "exam_fingerprint", "accession", "patient", "pair"}
+    assert all(layer["ran"] and layer["train_eval_links"] == 0 for layer in cert["layers"].values())
+    assert cert["key"]["demo_key"] is True
+    assert set(cert["split_membership_sha256"]) == {"train", "val", "test"}
+
+
+def test_planted_duplicates_share_a_group_with_their_source(sample_run: Path) -> None:
+    rows = pl.read_parquet(sample_run / "stages" / "leakage" / "part-*.parquet").unique("case_id")
+    truth = generate_cases(1200, 17).truth.filter(pl.col("source_case_id").is_not_null())
+    pairs = truth.join(rows.select("case_id", "leakage_group"), on="case_id").join(
+        rows.select(pl.col("case_id").alias("source_case_id"), pl.col("leakage_group").alias("source_group")),
+        on="source_case_id",
+    )
+    assert pairs.height > 10
+    assert (pairs["leakage_group"] == pairs["source_group"]).all()
+
+
+def test_reports_hold_ids_and_hashes_never_text(sample_run: Path) -> None:
+    rows = pl.read_parquet(sample_run / "stages" / "leakage" / "part-*.parquet")
+    html = (sample_run / "reports" / "leakage.html").read_text()
+    blob = html + (sample_run / "reports" / "leakage.json").read_text()
+    assert "<svg" in html and "PASSED" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    # no sentence of any report and no patient id reaches the reports
+    sentences = {s.strip() for t in rows["report_text"].to_list() for s in t.split("\n") if len(s.strip()) > 25}
+    assert not [s for s in sentences if s in blob]
+    assert not [p for p in rows["patient_id"].drop_nulls().unique().to_list() if p in blob]
+
+
+def test_a_layer_that_cannot_run_stops_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(cfg: object) -> object:
+        raise RuntimeError("model file is corrupt")
+
+    monkeypatch.setattr(stage_mod, "make_encoder", broken)
+    with pytest.raises(StageError, match="leakage layer 'cosine' could not run"):
+        run_recipe(coding_recipe("source.n=200"), tmp_path)
+    assert not (tmp_path / "stages" / "leakage" / "_stage.json").exists()
+
+
+def _without_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = stage_mod.detect
+
+    def blind(*args: object, **kwargs: object) -> stage_mod.Detection:
+        det = real(*args, **kwargs)  # type: ignore[arg-type]
+        det.edges = det.edges.clear()
+        return det
+
+    monkeypatch.setattr(stage_mod, "detect", blind)
+
+
+def test_certificate_repairs_links_the_grouping_missed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_links(monkeypatch)
+    run_recipe(coding_recipe("source.n=300"), tmp_path)
+    record = json.loads((tmp_path / "stages" / "leakage" / "_stage.json").read_text())
+    rounds = record["stats"]["repair_rounds"]
+    assert rounds[0]["cross_links"] > 0 and rounds[-1]["cross_links"] == 0
+
+
+def test_certificate_fails_the_build_when_links_remain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_links(monkeypatch)
+    monkeypatch.setattr(stage_mod, "REPAIR_ROUNDS", 0)
+    with pytest.raises(StageError, match="leakage certificate failed"):
+        run_recipe(coding_recipe("source.n=300"), tmp_path)
+    cert = json.loads((tmp_path / "reports" / "certificate.json").read_text())
+    assert cert["passed"] is False and cert["layers"]["patient"]["train_eval_links"] > 0
+
+
+def test_no_key_no_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATAKIT_SECRET", raising=False)
+    with pytest.raises(RecipeError, match="no secret key"):
+        load_key(coding_recipe("keys.demo=false"))
+    monkeypatch.setenv("DATAKIT_SECRET", "short")
+    with pytest.raises(RecipeError, match="shorter than 16 bytes"):
+        load_key(coding_recipe())
+
+
+def test_rerun_with_new_threshold_reuses_cached_embeddings(tmp_path: Path) -> None:
+    run_recipe(coding_recipe("source.n=300"), tmp_path)
+    first = json.loads((tmp_path / "stages" / "leakage" / "_stage.json").read_text())["stats"]["embedding"]
+    run_recipe(coding_recipe("source.n=300", "leakage.cosine_threshold=0.95"), tmp_path)
+    second = json.loads((tmp_path / "stages" / "leakage" / "_stage.json").read_text())["stats"]["embedding"]
+    assert first["embedded"] > 0 and second["embedded"] == 0 and second["from_cache"] == first["embedded"]
+
+
+def test_frozen_eval_reuses_the_earlier_eval_set(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    run_recipe(coding_recipe("source.n=400"), first)
+    old = pl.read_parquet(first / "stages" / "leakage" / "part-*.parquet")
+    second = tmp_path / "second"
+    # another split seed would reshuffle every group; frozen eval mode must keep the earlier eval set anyway
+    run_recipe(coding_recipe("source.n=400", "seed=99", f"split.frozen_eval='{first}'"), second)
+    new = pl.read_parquet(second / "stages" / "leakage" / "part-*.parquet")
+    old_eval = old.filter(pl.col("split") != "train").select("case_id", pl.col("split").alias("old")).unique()
+    kept = old_eval.join(new.select("case_id", "split").unique(), on="case_id")
+    assert kept.height == old_eval.height and (kept["old"] == kept["split"]).all()
+    assert (new.filter(pl.col("split") == "train")["case_id"].is_in(old_eval["case_id"].implode())).sum() == 0
+    # new records reach eval only through a link to the frozen eval set
+    new_eval = new.filter((pl.col("split") != "train") & ~pl.col("case_id").is_in(old["case_id"].implode()))
+    eval_groups = set(new.filter(pl.col("case_id").is_in(old_eval["case_id"].implode()))["leakage_group"])
+    assert set(new_eval["leakage_group"]) <= eval_groups
