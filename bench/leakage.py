@@ -30,8 +30,7 @@ from datasketch import MinHash, MinHashLSH
 
 from datakit.keys import DEMO_KEY, SecretKey
 from datakit.leakage import embed, minhash
-from datakit.leakage.normalize import normalise_text
-from datakit.leakage.stage import LayerClock, detect, group_and_split
+from datakit.leakage.stage import LayerClock, content_text, detect, group_and_split
 from datakit.recipe import Leakage, load_recipe
 from datakit.sources.sample import generate_cases
 
@@ -40,8 +39,8 @@ IU = ROOT.parent / "shared" / "real_data" / "indiana_iu_cxr" / "indiana_reports.
 
 
 def texts_of(cases: pl.DataFrame, cfg: Leakage) -> pl.Series:
-    exprs = [normalise_text(pl.col(f)) for f in cfg.fields]
-    return cases.unique("case_id").select(pl.concat_str(exprs, separator="\x1f").alias("t"))["t"]
+    """The texts the stage compares, built by the stage's own expression."""
+    return cases.unique("case_id").select(content_text(cfg.fields, cases.columns).alias("t"))["t"]
 
 
 def datasketch_baseline(

@@ -17,13 +17,13 @@ import polars as pl
 from datakit import __version__
 from datakit.keys import SecretKey
 from datakit.leakage import embed, minhash
-from datakit.leakage.splits import membership_hash
+from datakit.leakage.groups import content_edges
+from datakit.leakage.splits import EVAL_SPLITS, membership_hash
 from datakit.recipe import Leakage, Recipe
 
 if TYPE_CHECKING:
     from datakit.leakage.stage import Detection
 
-EVAL = ("val", "test")
 KEY_LAYERS = {
     "exact": "dedup_hash",
     "exam_fingerprint": "exam_fp",
@@ -83,12 +83,12 @@ def _pair_check(out: pl.DataFrame) -> dict[str, Any]:
     return {"ran": True, "train_eval_links": crossing.height, "checked": pairs.height, "threshold": "same case"}
 
 
-def _side(frame: pl.DataFrame, split_col: str = "split") -> pl.Expr:
-    return pl.when(pl.col(split_col).is_in(EVAL)).then(pl.lit("eval")).otherwise(pl.lit("train"))
+def _side() -> pl.Expr:
+    return pl.when(pl.col("split").is_in(EVAL_SPLITS)).then(pl.lit("eval")).otherwise(pl.lit("train"))
 
 
 def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate:
-    nodes = det.nodes.join(assigned.select("node", "split"), on="node").with_columns(_side(det.nodes).alias("side"))
+    nodes = det.nodes.join(assigned.select("node", "split"), on="node").with_columns(_side().alias("side"))
     cert = Certificate()
     edges: list[pl.DataFrame] = []
     for layer, column in KEY_LAYERS.items():
@@ -120,7 +120,7 @@ def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate
         "containment": mh.containment,
         "candidates_checked": cand.height,
     }
-    edges.append(_to_nodes(near, eval_c, train_c, "near"))
+    edges.append(content_edges(near, eval_c, train_c, "near", "score"))
     scores, idx = embed.nearest_across(det.vectors[eval_ids], det.vectors[train_ids], cfg.exact_index_max)
     hit = scores >= cfg.cosine_threshold
     cos = pl.DataFrame(
@@ -138,20 +138,6 @@ def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate
         "max_eval_to_train_cosine": float(scores.max()) if len(scores) else None,
         "search": "exact" if len(train_ids) <= cfg.exact_index_max else "ivf",
     }
-    edges.append(_to_nodes(cos, eval_c, train_c, "cosine"))
+    edges.append(content_edges(cos, eval_c, train_c, "cosine", "score"))
     cert.cross_edges = pl.concat([e.select(list(EDGE_SCHEMA)).cast(EDGE_SCHEMA) for e in edges])  # type: ignore[arg-type]
     return cert
-
-
-def _to_nodes(pairs: pl.DataFrame, eval_c: pl.DataFrame, train_c: pl.DataFrame, kind: str) -> pl.DataFrame:
-    """Content pairs (a = eval text, b = train text) → node edges."""
-    return (
-        pairs.join(eval_c.rename({"content": "a", "rep": "node_a"}), on="a")
-        .join(train_c.rename({"content": "b", "rep": "node_b"}), on="b")
-        .select(
-            pl.col("node_a").alias("a"),
-            pl.col("node_b").alias("b"),
-            pl.lit(kind).alias("kind"),
-            pl.col("score").cast(pl.Float32),
-        )
-    )

@@ -29,6 +29,23 @@ def key_links(nodes: pl.DataFrame, column: str, kind: str) -> pl.DataFrame:
     )
 
 
+def content_edges(
+    pairs: pl.DataFrame, reps_a: pl.DataFrame, reps_b: pl.DataFrame, kind: str, score: str
+) -> pl.DataFrame:
+    """Pairs of distinct texts (a, b, <score>) → edges between nodes: each text's representative node, taken from
+    `reps_a` for a and `reps_b` for b (both tables: content, rep)."""
+    return (
+        pairs.join(reps_a.rename({"content": "a", "rep": "node_a"}), on="a")
+        .join(reps_b.rename({"content": "b", "rep": "node_b"}), on="b")
+        .select(
+            pl.col("node_a").cast(pl.UInt32).alias("a"),
+            pl.col("node_b").cast(pl.UInt32).alias("b"),
+            pl.lit(kind).alias("kind"),
+            pl.col(score).cast(pl.Float32).alias("score"),
+        )
+    )
+
+
 def connected_components(n: int, edges: pl.DataFrame, max_rounds: int = 200) -> pl.DataFrame:
     """(node, component) for nodes 0..n-1; a component is named by its smallest node."""
     labels = pl.DataFrame({"node": pl.arange(0, n, dtype=pl.UInt32, eager=True)}).with_columns(

@@ -26,8 +26,9 @@ from datasketch import MinHash
 
 MAX_K = 8
 _M64 = (1 << 64) - 1
-_FMIX64 = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
-_FMIX32 = (np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35))
+# MurmurHash3 finalisers: (shift1, multiplier1, shift2, multiplier2, shift3) per width
+_FMIX64 = (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(33), np.uint64(0xC4CEB9FE1A85EC53), np.uint64(33))
+_FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
 BATCH_SHINGLES = 1 << 21
 
 
@@ -53,21 +54,14 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
 
 
-def _fmix64(v: np.ndarray) -> np.ndarray:
-    v ^= v >> np.uint64(33)
-    v *= _FMIX64[0]
-    v ^= v >> np.uint64(33)
-    v *= _FMIX64[1]
-    v ^= v >> np.uint64(33)
-    return v
-
-
-def _fmix32(v: np.ndarray) -> np.ndarray:
-    v ^= v >> np.uint32(16)
-    v *= _FMIX32[0]
-    v ^= v >> np.uint32(13)
-    v *= _FMIX32[1]
-    v ^= v >> np.uint32(16)
+def _fmix(v: np.ndarray, constants: tuple[np.unsignedinteger, ...]) -> np.ndarray:
+    """MurmurHash3's finaliser in place on an unsigned array (multiplication wraps, as intended)."""
+    s1, m1, s2, m2, s3 = constants
+    v ^= v >> s1
+    v *= m1
+    v ^= v >> s2
+    v *= m2
+    v ^= v >> s3
     return v
 
 
@@ -108,7 +102,7 @@ def _signature_batch(offsets: np.ndarray, data: np.ndarray, k: int, a: np.ndarra
         inside = at < doc_end
         byte = data[np.minimum(at, len(data) - 1)].astype(np.uint64) if len(data) else np.zeros(total, np.uint64)
         value |= np.where(inside, byte, np.uint64(0)) << np.uint64(8 * j)
-    hv = _fmix32((_fmix64(value) >> np.uint64(32)).astype(np.uint32))
+    hv = _fmix((_fmix(value, _FMIX64) >> np.uint64(32)).astype(np.uint32), _FMIX32)
     sig = np.empty((len(counts), len(a)), dtype=np.uint32)
     work = np.empty_like(hv)
     for j in range(len(a)):
@@ -152,7 +146,7 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     for band in range(bands):
         key = np.full(sig.shape[0], (band * 0x9E3779B97F4A7C15) & _M64, dtype=np.uint64)
         for col in range(band * rows, (band + 1) * rows):
-            key = _fmix64(key ^ sig[:, col].astype(np.uint64))
+            key = _fmix(key ^ sig[:, col].astype(np.uint64), _FMIX64)
         keys[:, band] = key
     return keys
 

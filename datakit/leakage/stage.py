@@ -37,16 +37,15 @@ from datakit.leakage import embed, minhash
 from datakit.leakage.certificate import certify
 from datakit.leakage.content_hash import FIELD_SEPARATOR, sha256_hex
 from datakit.leakage.fingerprint import fingerprints
-from datakit.leakage.groups import connected_components, group_links, key_links
+from datakit.leakage.groups import connected_components, content_edges, group_links, key_links
 from datakit.leakage.normalize import normalise_text
-from datakit.leakage.splits import assign_group_splits
+from datakit.leakage.splits import EVAL_SPLITS, assign_group_splits
 from datakit.recipe import Leakage, Recipe
 from datakit.runner import PeakRss, StageContext, StageResult, file_sha256
 
 REPAIR_ROUNDS = 10
 JACCARD_FLOOR = 0.5  # similarities at or above these are kept for the report and for threshold what-ifs
 COSINE_FLOOR = 0.80
-EVAL_SPLITS = ("val", "test")
 
 
 def frozen_eval_table(path: str | None) -> tuple[pl.DataFrame | None, str | None]:
@@ -119,25 +118,11 @@ class Detection:
     embedding: dict[str, Any]
 
 
-def _content_text(fields: tuple[str, ...], columns: list[str]) -> pl.Expr:
+def content_text(fields: tuple[str, ...], columns: list[str]) -> pl.Expr:
     present = [normalise_text(pl.col(f)) for f in fields if f in columns]
     if not present:
         raise StageError(f"none of leakage.fields ({', '.join(fields)}) is a column of the input")
     return pl.concat_str(present, separator=FIELD_SEPARATOR)
-
-
-def _content_pairs_to_edges(pairs: pl.DataFrame, rep: pl.DataFrame, kind: str, score: str) -> pl.DataFrame:
-    """Content-level pairs → edges between each content's representative node."""
-    return (
-        pairs.join(rep.rename({"content": "a", "rep": "node_a"}), on="a")
-        .join(rep.rename({"content": "b", "rep": "node_b"}), on="b")
-        .select(
-            pl.col("node_a").cast(pl.UInt32).alias("a"),
-            pl.col("node_b").cast(pl.UInt32).alias("b"),
-            pl.lit(kind).alias("kind"),
-            pl.col(score).cast(pl.Float32).alias("score"),
-        )
-    )
 
 
 def make_encoder(cfg: Leakage) -> embed.Encoder:
@@ -159,7 +144,7 @@ def detect(
     # nodes are numbered in case-id order: components and group names depend on it, so it must not vary
     cases = rows.unique("case_id", keep="first", maintain_order=True).join(counts, on="case_id").sort("case_id")
     with clock.layer("exact"):
-        text = cases.select(_content_text(cfg.fields, cases.columns).alias("text"))["text"]
+        text = cases.select(content_text(cfg.fields, cases.columns).alias("text"))["text"]
         dedup = sha256_hex(text)
         cases = cases.with_columns(dedup.alias("dedup_hash"), pl.arange(0, cases.height, dtype=pl.UInt32).alias("node"))
         contents = (
@@ -182,7 +167,7 @@ def detect(
         linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
         scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", linked))
         jpairs = scored.filter((pl.col("jaccard") >= JACCARD_FLOOR) | pl.col("linked"))
-        near = _content_pairs_to_edges(jpairs.filter(pl.col("linked")), rep, "near", "jaccard")
+        near = content_edges(jpairs.filter(pl.col("linked")), rep, rep, "near", "jaccard")
         jpairs = jpairs.drop("linked")
     with clock.layer("cosine"):
         encoder = (encoder_factory or make_encoder)(cfg)
@@ -194,9 +179,7 @@ def detect(
         cpairs = embed.neighbour_pairs(
             vectors, cfg.cosine_neighbours, min(COSINE_FLOOR, cfg.cosine_threshold), cfg.exact_index_max
         ).rename({"score": "cosine"})
-        cosine = _content_pairs_to_edges(
-            cpairs.filter(pl.col("cosine") >= cfg.cosine_threshold), rep, "cosine", "cosine"
-        )
+        cosine = content_edges(cpairs.filter(pl.col("cosine") >= cfg.cosine_threshold), rep, rep, "cosine", "cosine")
         emb_stats |= {"model_id": encoder.model_id, "dim": encoder.dim}
     with clock.layer("fingerprint"):
         fps = fingerprints(cases, key)

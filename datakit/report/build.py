@@ -110,7 +110,6 @@ def leakage_summary(
         )
         .sort("split")
     )
-    rules = groups.join(out.select("leakage_group").unique(), on="leakage_group")
     cross_patient = groups.filter(pl.col("patients") > 1)
     return {
         "recipe": recipe.name,
@@ -148,7 +147,7 @@ def leakage_summary(
             "rows": {r["split"]: r["rows"] for r in per_split.iter_rows(named=True)},
             "cases": {r["split"]: r["cases"] for r in per_split.iter_rows(named=True)},
             "groups": {r["split"]: r["groups"] for r in per_split.iter_rows(named=True)},
-            "rules": _rules(out, rules),
+            "rules": _rules(out),
         },
         "certificate": certificate,
         "layers": layers,
@@ -156,7 +155,7 @@ def leakage_summary(
     }
 
 
-def _rules(out: pl.DataFrame, groups: pl.DataFrame) -> dict[str, int]:
+def _rules(out: pl.DataFrame) -> dict[str, int]:
     if "split_rule" not in out.columns:
         return {}
     return dict(out.group_by("split_rule").len().sort("split_rule").iter_rows())
