@@ -30,7 +30,7 @@ from datasketch import MinHash, MinHashLSH
 
 from datakit.keys import DEMO_KEY, SecretKey
 from datakit.leakage import embed, minhash
-from datakit.leakage.stage import LayerClock, content_text, detect, group_and_split
+from datakit.leakage.stage import LayerClock, content_text, detect, split_and_certify
 from datakit.recipe import Leakage, load_recipe
 from datakit.sources.sample import generate_cases
 
@@ -83,17 +83,22 @@ def main() -> None:
         clock = LayerClock()
         t0 = time.perf_counter()
         det = detect(cases, cfg, SecretKey(DEMO_KEY, "demo"), Path(cache), clock)
-        assigned = group_and_split(det, recipe, None, det.edges.clear())
-        from datakit.leakage.certificate import certify
-
-        with clock.layer("certificate"):
-            cert = certify(det, assigned, cfg)
+        assigned, cert, _, rounds = split_and_certify(det, recipe, None, clock)
         total = time.perf_counter() - t0
     results["layers"] = clock.layers
     results["stage_seconds_excluding_io"] = round(total, 1)
     results["distinct_texts"] = len(det.texts)
     results["links"] = dict(det.edges.group_by("kind").len().sort("kind").iter_rows())
-    results["certificate_cross_links_before_grouping_check"] = cert.cross_link_total
+    results["certificate_repair_rounds"] = rounds
+    results["certificate_passed"] = cert.cross_link_total == 0
+    results["template_cases"] = int(det.nodes["template"].sum())
+    sizes = assigned.group_by("leakage_group").len()["len"]
+    results["groups"] = {
+        "count": sizes.len(),
+        "largest": int(sizes.max()),  # type: ignore[arg-type]
+        "records_in_groups_over_100": int(sizes.filter(sizes > 100).sum()),
+        "split_records": dict(assigned.group_by("split").len().sort("split").iter_rows()),
+    }
     results["embedding"] = det.embedding
     print(json.dumps(results, indent=2), flush=True)
 

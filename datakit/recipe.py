@@ -193,6 +193,16 @@ class Leakage(Strict):
     cosine_neighbours: int = Field(10, ge=1, le=1000, description="neighbours searched per record")
     exact_index_max: int = Field(1_000_000, ge=1, description="largest corpus searched exactly; IVF above")
     report_top_clusters: int = Field(20, ge=0, description="largest leakage groups listed in the report")
+    template_min_patients: int = Field(
+        20,
+        ge=0,
+        description=(
+            "a cluster of identical or near-identical texts (exact/near/cosine links) written for at least this many "
+            "distinct patients is a template: its content links are reported as template_* links but neither group "
+            "records nor fail the certificate (patient, accession and exam links always do); 0 = every content "
+            "link binds"
+        ),
+    )
 
 
 class Recipe(Strict):

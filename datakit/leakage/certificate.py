@@ -3,7 +3,8 @@
 The groups already keep linked records together, so a correct build finds nothing here; the point is that this
 check does not trust the grouping. Keys are joined; every LSH bucket shared by an eval text and a train text
 is verified; each eval text's single most similar train text is found by exact search. Anything found is
-returned as edges, so the stage can regroup and re-split, and counted, so the certificate can fail.
+returned as edges, so the stage can regroup and re-split, and counted, so the certificate can fail. Content
+links between two template texts (see `stage.template_contents`) are counted apart as exempt.
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ class Certificate:
                 "frozen_eval" if recipe.split.frozen_eval else "time_cutoff" if recipe.split.time_cutoff else "ratio"
             ),
             "repair_rounds": rounds,
+            "template_rule": {
+                "min_patients": recipe.leakage.template_min_patients,
+                "template_texts": int(det.nodes.filter(pl.col("template"))["content"].n_unique()),
+                "template_cases": int(det.nodes["template"].sum()),
+                "meaning": (
+                    "exact/near/cosine links inside a cluster of texts shared by at least min_patients patients "
+                    "are counted as template_links_exempt and do not fail the certificate; patient, accession "
+                    "and exam links always do"
+                ),
+            },
             "embedding_model": det.embedding.get("model_id"),
             "key": {"key_id": key.key_id, "demo_key": key.is_demo},
         }
@@ -91,12 +102,22 @@ def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate
     nodes = det.nodes.join(assigned.select("node", "split"), on="node").with_columns(_side().alias("side"))
     cert = Certificate()
     edges: list[pl.DataFrame] = []
+    template = np.zeros(len(det.texts), dtype=bool)
+    flagged = det.nodes.filter(pl.col("template"))["content"].unique().to_numpy()
+    template[flagged] = True
     for layer, column in KEY_LAYERS.items():
         keyed = nodes.drop_nulls(column)
         train = keyed.filter(pl.col("side") == "train").group_by(column).agg(pl.col("node").min().alias("a"))
-        evals = keyed.filter(pl.col("side") == "eval").select(column, pl.col("node").alias("b"))
+        evals = keyed.filter(pl.col("side") == "eval").select(column, pl.col("node").alias("b"), "template")
         cross = evals.join(train, on=column)
-        cert.layers[layer] = {"ran": True, "train_eval_links": cross.height, "threshold": "equal key"}
+        key_exempt = cross["template"] if layer == "exact" else pl.repeat(False, cross.height, eager=True)
+        cert.layers[layer] = {
+            "ran": True,
+            "train_eval_links": int((~key_exempt).sum()),
+            "threshold": "equal key",
+            **({"template_links_exempt": int(key_exempt.sum())} if layer == "exact" else {}),
+        }
+        cross = cross.filter(~key_exempt)
         edges.append(cross.select("a", "b", pl.lit(layer).alias("kind"), pl.lit(1.0, pl.Float32).alias("score")))
     # content-level layers: a representative node of each content on each side
     reps = nodes.group_by("content", "side").agg(pl.col("node").min().alias("rep"))
@@ -107,22 +128,36 @@ def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate
     eval_ids = eval_c["content"].to_numpy()
     band = minhash.band_table(det.signatures[train_ids], mh.bands, mh.rows, train_ids)
     band_eval = minhash.band_table(det.signatures[eval_ids], mh.bands, mh.rows, eval_ids)
-    cand = minhash.cross_pairs(band_eval, band).filter(pl.col("a") != pl.col("b"))
-    ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
-    jac = minhash.jaccard(det.signatures, ca, cb)
     sizes = det.shingle_counts
-    linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
-    near = cand.with_columns(pl.Series("score", jac)).filter(pl.Series(linked))
+    found, checked = [], 0
+    for lo in range(0, mh.bands, 4):  # a few bands at a time: memory follows one chunk's bucket pairs
+        in_chunk = (pl.col("band") >= lo) & (pl.col("band") < lo + 4)
+        cand = minhash.cross_pairs(band_eval.filter(in_chunk), band.filter(in_chunk)).filter(pl.col("a") != pl.col("b"))
+        ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
+        jac = minhash.jaccard(det.signatures, ca, cb)
+        linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
+        found.append(
+            cand.with_columns(pl.Series("score", jac), pl.Series("exempt", template[ca] & template[cb])).filter(
+                pl.Series(linked)
+            )
+        )
+        checked += cand.height
+    linked_pairs = pl.concat(found).unique(["a", "b"], keep="first")
+    near = linked_pairs.filter(~pl.col("exempt"))
+    exempt_links = linked_pairs.height - near.height
     cert.layers["near"] = {
         "ran": True,
         "train_eval_links": near.height,
+        "template_links_exempt": exempt_links,
         "threshold": mh.threshold,
         "containment": mh.containment,
-        "candidates_checked": cand.height,
+        "candidate_pairs_checked": checked,
     }
     edges.append(content_edges(near, eval_c, train_c, "near", "score"))
     scores, idx = embed.nearest_across(det.vectors[eval_ids], det.vectors[train_ids], cfg.exact_index_max)
-    hit = scores >= cfg.cosine_threshold
+    above = scores >= cfg.cosine_threshold
+    exempt = template[eval_ids] & template[train_ids[idx]] if len(eval_ids) else np.zeros(0, dtype=bool)
+    hit = above & ~exempt
     cos = pl.DataFrame(
         {
             "a": eval_ids[hit].astype(np.uint32),
@@ -134,6 +169,7 @@ def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate
         "ran": True,
         "train_eval_links": cos.height,
         "threshold": cfg.cosine_threshold,
+        "template_links_exempt": int((above & exempt).sum()),
         "eval_texts_searched": len(eval_ids),
         "max_eval_to_train_cosine": float(scores.max()) if len(scores) else None,
         "search": "exact" if len(train_ids) <= cfg.exact_index_max else "ivf",

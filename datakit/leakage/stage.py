@@ -34,7 +34,7 @@ import polars as pl
 from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey, load_key
 from datakit.leakage import embed, minhash
-from datakit.leakage.certificate import certify
+from datakit.leakage.certificate import Certificate, certify
 from datakit.leakage.content_hash import FIELD_SEPARATOR, sha256_hex
 from datakit.leakage.fingerprint import fingerprints
 from datakit.leakage.groups import connected_components, content_edges, group_links, key_links
@@ -113,7 +113,8 @@ class Detection:
     signatures: np.ndarray
     shingle_counts: np.ndarray
     vectors: np.ndarray
-    edges: pl.DataFrame  # a, b (nodes), kind, score
+    edges: pl.DataFrame  # a, b (nodes), kind, score: the links that group records
+    template_edges: pl.DataFrame  # content links inside template clusters (kind template_*): reported only
     similarities: pl.DataFrame  # content pairs: a, b, jaccard, cosine (floors applied)
     embedding: dict[str, Any]
 
@@ -160,15 +161,17 @@ def detect(
         mh = cfg.minhash
         sig = minhash.signatures(contents["text"], k=mh.k, num_perm=mh.num_perm, seed=1)
         table = minhash.band_table(sig, mh.bands, mh.rows, np.arange(len(sig), dtype=np.uint32))
-        cand = minhash.candidate_pairs(table, mh.max_bucket)
         sizes = minhash.shingle_counts(contents["text"], mh.k)
-        ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
-        jac = minhash.jaccard(sig, ca, cb)
-        linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
-        scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", linked))
-        jpairs = scored.filter((pl.col("jaccard") >= JACCARD_FLOOR) | pl.col("linked"))
+        chunks = []
+        for cand in minhash.candidate_pair_chunks(table, mh.bands, mh.max_bucket):
+            ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
+            jac = minhash.jaccard(sig, ca, cb)
+            linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
+            scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", linked))
+            chunks.append(scored.filter((pl.col("jaccard") >= JACCARD_FLOOR) | pl.col("linked")))
+        del table
+        jpairs = pl.concat(chunks).unique(["a", "b"], keep="first").sort("a", "b")
         near = content_edges(jpairs.filter(pl.col("linked")), rep, rep, "near", "jaccard")
-        jpairs = jpairs.drop("linked")
     with clock.layer("cosine"):
         encoder = (encoder_factory or make_encoder)(cfg)
         cache = embed.EmbeddingCache(cache_root, encoder.model_id, encoder.dim)
@@ -191,19 +194,64 @@ def detect(
                 key_links(cases, "patient_key", "patient"),
             ]
         )
-    similarities = jpairs.join(cpairs, on=["a", "b"], how="full", coalesce=True).sort("a", "b")
-    nodes = cases.select(
-        "node", "case_id", "content", "dedup_hash", "exam_fp", "accession_fp", "patient_key", "exam_date", "rows"
+    similarities = jpairs.drop("linked").join(cpairs, on=["a", "b"], how="full", coalesce=True).sort("a", "b")
+    template = template_contents(
+        len(contents),
+        pl.concat(
+            [
+                jpairs.filter(pl.col("linked")).select("a", "b"),
+                cpairs.filter(pl.col("cosine") >= cfg.cosine_threshold).select("a", "b"),
+            ]
+        ),
+        cases.select("content", "patient_key"),
+        cfg.template_min_patients,
     )
+    cases = cases.join(template, on="content", maintain_order="left")
+    nodes = cases.select(
+        "node",
+        "case_id",
+        "content",
+        "dedup_hash",
+        "exam_fp",
+        "accession_fp",
+        "patient_key",
+        "exam_date",
+        "rows",
+        "template",
+    )
+    content_links = pl.concat([exact, near, cosine])
+    is_template = content_links.join(nodes.select(pl.col("node").alias("a"), "template"), on="a")["template"]
     return Detection(
         nodes=nodes,
         texts=contents["text"],
         signatures=sig,
         shingle_counts=sizes,
         vectors=vectors,
-        edges=pl.concat([exact, near, cosine, meta]),
+        edges=pl.concat([content_links.filter(~is_template), meta]),
+        template_edges=content_links.filter(is_template).with_columns(("template_" + pl.col("kind")).alias("kind")),
         similarities=similarities,
         embedding=emb_stats,
+    )
+
+
+def template_contents(
+    n_contents: int, content_pairs: pl.DataFrame, patients: pl.DataFrame, min_patients: int
+) -> pl.DataFrame:
+    """(content, template): a content is a template when the cluster its exact/near/cosine links put it in spans
+    at least `min_patients` distinct patients (a normal-study boilerplate, not one patient's report copied).
+    Links inside such a cluster carry no patient-specific text; grouping them would merge most of a large
+    corpus into one group (measured: 92% of 113K sample cases) and leave eval with only the rare reports."""
+    comps = connected_components(n_contents, content_pairs).rename({"node": "content"})
+    if min_patients == 0:
+        return comps.select("content", pl.lit(False).alias("template"))
+    per = (
+        patients.with_columns(pl.col("content").cast(pl.UInt32))
+        .join(comps, on="content")
+        .group_by("component")
+        .agg((pl.col("patient_key").n_unique() >= min_patients).alias("template"))
+    )
+    return comps.join(per, on="component", how="left").select(
+        pl.col("content").cast(pl.UInt32), pl.col("template").fill_null(False)
     )
 
 
@@ -270,6 +318,25 @@ def group_and_split(
     )
 
 
+def split_and_certify(
+    det: Detection, recipe: Recipe, frozen: pl.DataFrame | None, clock: LayerClock
+) -> tuple[pl.DataFrame, Certificate, pl.DataFrame, list[dict[str, int]]]:
+    """Group, split and certify; links the certificate finds are added and the split repaired, at most
+    `REPAIR_ROUNDS` times. Returns (assigned, last certificate, added edges, rounds)."""
+    extra = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32})
+    rounds = []
+    assigned = pl.DataFrame()
+    for round_no in range(REPAIR_ROUNDS + 1):
+        assigned = group_and_split(det, recipe, frozen, extra, assigned if round_no else None)
+        with clock.layer(f"certificate_round_{round_no}"):
+            cert = certify(det, assigned, recipe.leakage)
+        rounds.append({"round": round_no, "cross_links": cert.cross_link_total})
+        if cert.cross_link_total == 0 or round_no == REPAIR_ROUNDS:
+            break
+        extra = pl.concat([extra, cert.cross_edges])
+    return assigned, cert, extra, rounds
+
+
 def run_leakage(ctx: StageContext) -> StageResult:
     recipe = ctx.recipe
     cfg = recipe.leakage
@@ -279,17 +346,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
     frozen, _ = frozen_eval_table(recipe.split.frozen_eval)
     clock = LayerClock()
     det = detect(rows, cfg, key, ctx.run_dir / "cache", clock)
-    extra = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32})
-    rounds = []
-    assigned = pl.DataFrame()
-    for round_no in range(REPAIR_ROUNDS + 1):
-        assigned = group_and_split(det, recipe, frozen, extra, assigned if round_no else None)
-        with clock.layer(f"certificate_round_{round_no}"):
-            cert = certify(det, assigned, cfg)
-        rounds.append({"round": round_no, "cross_links": cert.cross_link_total})
-        if cert.cross_link_total == 0 or round_no == REPAIR_ROUNDS:
-            break
-        extra = pl.concat([extra, cert.cross_edges])
+    assigned, cert, extra, rounds = split_and_certify(det, recipe, frozen, clock)
     edges = pl.concat([det.edges, extra]) if extra.height else det.edges
     links = group_links(
         assigned.select("node", pl.col("leakage_group").alias("component")),
@@ -319,7 +376,8 @@ def run_leakage(ctx: StageContext) -> StageResult:
 
     case_of = det.nodes.select("node", "case_id")
     link_table = (
-        edges.join(case_of.rename({"node": "a", "case_id": "case_a"}), on="a")
+        pl.concat([edges, det.template_edges])
+        .join(case_of.rename({"node": "a", "case_id": "case_a"}), on="a")
         .join(case_of.rename({"node": "b", "case_id": "case_b"}), on="b")
         .select("case_a", "case_b", "kind", "score")
         .sort("kind", "case_a", "case_b")
@@ -374,6 +432,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
         "links": summary["links"]["by_kind"],
         "groups": groups.height,
         "largest_group_cases": groups["cases"].max() or 0,
+        "template_cases": int(det.nodes["template"].sum()),
         "rows_per_split": summary["splits"]["rows"],
         "split_rules": summary["splits"]["rules"],
         "certificate_passed": certificate["passed"],

@@ -56,6 +56,9 @@ def test_lsh_candidates_agree_with_datasketch_lsh() -> None:
     theirs = {(min(i, j), max(i, j)) for i, m in enumerate(hashes) for j in lsh.query(m) if i != j}
     assert ours == theirs
     assert all((i, i + 40) in ours for i in range(40))
+    # the stage walks the bands a few at a time: the union of the chunks is the same candidate set
+    chunks = minhash.candidate_pair_chunks(table, 32, max_bucket=10_000, bands_per_chunk=5)
+    assert {tuple(r) for c in chunks for r in c.iter_rows()} == ours
 
 
 def test_large_buckets_become_stars_and_jaccard_estimates() -> None:

@@ -45,4 +45,4 @@ def test_impression_recipe_on_real_reports_certifies(
     assert (rows.group_by("leakage_group").agg(pl.col("split").n_unique())["split"] == 1).all()
     assert rows.filter(pl.col("split") != "train").height > 0.05 * rows.height
     cert = json.loads((tmp_path / "reports" / "certificate.json").read_text())
-    assert cert["passed"] and cert["layers"]["near"]["candidates_checked"] > 0
+    assert cert["passed"] and cert["layers"]["near"]["candidate_pairs_checked"] > 0

@@ -115,3 +115,47 @@ def test_frozen_eval_reuses_the_earlier_eval_set(tmp_path: Path) -> None:
     new_eval = new.filter((pl.col("split") != "train") & ~pl.col("case_id").is_in(old["case_id"].implode()))
     eval_groups = set(new.filter(pl.col("case_id").is_in(old_eval["case_id"].implode()))["leakage_group"])
     assert set(new_eval["leakage_group"]) <= eval_groups
+
+
+def _boilerplate_cases(n_template: int) -> pl.DataFrame:
+    """Sample cases where `n_template` different patients get the same normal-study report."""
+    cases = generate_cases(300, 5).cases.unique("case_id", keep="first").sort("case_id")
+    ids = cases.unique("patient_id", keep="first").sort("case_id")["case_id"].head(n_template)
+    chosen = pl.col("case_id").is_in(ids.implode())
+    return cases.with_columns(
+        pl.when(chosen).then(pl.lit("XR CHEST 2 VIEWS")).otherwise("exam_description").alias("exam_description"),
+        pl.when(chosen).then(pl.lit("Cough.")).otherwise("reason_for_exam").alias("reason_for_exam"),
+        pl.when(chosen)
+        .then(pl.lit("FINDINGS: Heart size is normal. The lungs are clear.\nIMPRESSION: No acute abnormality."))
+        .otherwise("report_text")
+        .alias("report_text"),
+    )
+
+
+@pytest.mark.parametrize("min_patients", [0, 20])
+def test_template_reports_of_many_patients_do_not_merge_groups(tmp_path: Path, min_patients: int) -> None:
+    from datakit.leakage.certificate import certify
+
+    recipe = coding_recipe("source.n=300", f"leakage.template_min_patients={min_patients}")
+    cases = _boilerplate_cases(30)
+    det = stage_mod.detect(cases, recipe.leakage, load_key(recipe), tmp_path, stage_mod.LayerClock())
+    assigned = stage_mod.group_and_split(det, recipe, None, det.edges.clear())
+    template_nodes = det.nodes.filter(pl.col("template"))
+    boiler_groups = assigned.join(
+        det.nodes.filter(pl.col("content") == det.nodes.group_by("content").len().sort("len")["content"][-1]),
+        on="node",
+    )["leakage_group"]
+    cert = certify(det, assigned, recipe.leakage)
+    if min_patients == 0:
+        # strict: one group holds all 30 patients' copies, and the certificate has nothing to exempt
+        assert template_nodes.height == 0 and boiler_groups.n_unique() == 1
+        assert cert.cross_link_total == 0 and cert.layers["exact"]["template_links_exempt"] == 0
+    else:
+        # the 30 copies are a template: reported apart, each patient keeps its own group, and copies that landed
+        # in train and eval are counted as exempt instead of failing the certificate
+        assert template_nodes.height == 30 and boiler_groups.n_unique() > 1
+        assert det.template_edges["kind"].unique().to_list() == ["template_exact"]
+        assert cert.cross_link_total == 0
+        splits = assigned.join(template_nodes.select("node"), on="node")["split"]
+        assert splits.n_unique() > 1  # (seeded: some copies are in eval)
+        assert cert.layers["exact"]["template_links_exempt"] == splits.is_in(["val", "test"]).sum()
