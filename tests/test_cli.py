@@ -16,19 +16,19 @@ runner = CliRunner()
 def test_every_stage_has_a_command_with_help() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("run", "pull", "codes", "leakage", "assemble", "shard", "verify", "inspect", "recipe"):
+    for command in ("run", "pull", "deid", "codes", "leakage", "assemble", "shard", "verify", "inspect", "recipe"):
         assert command in result.output
 
 
 def test_stage_by_stage_equals_run(tmp_path: Path) -> None:
     args = ["--set", "source.n=300", "--quiet"]
-    for stage in ("pull", "codes", "leakage", "assemble", "shard"):
+    for stage in ("pull", "deid", "codes", "leakage", "assemble", "shard"):
         result = runner.invoke(app, [stage, str(CODING_RECIPE), "--out", str(tmp_path / "staged"), *args])
         assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["run", str(CODING_RECIPE), "--out", str(tmp_path / "whole"), *args, "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert [s["stage"] for s in summary["stages"]] == ["pull", "codes", "leakage", "assemble", "shard"]
+    assert [s["stage"] for s in summary["stages"]] == ["pull", "deid", "codes", "leakage", "assemble", "shard"]
     a = json.loads((tmp_path / "staged" / "shards" / "manifest.json").read_text())
     b = json.loads((tmp_path / "whole" / "shards" / "manifest.json").read_text())
     assert a["shards"] == b["shards"]

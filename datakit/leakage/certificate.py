@@ -4,7 +4,8 @@ The groups already keep linked records together, so a correct build finds nothin
 check does not trust the grouping. Keys are joined; every LSH bucket shared by an eval text and a train text
 is verified; each eval text's single most similar train text is found by exact search. Anything found is
 returned as edges, so the stage can regroup and re-split, and counted, so the certificate can fail. Content
-links between two template texts (see `stage.template_contents`) are counted apart as exempt.
+links that touch a template text (see `stage.template_contents`) are counted apart as exempt: a text that close
+to a boilerplate shared by many patients carries nothing patient-specific across the split.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate
         jac = minhash.jaccard(det.signatures, ca, cb)
         linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
         found.append(
-            cand.with_columns(pl.Series("score", jac), pl.Series("exempt", template[ca] & template[cb])).filter(
+            cand.with_columns(pl.Series("score", jac), pl.Series("exempt", template[ca] | template[cb])).filter(
                 pl.Series(linked)
             )
         )
@@ -156,7 +157,7 @@ def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate
     edges.append(content_edges(near, eval_c, train_c, "near", "score"))
     scores, idx = embed.nearest_across(det.vectors[eval_ids], det.vectors[train_ids], cfg.exact_index_max)
     above = scores >= cfg.cosine_threshold
-    exempt = template[eval_ids] & template[train_ids[idx]] if len(eval_ids) else np.zeros(0, dtype=bool)
+    exempt = template[eval_ids] | template[train_ids[idx]] if len(eval_ids) else np.zeros(0, dtype=bool)
     hit = above & ~exempt
     cos = pl.DataFrame(
         {

@@ -1,0 +1,1 @@
+"""De-identification: presidio + radiology recognizers, keyed surrogates, per-patient date shift."""

@@ -1,0 +1,127 @@
+"""De-identify records in batches, in worker processes (one presidio + spaCy engine per process).
+
+A record is (patient, date offset, texts). The result per record is its new texts, the operator counts, the
+residual-check hits and, when something raised, the exception's type name (never its message: messages can
+quote the text). A record whose batch raised is retried alone so one bad record cannot take its batch down.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from datakit.deid.engine import Analyzer
+from datakit.deid.operators import replace_spans, residual_hits
+from datakit.deid.surrogates import Keyed
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str
+    lexicon: frozenset[str]
+    gate: bool
+    threshold: float
+    batch_size: int
+    operators: dict[str, str]
+    key: bytes
+
+
+@dataclass
+class Outcome:
+    texts: list[str | None]
+    counts: Counter[str] = field(default_factory=Counter)
+    residual: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+Record = tuple[str, int, list[str | None]]  # (patient, date offset in days, texts)
+
+
+class Deidentifier:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.analyzer = Analyzer(
+            settings.model, settings.lexicon, settings.gate, settings.threshold, settings.batch_size
+        )
+
+    @property
+    def gate_stats(self) -> tuple[int, int]:
+        return self.analyzer.nlp_engine.lines_seen, self.analyzer.nlp_engine.lines_to_ner
+
+    def run(self, records: list[Record]) -> list[Outcome]:
+        flat = [(i, t) for i, (_, _, texts) in enumerate(records) for t in texts if t]
+        try:
+            spans = self.analyzer.analyze([t for _, t in flat])
+        except Exception:
+            return [self._one(r) for r in records]
+        by_record: list[list] = [[] for _ in records]
+        for (i, _), s in zip(flat, spans, strict=True):
+            by_record[i].append(s)
+        return [self._apply(r, iter(by_record[i])) for i, r in enumerate(records)]
+
+    def _one(self, record: Record) -> Outcome:
+        try:
+            spans = self.analyzer.analyze([t for t in record[2] if t])
+        except Exception as err:  # fail closed: the record is quarantined, its text is never shown
+            return Outcome(texts=[None] * len(record[2]), error=type(err).__name__)
+        return self._apply(record, iter(spans))
+
+    def _apply(self, record: Record, spans: Iterator[list]) -> Outcome:
+        patient, offset, texts = record
+        keyed = Keyed(self.settings.key, patient)
+        outcome = Outcome(texts=[])
+        try:
+            for text in texts:
+                if not text:
+                    outcome.texts.append(text)
+                    continue
+                new, inserted = replace_spans(text, next(spans), keyed, offset, self.settings.operators, outcome.counts)
+                outcome.texts.append(new)
+                outcome.residual += residual_hits(new, inserted)
+        except Exception as err:
+            return Outcome(texts=[None] * len(texts), error=type(err).__name__)
+        return outcome
+
+
+_WORKER: Deidentifier | None = None
+
+
+def _init(settings: Settings) -> None:
+    global _WORKER
+    _WORKER = Deidentifier(settings)
+
+
+def _work(records: list[Record]) -> tuple[list[Outcome], tuple[int, int]]:
+    assert _WORKER is not None
+    before = _WORKER.gate_stats
+    out = _WORKER.run(records)
+    after = _WORKER.gate_stats
+    return out, (after[0] - before[0], after[1] - before[1])
+
+
+def deidentify(
+    records: list[Record], settings: Settings, n_jobs: int, chunk: int = 256, progress: object = None
+) -> tuple[list[Outcome], tuple[int, int]]:
+    """Outcomes in input order, and (lines seen, lines sent to NER). `n_jobs` <= 1 runs in this process."""
+    jobs = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
+    chunks = [records[i : i + chunk] for i in range(0, len(records), chunk)]
+    outcomes: list[Outcome] = []
+    seen = ner = 0
+    advance = progress if callable(progress) else (lambda n: None)
+    if jobs <= 1 or len(chunks) <= 1:
+        worker = Deidentifier(settings)
+        for c in chunks:
+            outcomes += worker.run(c)
+            advance(len(c))
+        return outcomes, worker.gate_stats
+    # spawn: a clean interpreter per worker (forking a process that runs Polars' thread pool can deadlock)
+    with mp.get_context("spawn").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(settings,)) as pool:
+        for out, (s, n) in pool.imap(_work, chunks):
+            outcomes += out
+            seen += s
+            ner += n
+            advance(len(out))
+    return outcomes, (seen, ner)

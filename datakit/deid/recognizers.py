@@ -1,0 +1,339 @@
+"""Radiology PHI recognizers (presidio `PatternRecognizer`s) and the clinical allow-list.
+
+Names are found by cue (a title, a credential, "dictated/signed/read by", "discussed with", a "Patient:" header)
+and by spaCy NER; identifiers by their label (MRN, accession, account, serial); dates in every written form.
+Patterns are case-sensitive where case carries the signal (names) and use inline `(?i:…)` for cue words.
+Every pattern is written so that measurements, vertebral levels, obstetric and scanner notation, and CPT/ICD
+codes do not match (tests/deid/test_recognizers.py holds positive and negative examples for each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import regex
+from presidio_analyzer import Pattern, PatternRecognizer
+
+FLAGS = regex.DOTALL | regex.MULTILINE  # no IGNORECASE: capitalisation is what marks a name
+
+# -- building blocks ------------------------------------------------------------------------------------------
+_LABELS = (
+    r"(?:Drs?|Mrs?|Ms|Miss|Doctor|MRN|MR|DOB|SSN|ACC|ACCESSION|EXAM|DATE|PATIENT|NAME|AGE|SEX|PHONE|FAX|MD|DO|NP|PA|RN)"
+)
+_NAME_WORD = rf"(?!{_LABELS}\b)(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]\.|[A-Z][A-Z]+(?:[-'][A-Z]+)?)"
+_NAME = rf"{_NAME_WORD}(?:[ ]{_NAME_WORD}){{0,2}}"  # single spaces: a column gap ends the name
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
+    r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
+_MONTH_I = rf"(?i:{_MONTH})"
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_MON = r"(?:0?[1-9]|1[0-2])"
+_YEAR = r"(?:19|20)\d{2}"
+
+CREDENTIALS = r"(?:M\.?D\.?|D\.?O\.?|N\.?P\.?|P\.?A\.?(?:-C)?|R\.?N\.?|MBBS|PhD|RT\(R\)|RDMS|RTR)"
+NAME_CUES_BEFORE = (
+    r"(?:Drs?\.?|Doctor|Mr\.?|Mrs\.?|Ms\.?|Miss|(?i:dictated by|signed by|read by|reviewed by|interpreted by|"
+    r"transcribed by|discussed with|communicated to|conveyed to|reported to|called to|notified|spoke with|"
+    r"attending|resident|technologist|tech|referring(?: physician)?|ordering(?: physician| provider)?|"
+    r"radiologist|physician|provider|cc|copy to))"
+)
+PATIENT_CUES = r"(?i:patient(?: name)?|pt(?: name)?|name)"
+
+
+def _p(name: str, rx: str, score: float) -> Pattern:
+    return Pattern(name=name, regex=rx, score=score)
+
+
+def _recognizer(entity: str, name: str, patterns: list[Pattern], context: list[str] | None = None) -> PatternRecognizer:
+    return PatternRecognizer(
+        supported_entity=entity,
+        name=name,
+        patterns=patterns,
+        context=context or [],
+        global_regex_flags=FLAGS,
+    )
+
+
+def radiology_recognizers() -> list[PatternRecognizer]:
+    """The recognizers datakit adds to presidio's registry (entity names are presidio's where one exists)."""
+    date_forms = [
+        _p("mdy_slash", rf"(?<![\d/.])(?:{_MON})/(?:{_DAY})/(?:{_YEAR}|\d{{2}})(?![\d/])", 0.9),
+        _p("mdy_dash", rf"(?<![\d\-.])(?:{_MON})-(?:{_DAY})-(?:{_YEAR}|\d{{2}})(?![\d\-])", 0.85),
+        _p("iso", rf"(?<![\d\-])(?:{_YEAR})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\d\-])", 0.9),
+        _p("month_d_y", rf"\b{_MONTH_I}\.? {_DAY}(?:st|nd|rd|th)?,? {_YEAR}\b", 0.9),
+        _p("d_month_y", rf"\b{_DAY}(?:st|nd|rd|th)?[ \-]{_MONTH_I}\.?[ \-,]+{_YEAR}\b", 0.9),
+        _p("month_d", rf"\b{_MONTH_I}\.? {_DAY}(?:st|nd|rd|th)?\b(?!,? {_YEAR})(?! ?(?:mm|cm|%))", 0.6),
+        _p("month_y", rf"\b{_MONTH_I} {_YEAR}\b", 0.6),
+        _p("on_the_nth", r"(?i:\bon the )(?:[12]?\d|3[01])(?:st|nd|rd|th)\b", 0.6),
+        _p("compact", rf"(?<![\w.])(?:{_YEAR})(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\w)", 0.3),
+    ]
+    time = _p(
+        "time_hm",
+        r"(?<![\d:.])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s?(?i:[ap]\.?m\.?))?(?![\d:])",
+        0.6,
+    )
+    return [
+        _recognizer("DATE_TIME", "RadiologyDateRecognizer", date_forms, ["date", "dated", "dob", "born", "on"]),
+        _recognizer("TIME", "ClockTimeRecognizer", [time], ["at", "time", "signed", "called"]),
+        _recognizer(
+            "PERSON",
+            "RadiologyNameRecognizer",
+            [
+                _p("cue_before", rf"(?<=\b{NAME_CUES_BEFORE}:?[ \t]+)(?:{_NAME})", 0.9),
+                _p("credential_after", rf"\b{_NAME}(?=,?[ \t]+{CREDENTIALS}(?![A-Za-z]))", 0.9),
+                _p(
+                    "patient_header",
+                    rf"(?<=\b{PATIENT_CUES}[ \t]*[:#][ \t]*)(?:{_NAME_WORD}(?:,[ ]?|[ ])){{0,2}}{_NAME_WORD}",
+                    0.9,
+                ),
+            ],
+        ),
+        _recognizer(
+            "MEDICAL_RECORD_NUMBER",
+            "MrnRecognizer",
+            [
+                _p(
+                    "mrn",
+                    r"(?<=\b(?i:mrn|mr#|medical record(?: number| no\.?| #)?|med rec(?: no\.?| #)?|unit no\.?|"
+                    r"patient id|pt id|chart(?: no\.?| #)?)[ \t]*(?:[:#][ \t]*){0,2})[A-Z]{0,3}\d{5,12}\b",
+                    0.95,
+                ),
+            ],
+        ),
+        _recognizer(
+            "ACCESSION_NUMBER",
+            "AccessionRecognizer",
+            [
+                _p(
+                    "accession",
+                    r"(?<=\b(?i:accession|acc|acsn|exam id|study id|order(?: no\.?| #| number)?)(?i: number| no\.?| #)?"
+                    r"[ \t]*(?:[:#][ \t]*){0,2})[A-Z]{0,4}-?\d{5,14}\b",
+                    0.95,
+                ),
+            ],
+        ),
+        _recognizer(
+            "ACCOUNT_NUMBER",
+            "AccountRecognizer",
+            [
+                _p(
+                    "account",
+                    r"(?<=\b(?i:account|acct|policy|member|subscriber|insurance|claim|group|billing|encounter|fin|"
+                    r"csn|visit)(?i: id| number| no\.?| #)?[ \t]*(?:[:#][ \t]*){0,2})"
+                    r"(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{4,19}\b",
+                    0.9,
+                ),
+            ],
+        ),
+        _recognizer(
+            "DEVICE_SERIAL",
+            "DeviceSerialRecognizer",
+            [
+                _p(
+                    "serial",
+                    r"(?<=\b(?i:serial|s/n|sn|lot|model|device id|udi)(?i: number| no\.?| #)?[ \t]*(?:[:#][ \t]*){0,2})"
+                    r"(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{4,24}\b",
+                    0.9,
+                ),
+            ],
+        ),
+        _recognizer(
+            "DATE_OF_BIRTH",
+            "DobRecognizer",
+            [
+                _p(
+                    "dob",
+                    r"(?<=\b(?i:dob|d\.o\.b\.|date of birth|born)[ \t]*:?[ \t]*)\d{1,4}[/\-.]\d{1,2}[/\-.]\d{2,4}\b",
+                    0.9,
+                )
+            ],
+        ),
+        _recognizer(
+            "AGE_OVER_89",
+            "AgeOver89Recognizer",
+            [
+                _p(
+                    "age",
+                    r"\b(?:9\d|1[0-2]\d)(?=(?:[ \-](?i:years?|yrs?|y/?o|yo)\b|[ \-]?(?i:yo|y\.o\.|-year-old|year-old)"
+                    r"|[ \t]?(?:M|F)\b))",
+                    0.9,
+                ),
+                _p("age_word", r"(?<=\b(?i:age|aged)[ \t]+)(?:9\d|1[0-2]\d)\b", 0.9),
+            ],
+        ),
+        _recognizer(
+            "PHONE_NUMBER",
+            "PhoneFaxRecognizer",
+            [
+                _p("nanp", r"(?<![\w\-.])(?:\+?1[ \-.])?\(?[2-9]\d{2}\)?[ \-.]\d{3}[ \-.]\d{4}(?![\w\-])", 0.9),
+                _p("ext", r"(?<=\b(?i:ext|x|pager|pgr|beeper)\.?[ \t]*:?[ \t]*)\d{3,6}\b", 0.6),
+            ],
+            ["phone", "tel", "fax", "call", "callback", "pager", "cell"],
+        ),
+        _recognizer("US_SSN", "SsnRecognizer", [_p("ssn", r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)", 0.95)]),
+        _recognizer("EMAIL_ADDRESS", "EmailRecognizer", [_p("email", r"\b[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+\b", 0.95)]),
+        _recognizer(
+            "URL",
+            "UrlRecognizer",
+            [
+                _p(
+                    "url",
+                    r"(?i:\bhttps?://[^\s<>\"]+|\bwww\.[^\s<>\"]+|\b[\w\-]+\.(?:com|org|net|edu|gov|io)(?:/[^\s]*)?\b)",
+                    0.9,
+                )
+            ],
+        ),
+        _recognizer(
+            "IP_ADDRESS",
+            "IpRecognizer",
+            [_p("ipv4", r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])", 0.9)],
+        ),
+        _recognizer(
+            "STREET_ADDRESS",
+            "StreetAddressRecognizer",
+            [
+                _p(
+                    "street",
+                    r"\b\d{1,6}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][a-z]+[ \t]+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|"
+                    r"Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|"
+                    r"Circle|Cir|Square|Sq|Trail|Trl|Pike|Row)\b\.?(?:,?[ \t]+(?i:apt|suite|ste|unit|#)\.?[ \t]*\w+)?",
+                    0.9,
+                ),
+                _p("po_box", r"\b(?i:p\.?\s?o\.?\s?box)[ \t]+\d+\b", 0.9),
+            ],
+        ),
+        _recognizer(
+            "LOCATION",
+            "CityStateZipRecognizer",
+            [
+                _p(
+                    "city_state_zip",
+                    r"\b[A-Z][a-z]+(?:[ \t][A-Z][a-z]+){0,2},[ \t]*[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?\b",
+                    0.9,
+                ),
+                _p("state_zip", r"(?<=\b[A-Z]{2}[ \t]+)\d{5}(?:-\d{4})?\b", 0.7),
+                _p("zip_label", r"(?<=\b(?i:zip|zip code|postal code)[ \t]*:?[ \t]*)\d{5}(?:-\d{4})?\b", 0.9),
+            ],
+        ),
+        _recognizer(
+            "ORGANIZATION",
+            "FacilityRecognizer",
+            [
+                _p(
+                    "facility",
+                    r"\b(?:(?:St\.?|Saint|Mount|Mt\.?)[ \t]+)?(?:[A-Z][a-z]+[ \t]+){1,4}(?:Hospital|Medical Center|"
+                    r"Medical Centre|Health(?:care)? System|Health Center|Clinic|Imaging(?: Center)?|Radiology|"
+                    r"Infirmary|Institute|Memorial|Regional|University Hospital|Children's|Cancer Center)\b",
+                    0.85,
+                ),
+                _p("facility_of", r"\b(?:University|Hospital|Clinic) of (?:[A-Z][a-z]+[ \t]?){1,3}\b", 0.85),
+            ],
+        ),
+    ]
+
+
+# Words a clinician writes with a capital letter that are not names: eponyms, scoring systems, anatomy, drugs,
+# devices and report headings. A NER hit made only of these (or of words the corpus writes in lower case) is
+# dropped; a cue pattern (Dr., MD, signed by …) still wins.
+CLINICAL_ALLOW = frozenset(
+    w.lower()
+    for w in """
+Parkinson Parkinson's Hodgkin Hodgkin's Crohn Crohn's Alzheimer Alzheimer's Wilms Baker Baker's Colles Barrett Barrett's
+Graves Graves' Cushing Cushing's Hashimoto Hashimoto's Bell Bell's Morison Morison's Gerota Gerota's Fleischner BI-RADS
+LI-RADS TI-RADS PI-RADS Lung-RADS O-RADS C-RADS Bosniak Swan-Ganz Foley Doppler Coumadin Keppra Ativan Lasix Eliquis
+Xarelto Heparin Lovenox Kerley Kerley's Schmorl Schmorl's Salter Harris Salter-Harris Segond Hill-Sachs Hill Sachs
+Bankart Jones Smith Bennett Rolando Monteggia Galeazzi Maisonneuve Lisfranc Chopart Pott Pott's Boxer Hangman Jefferson
+Chance Tillaux Weber Garden Schatzker Neer Gustilo Mallampati Glasgow Apgar Gleason Breslow Clark Ann Arbor Hounsfield
+Virchow Virchow's Meckel Meckel's Zenker Zenker's Killian Hirschsprung Wilson Wilson's Paget Paget's Kaposi Ewing
+Ewing's Burkitt Wegener Sjogren Sjögren Reiter Still Whipple Budd-Chiari Budd Chiari Dandy-Walker Dandy Walker Arnold
+Klippel-Feil Klippel Feil Scheuermann Osgood-Schlatter Osgood Schlatter Legg-Calve-Perthes Perthes Kienbock Kienböck
+Preiser Freiberg Kohler Köhler Sever Sinding-Larsen Baastrup Forestier Modic Pfirrmann Meyerding Denis Tile Young
+Burgess Letournel Judet Frykman Gartland Milch Mason Essex-Lopresti Essex Lopresti Hawkins Sanders Bohler Böhler
+Gissane Stener Stener's Mayfield Hoffa Hoffa's Wrisberg Humphrey Struthers Guyon Guyon's Poland Sprengel Madelung
+Erlenmeyer Mach Ranke Ghon Ghon's Pancoast Hampton Hampton's Westermark Fleischner's Kussmaul Kerckring Houston
+Treitz Oddi Vater Wirsung Santorini Calot Calot's Glisson Glisson's Couinaud Riedel Riedel's Spigelian Spigel Richter
+Littre Amyand Amyand's Morgagni Bochdalek Zuckerkandl Rathke Rathke's Virchow-Robin Robin Willis Galen Monro Sylvius
+Sylvian Luschka Magendie Meckel's Dorello Dorello's Broca Wernicke Wernicke's Heschl Heschl's Papez Chiari Arnold-Chiari
+Marfan Marfan's Ehlers-Danlos Ehlers Danlos Turner Turner's Down Down's Kartagener Kartagener's Mounier-Kuhn Swyer-James
+Swyer James Macleod Loeffler Loffler Löffler Caplan Caplan's Boerhaave Mallory-Weiss Mallory Weiss Barrett's Schatzki
+Schatzki's Plummer-Vinson Plummer Vinson Menetrier Ménétrier Zollinger-Ellison Zollinger Ellison Peutz-Jeghers Gardner
+Lynch Caroli Caroli's Klatskin Klatskin's Mirizzi Mirizzi's Courvoisier Murphy Murphy's McBurney McBurney's Rovsing
+Valsalva Trendelenburg Fowler Stanford DeBakey Bentall Ross Fontan Glenn Norwood Blalock-Taussig Blalock Taussig
+Rastelli Jatene Mustard Senning Kawasaki Takayasu Buerger Raynaud Raynaud's Leriche Adamkiewicz Batson Batson's
+Hickman Port-a-Cath Broviac Quinton Greenfield Palmaz Wallstent Amplatzer Watchman Impella Mitraclip MitraClip Medtronic
+Nissen Roux-en-Y Roux Billroth Hartmann Hartmann's Whipple's Kasai Ladd Ladd's Meckel Gerdy Gerdy's Lister Lister's
+Scarpa Scarpa's Hunter Hunter's Alcock Alcock's Douglas Retzius Denonvilliers Cowper Cowper's Bartholin Bartholin's
+Skene Skene's Nabothian Gartner Gartner's Krukenberg Meigs Sister Mary Joseph Sister Mary Joseph's Stein-Leventhal
+Asherman Asherman's Mullerian Müllerian Wolffian Fallopian Eustachian Bartter Fanconi Alport Goodpasture Berger
+Wegener's Churg-Strauss Churg Strauss Henoch-Schonlein Henoch Schonlein Schönlein Behcet Behçet Kimura Castleman
+Castleman's Rosai-Dorfman Erdheim-Chester Langerhans Hurthle Hürthle Warthin Warthin's Kuttner Küttner Ludwig Ludwig's
+Lemierre Lemierre's Gradenigo Tolosa-Hunt Tolosa Horner Horner's Adie Marcus Gunn Argyll Robertson Brown-Sequard
+Brown-Séquard Guillain-Barre Guillain-Barré Guillain Barre Lhermitte Devic Devic's Marchiafava-Bignami Creutzfeldt-Jakob
+Creutzfeldt Jakob Huntington Huntington's Pick Pick's Binswanger Moyamoya Sturge-Weber Sturge Hippel-Lindau Lindau
+Bourneville Recklinghausen Gorlin Cowden Li-Fraumeni Fraumeni Menkes Canavan Alexander Krabbe Tay-Sachs Gaucher
+Niemann-Pick Niemann Hurler Hunter's Morquio Sanfilippo Fabry Pompe Hallervorden-Spatz Fahr Fahr's Wallerian Cajal
+Purkinje Schwann Betz Golgi Nissl Lewy Hirano Rosenthal Duret Kernohan Kernohan's Cushing's Conn Conn's Addison
+Addison's Sheehan Sheehan's Nelson Kallmann Klinefelter Prader-Willi Angelman Noonan Williams DiGeorge Edwards Patau
+Beckwith-Wiedemann Wiedemann Potter Potter's Eisenmenger Ebstein Ebstein's Fallot Shone Bland-White-Garland Scimitar
+Kommerell Kommerell's Stanford's Rokitansky-Aschoff Rokitansky Aschoff Luschka's Heister Hartmann's Phrygian
+Grynfeltt Petit Petit's Spieghel Hesselbach Hesselbach's Poupart Poupart's Cooper Cooper's Gimbernat Colles'
+Smith's Barton Barton's Chauffeur Holstein-Lewis Holstein Lewis Bado Hume Essex Pellegrini-Stieda Pellegrini Stieda
+Stieda's Osgood Haglund Haglund's Achilles Achilles' Morton Morton's Freiberg's Jones' Maisonneuve's Tillaux's Kager
+Kager's Boehler Lauge-Hansen Lauge Hansen Danis-Weber Danis AO OTA Kellgren-Lawrence Kellgren Lawrence Outerbridge
+Tonnis Tönnis Crowe Dorr Brooker Paprosky Gruen Vancouver DeLee Charnley Harris' Shenton Shenton's Klein Klein's
+Perkins Hilgenreiner Hilgenreiner's Graf Graf's Wiberg Wiberg's Risser Cobb Cobb's Ferguson Nash-Moe Nash Moe
+Greulich Pyle Tanner Tanner-Whitehouse Whitehouse Frankel ASIA Bethesda TNM RECIST WHO FIGO Ann-Arbor Lugano Deauville
+Milan UCSF Barcelona Child-Pugh Pugh MELD Balthazar Atlanta Ranson Alvarado Wells Geneva PERC Agatston Framingham
+CAD-RADS NASCET ECST Spetzler-Martin Spetzler Martin Hunt Hess Fisher Borden Cognard Fazekas Scheltens Koedam Evans
+Evans' Hoehn Yahr Rankin NIHSS ASPECTS Ottawa Canadian NEXUS Denver Biffl Marshall Rotterdam Helsinki Stockholm
+Lund-Mackay Lund Mackay Keros Onodi Onodi's Haller Haller's Agger Nasi Kadish Hyams Bosniak's Wilms' Hodgkin's
+Non-Hodgkin Non-Hodgkin's Gleason's Breslow's Clark's Pancoast's Kerley's Hampton's Westermark's Golden Golden's
+Reid Reid's Silverman Silverman's Caffey Caffey's Blount Blount's Legg Calve Calvé Kohler's Panner Panner's
+Sinding Larsen Johansson Osgood-Schlatter's Sever's Iselin Iselin's Thiemann Scheuermann's Schmorl's Calvé's
+Tc-99m Tc99m MAG3 DTPA HIDA MIBG FDG PSMA Gallium Technetium Gadolinium Gadavist Dotarem MultiHance Eovist Omnipaque
+Isovue Visipaque Optiray Ultravist Definity Lumason Optison Barium Gastrografin Readi-Cat Volumen Breeza Siemens Philips
+GE Toshiba Canon Hitachi Fuji Fujifilm Hologic Carestream Agfa Konica Samsung Esaote Mindray Varian Elekta Accuray
+Tesla Hounsfield's Siemens' Philips' Dixon Stejskal-Tanner Fourier Larmor Bloch Gibbs Nyquist Doppler's Ganz Swan
+Foley's Pigtail Mediport PICC Groshong Tenckhoff Pleurx PleurX Blake Jackson-Pratt Jackson Pratt Hemovac Penrose
+Malecot Cope Dobhoff Salem Levin Sengstaken-Blakemore Minnesota Miller-Abbott Cantor Bakri Mirena Paragard ParaGard
+Essure Nexplanon Implanon Harrington Luque Cotrel-Dubousset Steinmann Kirschner Herbert Acutrak Ilizarov Taylor
+Gamma Zimmer Stryker Synthes Smith-Nephew DePuy Biomet Wright Exactech Medacta Mako Rosa Ethicon Covidien Bard Cook
+Boston Scientific Abbott Edwards' Sapien Evolut CoreValve Melody Harmony Inspire Micra Nanostim Biotronik Sorin
+LivaNova Cyberonics Nevro Axonics Interstim InterStim Baclofen Coumadin's Warfarin Tylenol Motrin Advil Aleve Norco
+Percocet Dilaudid Fentanyl Morphine Zofran Reglan Protonix Prilosec Nexium Pepcid Zantac Lipitor Crestor Zocor Plavix
+Brilinta Effient Aspirin Metformin Lantus Humalog Novolog Synthroid Levoxyl Prednisone Solu-Medrol Decadron Medrol
+Keflex Ancef Rocephin Zosyn Vancomycin Flagyl Cipro Levaquin Bactrim Augmentin Zithromax Doxycycline Diflucan Valtrex
+Tamiflu Humira Remicade Enbrel Rituxan Herceptin Avastin Keytruda Opdivo Yervoy Tecentriq Imfinity Imfinzi Tagrisso
+Gleevec Lupron Zoladex Xgeva Prolia Zometa Fosamax Boniva Reclast Forteo Evenity Tymlos Depakote Dilantin Tegretol
+Lamictal Topamax Neurontin Lyrica Xanax Valium Klonopin Haldol Seroquel Zyprexa Risperdal Abilify Lithium Zoloft Prozac
+Lexapro Celexa Paxil Effexor Cymbalta Wellbutrin Remeron Trazodone Ambien Sinemet Aricept Namenda Tysabri Ocrevus
+Copaxone Avonex Rebif Gilenya Tecfidera Aubagio Mavenclad Kesimpta
+HISTORY FINDINGS IMPRESSION TECHNIQUE COMPARISON INDICATION CLINICAL EXAM PROCEDURE CONCLUSION RESULT RESULTS REPORT
+ADDENDUM PRELIMINARY FINAL LATERAL FRONTAL PA AP OBLIQUE AXIAL CORONAL SAGITTAL LEFT RIGHT BILATERAL CHEST ABDOMEN
+PELVIS HEAD BRAIN SPINE NECK KNEE SHOULDER HIP ANKLE WRIST ELBOW HAND FOOT CT MRI MR XR US NM PET DEXA DXA CTA MRA
+Pulmonary Cardiac Cardiomediastinal Mediastinal Pleural Osseous Impression Findings Technique Comparison Indication
+History Lateral Frontal Portable Upright Supine Prone Decubitus Axial Coronal Sagittal Left Right Bilateral No None
+Normal Stable Unchanged Acute Chronic Mild Moderate Severe Small Large Heart Lungs Lung Liver Spleen Kidney Kidneys
+Pancreas Gallbladder Bladder Aorta Trachea Bowel Colon Stomach Uterus Ovary Ovaries Prostate Thyroid Mediastinum Hilar
+Hila Diaphragm Ribs Spine Vertebral Osseous Soft Tissues Tissue Impressions Electronically Signed Dictated Transcribed
+Exam Date Service Accession Patient Name Medical Record DOB SSN MRN MD Email Phone Fax Tel Acc Dr Mr Mrs Ms NP PA RN
+Callback Pager Cell Signed Read Reviewed Discussed Communicated Attending Resident Technologist Referring Ordering
+""".split()
+)
+
+
+def recognizer_fingerprint(recognizers: list[PatternRecognizer]) -> str:
+    """sha256 over every recognizer's name, entity, patterns, scores and context: the audit names the exact set."""
+    spec: list[dict[str, object]] = [
+        {
+            "name": str(r.name),  # type: ignore[has-type]
+            "entity": r.supported_entities,
+            "patterns": [(p.name, p.regex, p.score) for p in r.patterns],  # type: ignore[has-type]
+            "context": r.context,
+        }
+        for r in recognizers
+    ]
+    spec.append({"allow": sorted(CLINICAL_ALLOW)})
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()

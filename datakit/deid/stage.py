@@ -1,0 +1,187 @@
+"""The `deid` stage: PHI out of the free text, identifiers keyed, dates shifted per patient; fail closed.
+
+Outputs: `stages/deid/part-*.parquet` (same columns, de-identified), `deid.json` (the audit: counts per entity
+type and operator, quarantine reasons, residual-check hits, model/recognizer versions, key id; no PHI), copied
+to `reports/deid.json`. A record whose analysis raised, or whose output still holds a high-risk pattern (SSN,
+phone, MRN/accession shape, e-mail, full date), goes to `quarantine/deid.parquet` with a reason code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from datakit import __version__
+from datakit.deid.batch import Settings, deidentify
+from datakit.deid.engine import corpus_lexicon, model_version
+from datakit.deid.operators import ENTITIES
+from datakit.deid.recognizers import radiology_recognizers, recognizer_fingerprint
+from datakit.deid.surrogates import date_offset_days
+from datakit.errors import RecipeError, StageError
+from datakit.keys import load_key
+from datakit.recipe import Recipe
+from datakit.runner import StageContext, StageResult
+
+AUDIT = "deid.json"
+
+
+def deid_config(recipe: Recipe) -> dict[str, Any]:
+    cfg = recipe.deid
+    unknown = sorted(set(cfg.operators) - set(ENTITIES))
+    if unknown:
+        raise RecipeError(f"deid.operators names unknown entity types {unknown}; known: {', '.join(ENTITIES)}")
+    key = load_key(recipe)
+    return {
+        "deid": cfg.model_dump(mode="json", exclude={"n_jobs", "batch_size"}),
+        "key_id": key.key_id,
+        "recognizers": recognizer_fingerprint(radiology_recognizers()),
+        "presidio": _presidio_version(),
+    }
+
+
+def run_deid(ctx: StageContext) -> StageResult:
+    recipe = ctx.recipe
+    cfg = recipe.deid
+    key = load_key(recipe)
+    rows = ctx.read_input()
+    ctx.set_total(rows.height)
+    t0 = time.perf_counter()
+    columns = [c for c in cfg.text_columns if c in rows.columns]
+    if not columns:
+        raise StageError(f"none of deid.text_columns ({', '.join(cfg.text_columns)}) is a column of the input")
+    # the date shift and surrogate choices follow the patient; a case without one is its own patient
+    patient = pl.coalesce(pl.col("patient_id").cast(pl.String), "case_id") if "patient_id" in rows.columns else None
+    rows = rows.with_columns((patient if patient is not None else pl.col("case_id")).alias("_patient"))
+    patients = rows["_patient"].unique().sort()
+    offsets = pl.DataFrame(
+        {
+            "_patient": patients,
+            "_offset": [date_offset_days(key.key, p, cfg.max_date_shift_days) for p in patients.to_list()],
+        },
+        schema={"_patient": pl.String, "_offset": pl.Int32},
+    )
+    rows = rows.join(offsets, on="_patient", how="left", maintain_order="left")
+    lexicon = corpus_lexicon(pl.concat([rows[c].cast(pl.String) for c in columns]))
+    settings = Settings(
+        model=cfg.spacy_model,
+        lexicon=lexicon,
+        gate=cfg.ner_gate,
+        threshold=cfg.score_threshold,
+        batch_size=cfg.batch_size,
+        operators=dict(cfg.operators),
+        key=key.key,
+    )
+    records = list(
+        zip(
+            rows["_patient"].to_list(),
+            rows["_offset"].to_list(),
+            [list(t) for t in zip(*(rows[c].cast(pl.String).to_list() for c in columns), strict=True)],
+            strict=True,
+        )
+    )
+    try:
+        outcomes, (lines_seen, lines_ner) = deidentify(records, settings, cfg.n_jobs, cfg.batch_size, ctx.advance)
+    except OSError as err:
+        raise StageError(f"deid: spaCy model '{cfg.spacy_model}' could not be loaded ({type(err).__name__})") from err
+    reasons = [
+        f"deid_error:{o.error}"
+        if o.error
+        else ("residual_phi:" + ",".join(sorted(set(o.residual))))
+        if o.residual
+        else None
+        for o in outcomes
+    ]
+    new_text = {c: [o.texts[j] for o in outcomes] for j, c in enumerate(columns)}
+    out = rows.with_columns([pl.Series(c, new_text[c], dtype=pl.String) for c in columns]).with_columns(
+        pl.Series("_reason", reasons, dtype=pl.String)
+    )
+    quarantine = rows.filter(out["_reason"].is_not_null()).with_columns(
+        out.filter(pl.col("_reason").is_not_null())["_reason"].alias("reason")
+    )
+    kept = out.filter(pl.col("_reason").is_null())
+    if "exam_date" in kept.columns:
+        kept = kept.with_columns((pl.col("exam_date") + pl.duration(days=pl.col("_offset"))).alias("exam_date"))
+    for column in cfg.id_columns:
+        if column in kept.columns:
+            kept = kept.with_columns(key.hmac_hex(kept[column], f"deid:{column}", 32).alias(column))
+    kept = kept.drop("_patient", "_offset", "_reason")
+    ctx.write(kept)
+    seconds = time.perf_counter() - t0
+    counts: Counter[str] = Counter()
+    residual: Counter[str] = Counter()
+    for o in outcomes:
+        counts.update(o.counts)
+        residual.update(set(o.residual))
+    audit = _audit(recipe, key.key_id, key.is_demo, counts, residual, quarantine, rows.height, kept.height)
+    audit["ner_gate"] = {"enabled": cfg.ner_gate, "lines": lines_seen, "lines_sent_to_ner": lines_ner}
+    audit["throughput_records_per_s"] = round(rows.height / seconds, 1) if seconds else None
+    (ctx.out_dir / AUDIT).write_text(json.dumps(audit, indent=2, sort_keys=True) + "\n")
+    stats = {
+        "quarantine_reasons": audit["quarantined"]["by_reason"],
+        "entities": audit["entities"],
+        "residual_hits": audit["residual_check"]["hits"],
+        "ner_gate": audit["ner_gate"],
+        "demo_key": key.is_demo,
+    }
+    return StageResult(
+        rows_in=rows.height, rows_out=kept.height, quarantine=quarantine.drop("_patient", "_offset"), stats=stats
+    )
+
+
+def _audit(
+    recipe: Recipe,
+    key_id: str,
+    demo: bool,
+    counts: Counter[str],
+    residual: Counter[str],
+    quarantine: pl.DataFrame,
+    rows_in: int,
+    rows_out: int,
+) -> dict[str, Any]:
+    cfg = recipe.deid
+    entities: dict[str, dict[str, int]] = {}
+    for k, n in sorted(counts.items()):
+        entity, operator = k.split(":")
+        entities.setdefault(entity, {})[operator] = n
+    by_reason = dict(quarantine.group_by("reason").len().sort("reason").iter_rows()) if quarantine.height else {}
+    return {
+        "datakit_version": __version__,
+        "recipe": recipe.name,
+        "records_in": rows_in,
+        "records_out": rows_out,
+        "text_columns": list(cfg.text_columns),
+        "id_columns_hashed": list(cfg.id_columns),
+        "entities": entities,
+        "operators": {e: cfg.operators.get(e, "surrogate") for e in ENTITIES},
+        "date_shift": {"max_days": cfg.max_date_shift_days, "per": "patient", "exam_date_shifted": True},
+        "quarantined": {
+            "records": quarantine.height,
+            "by_reason": by_reason,
+            "case_ids": sorted(quarantine["case_id"].cast(pl.String).to_list()) if quarantine.height else [],
+        },
+        "residual_check": {"hits": dict(sorted(residual.items()))},
+        "model": {"spacy": model_version(cfg.spacy_model), "presidio_analyzer": _presidio_version()},
+        "recognizers_sha256": recognizer_fingerprint(radiology_recognizers()),
+        "key": {"key_id": key_id, "demo_key": demo},
+        "note": "counts, ids and versions only: no text, no original identifier",
+    }
+
+
+def _presidio_version() -> str:
+    from importlib.metadata import version
+
+    return version("presidio-analyzer")
+
+
+def publish_deid(run_dir: Path) -> None:
+    """Copy the audit to reports/deid.json."""
+    src = run_dir / "stages" / "deid" / AUDIT
+    if src.is_file():
+        (run_dir / "reports").mkdir(exist_ok=True)
+        shutil.copyfile(src, run_dir / "reports" / AUDIT)
