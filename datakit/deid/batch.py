@@ -37,6 +37,7 @@ class Outcome:
     error: str | None = None
 
 
+IN_PROCESS_BELOW = 2000
 Record = tuple[str, int, list[str | None]]  # (patient, date offset in days, texts)
 
 
@@ -111,7 +112,7 @@ def deidentify(
     outcomes: list[Outcome] = []
     seen = ner = 0
     advance = progress if callable(progress) else (lambda n: None)
-    if jobs <= 1 or len(chunks) <= 1:
+    if jobs <= 1 or len(records) < IN_PROCESS_BELOW:  # starting workers costs more than it saves
         worker = Deidentifier(settings)
         for c in chunks:
             outcomes += worker.run(c)

@@ -26,6 +26,7 @@ from datakit.deid.recognizers import CLINICAL_ALLOW, radiology_recognizers
 
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
 NER_SCORE = 0.85
+NOT_NER = ["tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter", "transformer"]
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 
 
@@ -73,8 +74,7 @@ class GatedSpacyNlpEngine(NlpEngine):
         self.lexicon = lexicon
         self.gate = gate
         self.batch_size = batch_size
-        keep = {"ner"}
-        self.nlp = spacy.load(model, exclude=[p for p in spacy.load(model).pipe_names if p not in keep])
+        self.nlp = spacy.load(model, exclude=NOT_NER)
         self.tokenizer = self.nlp.tokenizer
         self.lines_seen = 0
         self.lines_to_ner = 0
