@@ -46,6 +46,7 @@ POSITIVE = [
     ("Copy to jdoe@mercy.org today", "jdoe@mercy.org", "EMAIL_ADDRESS"),
     ("See https://pacs.example.net/study/1 now", "https://pacs.example.net/study/1", "URL"),
     ("Sent from 10.2.33.4 workstation", "10.2.33.4", "IP_ADDRESS"),
+    ("Sent from workstation 10.2.33.4.", "10.2.33.4", "IP_ADDRESS"),
     ("SSN 123-45-6789 on file", "123-45-6789", "US_SSN"),
     ("Lives at 1200 Oak Street near the park", "1200 Oak Street", "STREET_ADDRESS"),
     ("Home: Springfield, IL 62704 noted", "Springfield, IL 62704", "LOCATION"),
