@@ -188,7 +188,13 @@ def radiology_recognizers() -> list[PatternRecognizer]:
         _recognizer(
             "IP_ADDRESS",
             "IpRecognizer",
-            [_p("ipv4", r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)", 0.9)],
+            [
+                _p(
+                    "ipv4",
+                    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)",
+                    0.9,
+                )
+            ],
         ),
         _recognizer(
             "STREET_ADDRESS",
