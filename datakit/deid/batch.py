@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from datakit.deid.engine import Analyzer
@@ -104,19 +104,22 @@ def _work(records: list[Record]) -> tuple[list[Outcome], tuple[int, int]]:
 
 
 def deidentify(
-    records: list[Record], settings: Settings, n_jobs: int, chunk: int = 256, progress: object = None
+    records: list[Record],
+    settings: Settings,
+    n_jobs: int,
+    chunk: int = 256,
+    progress: Callable[[int], None] = lambda n: None,
 ) -> tuple[list[Outcome], tuple[int, int]]:
     """Outcomes in input order, and (lines seen, lines sent to NER). `n_jobs` <= 1 runs in this process."""
     jobs = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
     chunks = [records[i : i + chunk] for i in range(0, len(records), chunk)]
     outcomes: list[Outcome] = []
     seen = ner = 0
-    advance = progress if callable(progress) else (lambda n: None)
     if jobs <= 1 or len(records) < IN_PROCESS_BELOW:  # starting workers costs more than it saves
         worker = Deidentifier(settings)
         for c in chunks:
             outcomes += worker.run(c)
-            advance(len(c))
+            progress(len(c))
         return outcomes, worker.gate_stats
     # spawn: a clean interpreter per worker (forking a process that runs Polars' thread pool can deadlock)
     with mp.get_context("spawn").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(settings,)) as pool:
@@ -124,5 +127,5 @@ def deidentify(
             outcomes += out
             seen += s
             ner += n
-            advance(len(out))
+            progress(len(out))
     return outcomes, (seen, ner)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-import regex
 import spacy
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
@@ -169,7 +168,7 @@ def _trim(result: RecognizerResult, text: str, lexicon: frozenset[str]) -> Recog
     if result.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY) != "SpacyRecognizer":
         return result
     span = text[result.start : result.end]
-    if any(c.isdigit() for c in span) or span.isupper() or regex.search(r"[A-Za-z]\.[A-Za-z]", span):
+    if any(c.isdigit() for c in span) or span.isupper() or re.search(r"[A-Za-z]\.[A-Za-z]", span):
         return None
     words = [(m.start(), m.end()) for m in _WORD.finditer(span) if not is_clinical(m.group(0), lexicon)]
     if not words:
@@ -214,5 +213,5 @@ class Analyzer:
 
 
 def model_version(model: str) -> str:
-    meta = spacy.load(model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"]).meta
+    meta = spacy.load(model, exclude=[*NOT_NER, "ner"]).meta
     return f"{meta.get('lang', 'en')}_{meta.get('name', model)}-{meta.get('version', '?')}"

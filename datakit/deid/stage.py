@@ -22,7 +22,7 @@ from datakit.deid.batch import Settings, deidentify
 from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.operators import ENTITIES
 from datakit.deid.recognizers import radiology_recognizers, recognizer_fingerprint
-from datakit.deid.surrogates import date_offset_days
+from datakit.deid.surrogates import date_offsets
 from datakit.errors import RecipeError, StageError
 from datakit.keys import load_key
 from datakit.recipe import Recipe
@@ -56,16 +56,10 @@ def run_deid(ctx: StageContext) -> StageResult:
     if not columns:
         raise StageError(f"none of deid.text_columns ({', '.join(cfg.text_columns)}) is a column of the input")
     # the date shift and surrogate choices follow the patient; a case without one is its own patient
-    patient = pl.coalesce(pl.col("patient_id").cast(pl.String), "case_id") if "patient_id" in rows.columns else None
-    rows = rows.with_columns((patient if patient is not None else pl.col("case_id")).alias("_patient"))
+    patient = pl.col("patient_id").cast(pl.String) if "patient_id" in rows.columns else pl.lit(None, pl.String)
+    rows = rows.with_columns(pl.coalesce(patient, pl.col("case_id").cast(pl.String)).alias("_patient"))
     patients = rows["_patient"].unique().sort()
-    offsets = pl.DataFrame(
-        {
-            "_patient": patients,
-            "_offset": [date_offset_days(key.key, p, cfg.max_date_shift_days) for p in patients.to_list()],
-        },
-        schema={"_patient": pl.String, "_offset": pl.Int32},
-    )
+    offsets = pl.DataFrame({"_patient": patients, "_offset": date_offsets(key, patients, cfg.max_date_shift_days)})
     rows = rows.join(offsets, on="_patient", how="left", maintain_order="left")
     lexicon = corpus_lexicon(pl.concat([rows[c].cast(pl.String) for c in columns]))
     settings = Settings(
@@ -101,9 +95,7 @@ def run_deid(ctx: StageContext) -> StageResult:
     out = rows.with_columns([pl.Series(c, new_text[c], dtype=pl.String) for c in columns]).with_columns(
         pl.Series("_reason", reasons, dtype=pl.String)
     )
-    quarantine = rows.filter(out["_reason"].is_not_null()).with_columns(
-        out.filter(pl.col("_reason").is_not_null())["_reason"].alias("reason")
-    )
+    quarantine = rows.with_columns(out["_reason"].alias("reason")).filter(pl.col("reason").is_not_null())
     kept = out.filter(pl.col("_reason").is_null())
     if "exam_date" in kept.columns:
         kept = kept.with_columns((pl.col("exam_date") + pl.duration(days=pl.col("_offset"))).alias("exam_date"))

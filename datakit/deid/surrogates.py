@@ -13,6 +13,10 @@ import hmac
 import re
 from collections.abc import Callable
 
+import polars as pl
+
+from datakit.keys import SecretKey
+
 FIRST_NAMES = (
     "Avery Blake Casey Dana Drew Emerson Finley Harper Hayden Jamie Jordan Kai Kendall Logan Marlow Morgan Parker "
     "Quinn Reese Riley Rowan Sage Skyler Tatum Teagan Alden Bellamy Corin Dallas Ellis Frankie Gale Hollis Indigo "
@@ -55,10 +59,10 @@ class Keyed:
         return int.from_bytes(self.digest(kind, original)[:8], "big") % n
 
 
-def date_offset_days(key: bytes, patient: str, max_days: int) -> int:
-    """The patient's date shift: a keyed, never-zero number of days in [-max_days, -1] (dates move back)."""
-    d = hmac.new(key, f"date-shift\x1f{patient}".encode(), hashlib.sha256).digest()
-    return -(1 + int.from_bytes(d[:8], "big") % max_days)
+def date_offsets(key: SecretKey, patients: pl.Series, max_days: int) -> pl.Series:
+    """Each patient's date shift: a keyed, never-zero number of days in [-max_days, -1] (dates move back)."""
+    digests = key.hmac_hex(patients, "date-shift", 16)  # the first 8 bytes of the keyed HMAC
+    return pl.Series(patients.name, [-(1 + int(h, 16) % max_days) for h in digests.to_list()], dtype=pl.Int32)
 
 
 def _case_like(template: str, word: str) -> str:

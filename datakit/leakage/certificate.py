@@ -73,9 +73,9 @@ class Certificate:
                 "template_texts": int(det.nodes.filter(pl.col("template"))["content"].n_unique()),
                 "template_cases": int(det.nodes["template"].sum()),
                 "meaning": (
-                    "exact/near/cosine links inside a cluster of texts shared by at least min_patients patients "
-                    "are counted as template_links_exempt and do not fail the certificate; patient, accession "
-                    "and exam links always do"
+                    "exact/near/cosine links that touch a text of a cluster shared by at least min_patients "
+                    "patients are counted as template_links_exempt and do not fail the certificate; patient, "
+                    "accession and exam links always do"
                 ),
             },
             "embedding_model": det.embedding.get("model_id"),
@@ -131,8 +131,7 @@ def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate
     band_eval = minhash.band_table(det.signatures[eval_ids], mh.bands, mh.rows, eval_ids)
     sizes = det.shingle_counts
     found, checked = [], 0
-    for lo in range(0, mh.bands, 4):  # a few bands at a time: memory follows one chunk's bucket pairs
-        in_chunk = (pl.col("band") >= lo) & (pl.col("band") < lo + 4)
+    for in_chunk in minhash.band_chunks(mh.bands):
         cand = minhash.cross_pairs(band_eval.filter(in_chunk), band.filter(in_chunk)).filter(pl.col("a") != pl.col("b"))
         ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
         jac = minhash.jaccard(det.signatures, ca, cb)

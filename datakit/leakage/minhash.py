@@ -184,15 +184,20 @@ def candidate_pairs(table: pl.DataFrame, max_bucket: int = 200) -> pl.DataFrame:
     return pl.concat([pairs, star]).unique().sort("a", "b")
 
 
+def band_chunks(bands: int, bands_per_chunk: int = 4) -> Iterator[pl.Expr]:
+    """Filters selecting a few bands of a band table at a time: candidate pairs are built chunk by chunk, so
+    memory follows the pairs of one chunk, not of all bands (a corpus of templated reports yields millions of
+    duplicate candidates across bands). A pair may appear in several chunks."""
+    for lo in range(0, bands, bands_per_chunk):
+        yield (pl.col("band") >= lo) & (pl.col("band") < lo + bands_per_chunk)
+
+
 def candidate_pair_chunks(
     table: pl.DataFrame, bands: int, max_bucket: int = 200, bands_per_chunk: int = 4
 ) -> Iterator[pl.DataFrame]:
-    """`candidate_pairs` a few bands at a time, so memory follows the pairs of one chunk, not of all bands (a
-    corpus of templated reports yields millions of duplicate candidates across bands). The union of the chunks
-    equals `candidate_pairs(table)`; a pair may appear in several chunks."""
-    for lo in range(0, bands, bands_per_chunk):
-        part = table.filter((pl.col("band") >= lo) & (pl.col("band") < lo + bands_per_chunk))
-        yield candidate_pairs(part, max_bucket)
+    """`candidate_pairs` per band chunk; the union of the chunks equals `candidate_pairs(table)`."""
+    for in_chunk in band_chunks(bands, bands_per_chunk):
+        yield candidate_pairs(table.filter(in_chunk), max_bucket)
 
 
 def cross_pairs(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+import polars as pl
 import pytest
 
 from datakit.deid.engine import Analyzer
-from datakit.deid.surrogates import Keyed, date_offset_days, shift_date, surrogate_name
+from datakit.deid.surrogates import Keyed, date_offsets, shift_date, surrogate_name
+from datakit.keys import SecretKey
 
 KEY = b"k" * 32
+
+
+def date_offset_days(key: bytes, patient: str, max_days: int) -> int:
+    return int(date_offsets(SecretKey(key, "test"), pl.Series([patient]), max_days)[0])
 
 
 @pytest.fixture(scope="module")
