@@ -22,11 +22,14 @@ from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
 from datakit.deid.recognizers import CLINICAL_ALLOW, radiology_recognizers
+from datakit.leakage.normalize import PLACEHOLDER_PATTERN
 
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
 NER_SCORE = 0.85
 NOT_NER = ["tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter", "transformer"]
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+# text an earlier de-identification already replaced ("XXXX", "[NAME]", "[**Last Name**]"): nothing left to remove
+_ONLY_PLACEHOLDERS = re.compile(rf"(?:[\s,.;:]|{PLACEHOLDER_PATTERN})+")
 
 
 def corpus_lexicon(texts: pl.Series, min_records: int = 3) -> frozenset[str]:
@@ -178,10 +181,14 @@ def _trim(result: RecognizerResult, text: str, lexicon: frozenset[str]) -> Recog
 
 
 def merge_spans(results: list[RecognizerResult], text: str, lexicon: frozenset[str], threshold: float) -> list[Span]:
-    """Kept results above `threshold`, overlaps merged into their union (recall first); the merged span takes the
+    """Kept results above `threshold` (a span made only of earlier de-identification placeholders is not PHI),
+    overlaps merged into their union (recall first); the merged span takes the
     entity of its highest-scoring part (patterns win ties over NER)."""
     trimmed = (_trim(r, text, lexicon) for r in results if r.score >= threshold)
-    kept = sorted((r for r in trimmed if r is not None), key=lambda r: (r.start, -r.end))
+    kept = sorted(
+        (r for r in trimmed if r is not None and not _ONLY_PLACEHOLDERS.fullmatch(text[r.start : r.end].lower())),
+        key=lambda r: (r.start, -r.end),
+    )
     merged: list[Span] = []
     for r in kept:
         name = str(r.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY, ""))
