@@ -32,7 +32,13 @@ def test_findings_to_impression_end_to_end(real_data: Path, tmp_path: Path, monk
     summary = verify(tmp_path)
     assert summary["rows"] == source.height - expected_bad
     shards = pl.read_parquet(tmp_path / "shards" / "train-*.parquet")
-    by_uid = dict(zip(source["uid"], source["impression"], strict=True))
+    # the completion is the case's impression as the deid stage left it; IU reports are already de-identified
+    # ("XXXX"), so deid changes almost none of them
+    deid = pl.read_parquet(tmp_path / "stages" / "deid" / "part-*.parquet").select("case_id", "impression")
+    raw = source.select(pl.col("uid").alias("case_id"), pl.col("impression").str.strip_chars().alias("raw"))
+    changed = deid.join(raw, on="case_id").filter(pl.col("impression").str.strip_chars() != pl.col("raw")).height
+    assert changed <= 0.01 * deid.height
+    by_uid = dict(zip(deid["case_id"], deid["impression"], strict=True))
     for row in shards.head(100).iter_rows(named=True):
         assert row["completion"][0]["content"] == by_uid[row["case_id"]].strip()
         assert "Findings:" in row["prompt"][1]["content"] and row["tags"][0] == "task:impression"

@@ -55,6 +55,7 @@ def test_second_run_skips_everything_and_changes_rerun_downstream_only(tmp_path:
     changed = coding_recipe("source.n=400", "shards.world_size=4")
     assert statuses(run_recipe(changed, tmp_path)) == {
         "pull": "skipped",
+        "deid": "skipped",
         "codes": "skipped",
         "leakage": "skipped",
         "assemble": "skipped",
@@ -62,6 +63,7 @@ def test_second_run_skips_everything_and_changes_rerun_downstream_only(tmp_path:
     }
     assert statuses(run_recipe(recipe, tmp_path, from_stage="leakage")) == {
         "pull": "skipped",
+        "deid": "skipped",
         "codes": "skipped",
         "leakage": "ran",
         "assemble": "ran",
