@@ -27,6 +27,7 @@ demo: setup
 	@echo "shards are in runs/radiology-coding/shards (dataset card: runs/radiology-coding/shards/README.md)"
 
 test: setup lint
+	@bash .ci/ensure-postgres.sh
 	$(BIN)/python -m pytest -q
 
 lint: setup

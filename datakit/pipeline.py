@@ -24,10 +24,16 @@ from datakit.recipe import Recipe
 from datakit.report.build import write_reports
 from datakit.runner import Outcome, RunDir, Stage, is_current, read_record, run_stage
 from datakit.shards.writer import run_shard, shard_config
-from datakit.sources.pull import pull_config, run_pull
+from datakit.sources.pull import pull_config, pull_is_volatile, run_pull
 
 STAGES: tuple[Stage, ...] = (
-    Stage("pull", pull_config, run_pull, "read the source, map and validate the case schema, quarantine"),
+    Stage(
+        "pull",
+        pull_config,
+        run_pull,
+        "read the source, map and validate the case schema, quarantine",
+        volatile=pull_is_volatile,
+    ),
     Stage(
         "deid",
         deid_config,
@@ -100,7 +106,7 @@ def _run_or_skip(
 ) -> Outcome:
     inputs = _input_fingerprints(stage, recipe.task, run_dir)
     config = stage.config(recipe)
-    if not must_run and is_current(stage, config, run_dir, inputs):
+    if not must_run and not stage.volatile(recipe) and is_current(stage, config, run_dir, inputs):
         if stage.publish is not None:
             stage.publish(run_dir)
         return Outcome(stage.name, "skipped", read_record(stage.record_path(run_dir)) or {})

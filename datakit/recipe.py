@@ -50,32 +50,99 @@ class SampleSource(Strict):
     seed: int = Field(17, description="generator seed (independent of the recipe's split seed)")
 
 
-class FilesSource(Strict):
-    """Parquet, CSV or JSONL files, mapped onto the case schema."""
+class Mapped(Strict):
+    """A source whose own column names are mapped onto the case schema."""
 
-    kind: Literal["files"] = "files"
-    path: str = Field(description="file path or glob, relative to the working directory")
-    format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
     columns: dict[str, str] = Field(
         default_factory=dict,
-        description="schema column -> source column; unmapped schema columns keep their own name if the file has it",
+        description="schema column -> source column; unmapped schema columns keep their own name if the source has it",
     )
     defaults: dict[str, str] = Field(
         default_factory=dict, description="schema column -> constant, for columns the source lacks"
     )
-    list_separator: str = Field(";", description="separator of code lists held in one text cell (CSV)")
+    list_separator: str = Field(";", description="separator of code lists held in one text cell")
     date_format: str | None = Field(None, description="strftime format of exam_date when it is text")
 
     @model_validator(mode="after")
-    def _known_columns(self) -> FilesSource:
+    def _known_columns(self) -> Mapped:
         for table, keys in (("columns", self.columns), ("defaults", self.defaults)):
             for key in keys:
                 if key not in SCHEMA_COLUMNS:
                     raise ValueError(_unknown(f"source.{table}.{key}", key, SCHEMA_COLUMNS))
         return self
 
+    def source_column(self, schema_column: str) -> str:
+        return self.columns.get(schema_column, schema_column)
 
-Source = Annotated[SampleSource | FilesSource, Field(discriminator="kind")]
+
+class FilesSource(Mapped):
+    """Parquet, CSV or JSONL files, mapped onto the case schema."""
+
+    kind: Literal["files"] = "files"
+    path: str = Field(description="file path or glob, relative to the working directory")
+    format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
+
+
+FilterOp = Literal["eq", "neq", "gt", "gte", "lt", "lte", "in", "is"]
+
+
+class RowFilter(Strict):
+    """One condition on a source column, pushed down to the database (PostgREST operator names)."""
+
+    column: str = Field(description="source column name")
+    op: FilterOp = "eq"
+    value: str | list[str] = Field(description="a value; a list for `in`; null/true/false for `is`")
+
+    @model_validator(mode="after")
+    def _shape(self) -> RowFilter:
+        if (self.op == "in") != isinstance(self.value, list):
+            raise ValueError(f"filter on '{self.column}': op 'in' takes a list of values, every other op one value")
+        if self.op == "is" and self.value not in ("null", "not_null", "true", "false"):
+            raise ValueError(f"filter on '{self.column}': op 'is' takes null, not_null, true or false")
+        return self
+
+
+class Database(Mapped):
+    """What the supabase and postgres sources share: table, mapping, filters, keyset pagination, increments."""
+
+    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="table or view")
+    db_schema: str = Field("public", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="database schema of the table")
+    filters: list[RowFilter] = Field(
+        default_factory=list, description="conditions every pulled row meets (e.g. review_status eq reviewed)"
+    )
+    page_size: int = Field(1000, ge=1, le=1_000_000, description="rows asked for per request or cursor fetch")
+    overlap_minutes: float = Field(
+        10, ge=0, description="an incremental pull re-reads rows updated this long before the stored watermark"
+    )
+    incremental: bool = Field(True, description="false: every pull reads the whole table again")
+    max_retries: int = Field(6, ge=0, le=50, description="tries after a 5xx, a timeout or a dropped connection")
+    retry_backoff_s: float = Field(1.0, ge=0, description="first back-off; doubles per try, at most 30 s")
+    timeout_s: float = Field(60, gt=0, description="seconds one request may take")
+
+
+class SupabaseSource(Database):
+    """A Supabase project (PostgREST) read with the supabase client; URL and key come from the environment."""
+
+    kind: Literal["supabase"] = "supabase"
+    url_env: str = Field("SUPABASE_URL", description="environment variable holding the project URL")
+    key_env: str = Field("SUPABASE_SERVICE_KEY", description="environment variable holding the API key")
+
+
+class PostgresSource(Database):
+    """A PostgreSQL database read directly (server-side cursor); the connection string comes from the environment."""
+
+    kind: Literal["postgres"] = "postgres"
+    page_size: int = Field(10_000, ge=1, le=1_000_000, description="rows per cursor fetch (one committed batch)")
+    dsn_env: str = Field("DATABASE_URL", description="environment variable holding the connection string")
+
+
+Source = Annotated[SampleSource | FilesSource | SupabaseSource | PostgresSource, Field(discriminator="kind")]
+SOURCE_KINDS: dict[str, type[BaseModel]] = {
+    "sample": SampleSource,
+    "files": FilesSource,
+    "supabase": SupabaseSource,
+    "postgres": PostgresSource,
+}
 
 
 class Validation(Strict):
@@ -299,9 +366,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def _format_validation_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in ("sample", "files")))
+        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in SOURCE_KINDS))
         if e["type"] == "extra_forbidden":
-            parent = [p for p in e["loc"][:-1] if p not in ("sample", "files")]
+            parent = [p for p in e["loc"][:-1] if p not in SOURCE_KINDS]
             allowed = _allowed_keys(tuple(str(p) for p in parent), e["loc"])
             parts.append(_unknown(loc, str(e["loc"][-1]), allowed))
         elif e["type"] == "missing":
@@ -314,13 +381,13 @@ def _format_validation_error(err: ValidationError) -> str:
 
 def _allowed_keys(parent: tuple[str, ...], loc: tuple[Any, ...]) -> list[str]:
     model: Any = Recipe
-    kind = next((p for p in loc if p in ("sample", "files")), None)
+    kind = next((p for p in loc if p in SOURCE_KINDS), "sample")
     for key in parent:
         field = model.model_fields.get(key)
         if field is None:
             return []
         if key == "source":
-            model = FilesSource if kind == "files" else SampleSource
+            model = SOURCE_KINDS[str(kind)]
         else:
             model = field.annotation
         if not (isinstance(model, type) and issubclass(model, BaseModel)):

@@ -77,6 +77,7 @@ class Stage:
     summary: str
     output: str = "stages"  # "stages" -> stages/<name>/; "shards" -> shards/
     publish: Callable[[Path], Any] | None = None  # renders files outside the stage folder (reports/) from it
+    volatile: Callable[[Recipe], bool] = lambda recipe: False  # True: its input can change behind its config
 
     def output_dir(self, run_dir: Path) -> Path:
         return run_dir / "shards" if self.output == "shards" else run_dir / "stages" / self.name

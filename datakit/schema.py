@@ -79,11 +79,15 @@ def _to_date(name: str, dtype: pl.DataType, fmt: str | None) -> pl.Expr:
 def _to_datetime(name: str, dtype: pl.DataType) -> pl.Expr:
     col = pl.col(name)
     if isinstance(dtype, pl.Datetime):
-        return col.dt.replace_time_zone(None).cast(pl.Datetime("us"))
+        # An aware timestamp is brought to UTC first; naive ones are taken as UTC already.
+        utc = col.dt.convert_time_zone("UTC") if dtype.time_zone else col
+        return utc.dt.replace_time_zone(None).cast(pl.Datetime("us"))
     if dtype == pl.Date:
         return col.cast(pl.Datetime("us"))
     if dtype == pl.String:
-        return col.str.strip_chars().str.to_datetime(time_unit="us", strict=False, time_zone=None)
+        # Text with an offset (PostgREST's JSON) lands in UTC; text without one is taken as UTC.
+        text = col.str.strip_chars()
+        return text.str.to_datetime(time_unit="us", strict=False, time_zone="UTC").dt.replace_time_zone(None)
     if dtype == pl.Null:
         return col.cast(pl.Datetime("us"))
     raise SourceError(f"column '{name}' must be a timestamp or timestamp text, not {dtype}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from datakit.errors import SourceError
-from datakit.recipe import SCHEMA_COLUMNS, FilesSource
+from datakit.recipe import SCHEMA_COLUMNS, FilesSource, Mapped
 
 _SUFFIX_FORMAT = {
     ".parquet": "parquet",
@@ -48,7 +48,7 @@ def resolve_paths(pattern: str) -> list[Path]:
     return paths
 
 
-def map_columns(frame: pl.DataFrame, cfg: FilesSource, origin: str) -> pl.DataFrame:
+def map_columns(frame: pl.DataFrame, cfg: Mapped, origin: str) -> pl.DataFrame:
     """Rename source columns to schema names, add recipe constants, drop everything else."""
     exprs: list[pl.Expr] = []
     for name in SCHEMA_COLUMNS:
