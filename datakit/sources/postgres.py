@@ -121,9 +121,9 @@ class PostgresReader:
             parts.append(sql.SQL("{} >= %s::timestamptz").format(upd))
             params.append(after.updated_at)
         elif after is not None:
-            keyset = sql.SQL("({} > %s::timestamptz OR ({} = %s::timestamptz AND {} > %s))")
-            parts.append(keyset.format(upd, upd, ident))
-            params += [after.updated_at, after.updated_at, after.id]
+            # A row comparison: PostgreSQL walks an (updated_at, id) index from the key.
+            parts.append(sql.SQL("({}, {}) > (%s::timestamptz, %s)").format(upd, ident))
+            params += [after.updated_at, after.id]
         if since is not None:
             parts.append(sql.SQL("{} >= %s::timestamptz").format(upd))
             params.append(since)
