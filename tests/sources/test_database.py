@@ -173,6 +173,31 @@ def test_supabase_gives_up_after_max_retries(
     assert "\n" not in str(err.value)
 
 
+def test_postgres_reconnects_after_a_dropped_connection(
+    postgres_env: Postgres, cases_table: CasesTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datakit.sources import incremental
+
+    cases_table.load(sample_rows(5000))
+    original = incremental.PullState.commit_batch
+    calls = {"n": 0}
+
+    def commit_then_drop(self: incremental.PullState, progress: dict, page: pl.DataFrame) -> None:
+        original(self, progress, page)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the server ends the reader's session (a failover, an idle-killer, a restart)
+            cases_table.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'datakit_reader'"
+            )
+
+    monkeypatch.setattr(incremental.PullState, "commit_batch", commit_then_drop)
+    record = pull(db_recipe("postgres", cases_table.name, "source.page_size=1000"), tmp_path)
+    assert_complete(tmp_path, cases_table)
+    stats = record["stats"]["pull"]
+    assert stats["retries"] >= 1 and stats["cursor_opens"] >= 2
+    assert stats["rows_read_again"] == 0
+
+
 # -- resuming ------------------------------------------------------------------------------------------------
 def _cli(out: Path, table: str, kind: str, *extra: str) -> list[str]:
     sets = [f"source.kind={kind}", f"source.table={table}", "source.page_size=500", "source.retry_backoff_s=0.01"]
