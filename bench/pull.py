@@ -44,7 +44,7 @@ from tests.services.postgrest import PostgrestServer, make_jwt  # noqa: E402
 from tests.sources.conftest import CasesTable, sample_rows  # noqa: E402
 
 
-def timed(label: str, fn: object) -> tuple[float, object]:
+def timed(fn: object) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()  # type: ignore[operator]
     wall = time.perf_counter() - t0
@@ -68,7 +68,7 @@ def main() -> None:
             conn.execute(CASES_SQL.format(table="bench_cases"))  # type: ignore[arg-type]
         rows = sample_rows(args.n)
         table = CasesTable(pg, "bench_cases")
-        load_s, _ = timed("load", lambda: table.load(rows))
+        load_s, _ = timed(lambda: table.load(rows))
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE bench_cases")
             size = conn.execute("SELECT pg_total_relation_size('bench_cases')").fetchone()
@@ -95,8 +95,8 @@ def main() -> None:
             reader.close()
             return result
 
-        base_s, base = timed("floor", floor)
-        dk_s, result = timed("postgres", datakit_pg)
+        base_s, base = timed(floor)
+        dk_s, result = timed(datakit_pg)
         assert result.rows.height == base.height == n  # type: ignore[attr-defined]
         print("postgres source")
         print(f"  baseline SELECT + fetchall   {base_s:7.2f} s  {n / base_s:10,.0f} rows/s")
@@ -139,8 +139,8 @@ def main() -> None:
             reader.close()
             return result
 
-        naive_s, got = timed("naive", naive)
-        sb_s, sresult = timed("supabase", datakit_sb)
+        naive_s, got = timed(naive)
+        sb_s, sresult = timed(datakit_sb)
         assert sresult.rows.height == n  # type: ignore[attr-defined]
         print("supabase source (through the in-process PostgREST-compatible test server)")
         print(

@@ -159,14 +159,14 @@ class PeakRss:
         self.peak = max(self.peak, self._rss())
 
 
-def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
+def replace_dir(tmp: Path, final: Path) -> None:
     """Move a finished folder into place; the old one (if any) goes away only after."""
     trash = final.with_name(f".{final.name}.old-{os.getpid()}")
     if final.exists():
@@ -202,7 +202,7 @@ class RunDir:
                     path.unlink(missing_ok=True)
 
     def write_run_json(self, recipe: Recipe, extra: dict[str, Any]) -> None:
-        _atomic_write_json(
+        atomic_write_json(
             self.root / "run.json",
             {
                 "recipe": recipe.canonical(),
@@ -298,10 +298,10 @@ def run_stage(
         if stage.output == "stages":
             (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
             final.parent.mkdir(parents=True, exist_ok=True)
-            _replace_dir(tmp, final)
+            replace_dir(tmp, final)
         else:
             # Outputs outside stages/: drop the old marker first, so a kill between the two renames re-runs.
             stage.record_path(run_dir).unlink(missing_ok=True)
-            _replace_dir(tmp, final)
-            _atomic_write_json(stage.record_path(run_dir), record)
+            replace_dir(tmp, final)
+            atomic_write_json(stage.record_path(run_dir), record)
     return record

@@ -19,7 +19,6 @@ key, and exact counts. This module owns everything else, for both:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import polars as pl
 
 from datakit.errors import SourceError
 from datakit.recipe import Database, RowFilter, config_hash
+from datakit.runner import atomic_write_json, read_record, replace_dir
 
 STATE_DIR = "pull_state"
 KEY_UPDATED = "_key_updated"  # Datetime(us, UTC) of the row's updated column
@@ -103,6 +103,13 @@ def last_key(page: pl.DataFrame) -> Key:
     return Key(iso(row[0]), str(row[1]))
 
 
+def missing_column(cfg: Database, column: str | None, where: str) -> SourceError:
+    """A needed column the table lacks, named by the recipe key that asked for it when there is one."""
+    mapped = [k for k, v in cfg.columns.items() if v == column]
+    which = f"source.columns.{mapped[0]} names column '{column}'" if mapped else f"column '{column}' is needed"
+    return SourceError(f"{which}, which {where} does not have")
+
+
 def filter_expr(filters: list[RowFilter], schema: pl.Schema) -> pl.Expr:
     """The recipe's filters as one Polars predicate (for rows read without them)."""
     expr = pl.lit(True)
@@ -135,19 +142,6 @@ def filter_expr(filters: list[RowFilter], schema: pl.Schema) -> pl.Expr:
     return expr
 
 
-def _atomic_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return None
-
-
 @dataclass
 class PullResult:
     rows: pl.DataFrame  # the whole dataset after this pull: source columns, newest version per id
@@ -163,10 +157,10 @@ class PullState:
         self.snapshot = self.root / "snapshot"
 
     def state(self) -> dict[str, Any] | None:
-        return _read_json(self.root / "state.json")
+        return read_record(self.root / "state.json")
 
     def progress(self) -> dict[str, Any] | None:
-        return _read_json(self.inflight / "progress.json")
+        return read_record(self.inflight / "progress.json")
 
     def snapshot_rows(self) -> pl.DataFrame | None:
         parts = sorted(self.snapshot.glob("part-*.parquet"))
@@ -175,7 +169,7 @@ class PullState:
     def start_inflight(self, progress: dict[str, Any]) -> None:
         shutil.rmtree(self.inflight, ignore_errors=True)
         self.inflight.mkdir(parents=True)
-        _atomic_json(self.inflight / "progress.json", progress)
+        atomic_write_json(self.inflight / "progress.json", progress)
 
     def commit_batch(self, progress: dict[str, Any], page: pl.DataFrame) -> None:
         """The batch file first, then the progress that names it: a kill between the two re-reads the batch."""
@@ -187,7 +181,7 @@ class PullState:
         progress["batches"] = index
         progress["rows"] = int(progress["rows"]) + page.height
         progress["after"] = last_key(page).to_json()
-        _atomic_json(self.inflight / "progress.json", progress)
+        atomic_write_json(self.inflight / "progress.json", progress)
 
     def inflight_rows(self, progress: dict[str, Any]) -> pl.DataFrame | None:
         paths = [self.inflight / f"batch-{i:06d}.parquet" for i in range(1, int(progress["batches"]) + 1)]
@@ -195,17 +189,13 @@ class PullState:
 
     def complete(self, rows: pl.DataFrame, state: dict[str, Any]) -> None:
         """Snapshot, then state.json, then drop the in-flight batches (each step survives a kill after it)."""
+        for leftover in self.root.glob(".snapshot.*"):  # from a pull killed while it replaced the snapshot
+            shutil.rmtree(leftover, ignore_errors=True)
         tmp = self.root / ".snapshot.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         rows.write_parquet(tmp / "part-00000.parquet", compression="zstd")
-        old = self.root / ".snapshot.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if self.snapshot.exists():
-            os.replace(self.snapshot, old)
-        os.replace(tmp, self.snapshot)
-        shutil.rmtree(old, ignore_errors=True)
-        _atomic_json(self.root / "state.json", state)
+        replace_dir(tmp, self.snapshot)
+        atomic_write_json(self.root / "state.json", state)
         shutil.rmtree(self.inflight, ignore_errors=True)
 
 
@@ -280,20 +270,19 @@ def pull(
                 # Rows committed late (updated_at behind the pull's position): read the window once more.
                 progress["repair_passes"] = int(progress["repair_passes"]) + 1
                 progress["after"] = progress["start"]
-                _atomic_json(store.inflight / "progress.json", progress)
+                atomic_write_json(store.inflight / "progress.json", progress)
                 continue
             break
         store.commit_batch(progress, page)
         on_rows(page.height)
 
-    window = store.inflight_rows(progress)
+    # `window` (every batch of this pull) and `pulled_ids` come from the completeness check that ended the loop.
     previous = store.snapshot_rows() if base is not None else None
     removed = skipped = 0
     frames = [f for f in (previous, window) if f is not None]
     merged = newest_per_id(pl.concat(frames, how="diagonal_relaxed")) if frames else None
     if merged is not None and not filtered and cfg.filters and window is not None:
-        window_ids = window.select(KEY_ID).unique()
-        in_window = pl.col(KEY_ID).is_in(window_ids[KEY_ID].implode())
+        in_window = pl.col(KEY_ID).is_in(window[KEY_ID].unique().implode())
         keep = ~in_window | filter_expr(cfg.filters, merged.schema)
         failing = merged.filter(~keep)
         skipped = failing.height
@@ -316,7 +305,6 @@ def pull(
         },
     )
     window_rows = 0 if window is None else window.height
-    window_ids_n = 0 if window is None else window[KEY_ID].n_unique()
     stats: dict[str, Any] = {
         "mode": "incremental" if base is not None else "full",
         "resumed_batches": batches_reused,
@@ -324,8 +312,8 @@ def pull(
         "watermark": _json(new_mark),
         "pages_this_run": pages,
         "rows_read": window_rows,
-        "distinct_ids_read": window_ids_n,
-        "rows_read_again": window_rows - window_ids_n,
+        "distinct_ids_read": pulled_ids,
+        "rows_read_again": window_rows - pulled_ids,
         "source_count": expected,
         "repair_passes": int(progress["repair_passes"]),
         "removed_by_filter": removed,

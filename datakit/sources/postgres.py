@@ -18,7 +18,7 @@ import polars as pl
 
 from datakit.errors import SourceError
 from datakit.recipe import PostgresSource
-from datakit.sources.incremental import Key, key_columns, last_key
+from datakit.sources.incremental import Key, key_columns, last_key, missing_column
 
 _OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -81,22 +81,19 @@ class PostgresReader:
                     raise SourceError(f"{self.where} does not exist (42P01); check source.table and source.db_schema")
                 missing = [c for c in wanted if c in required and c not in present]
                 if missing:
-                    mapped = [k for k, v in self.cfg.columns.items() if v == missing[0]]
-                    which = (
-                        f"source.columns.{mapped[0]} names column '{missing[0]}'"
-                        if mapped
-                        else f"column '{missing[0]}' is needed"
-                    )
-                    raise SourceError(f"{which}, which {self.where} does not have")
+                    raise missing_column(self.cfg, missing[0], self.where)
                 query = sql.SQL("SELECT 1 FROM {} LIMIT 0").format(sql.Identifier(self.cfg.db_schema, self.cfg.table))
                 cur.execute(query)
             conn.rollback()
         except psycopg.errors.InsufficientPrivilege:
             conn.rollback()
-            raise SourceError(
-                f"{self.where}: permission denied (42501) for the user in {self.cfg.dsn_env}; grant SELECT on the table"
-            ) from None
+            raise self._denied() from None
         return [c for c in wanted if c in present]
+
+    def _denied(self) -> SourceError:
+        return SourceError(
+            f"{self.where}: permission denied (42501) for the user in {self.cfg.dsn_env}; grant SELECT on the table"
+        )
 
     # -- queries -------------------------------------------------------------------------------------------
     def _where(self, after: Key | None, filtered: bool, since: str | None = None, until: str | None = None) -> Any:
@@ -187,9 +184,7 @@ class PostgresReader:
                 attempt += 1
             except psycopg.errors.InsufficientPrivilege:
                 self._reset()
-                raise SourceError(
-                    f"{self.where}: permission denied (42501) for the user in {self.cfg.dsn_env}"
-                ) from None
+                raise self._denied() from None
 
     def count(self, since: str | None, until: str, filtered: bool) -> int:
         from psycopg import sql

@@ -24,7 +24,7 @@ import polars as pl
 
 from datakit.errors import SourceError
 from datakit.recipe import SupabaseSource
-from datakit.sources.incremental import Key, key_columns
+from datakit.sources.incremental import Key, key_columns, missing_column
 
 # PostgREST codes (and bare HTTP statuses the client reports when a proxy answered) worth another try.
 _TRANSIENT = re.compile(r"^(5\d\d|PGRST00[0-3]|08\w{3}|53\w{3}|57P0[1-3]|40001|40P01)$")
@@ -87,13 +87,8 @@ class SupabaseReader:
         present = set(sample[0])
         missing = [c for c in wanted if c in required and c not in present]
         if missing:
-            raise self._missing_column(missing[0])
+            raise missing_column(self.cfg, missing[0], self.where)
         return [c for c in wanted if c in present]
-
-    def _missing_column(self, name: str | None) -> SourceError:
-        mapped = [k for k, v in self.cfg.columns.items() if v == name]
-        which = f"source.columns.{mapped[0]} names column '{name}'" if mapped else f"column '{name}' is needed"
-        return SourceError(f"{which}, which {self.where} does not have")
 
     # -- queries -------------------------------------------------------------------------------------------
     def _table(self) -> Any:
@@ -210,7 +205,7 @@ class SupabaseReader:
             )
         if code == "42703":
             missing = re.search(r"column \S*?\.?([A-Za-z_][A-Za-z0-9_]*) does not exist", message)
-            return self._missing_column(missing.group(1) if missing else None)
+            return missing_column(self.cfg, missing.group(1) if missing else None, self.where)
         # Other PostgREST errors carry SQL messages about the query, never row values; keep only the code.
         return SourceError(f"{self.where}: request failed with code {code or 'unknown'}; check the source settings")
 

@@ -36,21 +36,12 @@ _tables = itertools.count(1)
 def sample_rows(n: int) -> pl.DataFrame:
     """n sample cases as the test table's rows: integer ids, the table's own column names, UTC timestamps."""
     cases = generate_cases(n=n, seed=5).cases.unique("case_id", keep="first", maintain_order=True)
-    return cases.with_row_index("id", offset=1).select(
-        pl.col("id").cast(pl.Int64),
-        pl.col("patient_id").alias("patient_mrn"),
-        "accession",
-        "exam_date",
-        "exam_description",
-        pl.col("reason_for_exam").alias("reason"),
-        "report_text",
-        "impression",
-        "cpt_codes",
-        "modifiers",
-        "icd10_codes",
-        "initial_icd10_codes",
-        "review_status",
-        pl.col("updated_at").dt.replace_time_zone("UTC"),
+    table_names = {schema: own for schema, own in MAPPING.items() if schema != "case_id"}
+    return (
+        cases.drop("case_id")
+        .with_row_index("id", offset=1)
+        .with_columns(pl.col("id").cast(pl.Int64), pl.col("updated_at").dt.replace_time_zone("UTC"))
+        .rename(table_names)
     )
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +17,7 @@ import pytest
 
 from datakit.errors import SourceError
 from datakit.runner import read_stage
+from datakit.sources import incremental
 from tests.conftest import CODING_RECIPE, ROOT
 from tests.services.postgres import MAPPING, READER_PASSWORD, Postgres, free_port
 from tests.services.postgrest import Fault, PostgrestServer, make_jwt
@@ -40,6 +42,20 @@ def assert_complete(out: Path, table: CasesTable) -> None:
     pulled = dict(zip(ids, snap["_key_updated"].to_list(), strict=True))
     stale = [i for i, ts in truth.items() if pulled[i].isoformat() != ts]
     assert not stale, f"{len(stale)} ids hold an old version"
+
+
+def after_batch(monkeypatch: pytest.MonkeyPatch, n: int, action: Callable[[], None]) -> None:
+    """Run `action` right after the pull commits its n-th batch."""
+    original = incremental.PullState.commit_batch
+    calls = {"n": 0}
+
+    def commit(self: incremental.PullState, progress: dict, page: pl.DataFrame) -> None:
+        original(self, progress, page)
+        calls["n"] += 1
+        if calls["n"] == n:
+            action()
+
+    monkeypatch.setattr(incremental.PullState, "commit_batch", commit)
 
 
 # -- complete pulls --------------------------------------------------------------------------------------------
@@ -95,7 +111,9 @@ def test_ties_on_updated_at(kind: str, env: object, cases_table: CasesTable, tmp
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_rows_updated_during_a_pull(kind: str, env: object, cases_table: CasesTable, tmp_path: Path) -> None:
+def test_rows_updated_during_a_pull(
+    kind: str, env: object, cases_table: CasesTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cases_table.load(sample_rows(5000))
     early = sorted(cases_table.ids())[:5000:50]  # spread over the whole table: some read already, some not yet
     touched = {"done": False}
@@ -112,24 +130,9 @@ def test_rows_updated_during_a_pull(kind: str, env: object, cases_table: CasesTa
         server.before_request = lambda n: update_once() if n == 4 else None
         pull(db_recipe(kind, cases_table.name, "source.page_size=1000"), tmp_path)
     else:
-        # The postgres source reads one snapshot per cursor; update between two pulls' pages by running the pull
-        # in two halves: interrupt it after its first batches, update, then resume.
-        from datakit.sources import incremental
-
-        original = incremental.PullState.commit_batch
-        calls = {"n": 0}
-
-        def commit_then_update(self: incremental.PullState, progress: dict, page: pl.DataFrame) -> None:
-            original(self, progress, page)
-            calls["n"] += 1
-            if calls["n"] == 2:
-                update_once()
-
-        incremental.PullState.commit_batch = commit_then_update  # type: ignore[method-assign]
-        try:
-            pull(db_recipe(kind, cases_table.name, "source.page_size=1000"), tmp_path)
-        finally:
-            incremental.PullState.commit_batch = original  # type: ignore[method-assign]
+        # The postgres cursor reads one snapshot; the update lands after it opened, behind and ahead of its position.
+        after_batch(monkeypatch, 2, update_once)
+        pull(db_recipe(kind, cases_table.name, "source.page_size=1000"), tmp_path)
     assert touched["done"]
     assert_complete(tmp_path, cases_table)
     snap = snapshot(tmp_path)
@@ -176,21 +179,10 @@ def test_supabase_gives_up_after_max_retries(
 def test_postgres_reconnects_after_a_dropped_connection(
     postgres_env: Postgres, cases_table: CasesTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datakit.sources import incremental
-
     cases_table.load(sample_rows(5000))
-    original = incremental.PullState.commit_batch
-    calls = {"n": 0}
-
-    def commit_then_drop(self: incremental.PullState, progress: dict, page: pl.DataFrame) -> None:
-        original(self, progress, page)
-        calls["n"] += 1
-        if calls["n"] == 2:  # the server ends the reader's session (a failover, an idle-killer, a restart)
-            cases_table.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'datakit_reader'"
-            )
-
-    monkeypatch.setattr(incremental.PullState, "commit_batch", commit_then_drop)
+    # After the second batch the server ends the reader's session (a failover, an idle-killer, a restart).
+    kill = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'datakit_reader'"
+    after_batch(monkeypatch, 2, lambda: cases_table.execute(kill))
     record = pull(db_recipe("postgres", cases_table.name, "source.page_size=1000"), tmp_path)
     assert_complete(tmp_path, cases_table)
     stats = record["stats"]["pull"]
