@@ -26,6 +26,13 @@ from datakit.runner import Outcome, RunDir, Stage, is_current, read_record, run_
 from datakit.shards.writer import run_shard, shard_config
 from datakit.sources.pull import pull_config, pull_is_volatile, run_pull
 
+
+def publish_guard(run_dir: Path) -> None:
+    """After assemble: the leakage report gains the retrieval guard's counts (when the leakage report exists)."""
+    if (run_dir / "stages" / "leakage" / "leakage.json").is_file():
+        write_reports(run_dir)
+
+
 STAGES: tuple[Stage, ...] = (
     Stage(
         "pull",
@@ -49,9 +56,17 @@ STAGES: tuple[Stage, ...] = (
         "three-layer leakage links, leakage groups, grouped split, train/eval certificate",
         publish=write_reports,
     ),
-    Stage("assemble", assemble_config, run_assemble, "prompt/completion messages per example"),
+    Stage(
+        "assemble",
+        assemble_config,
+        run_assemble,
+        "few-shot retrieval (train only) behind the leakage guard, candidate codes, prompt/completion messages",
+        publish=publish_guard,
+    ),
     Stage("shard", shard_config, run_shard, "Parquet shards, manifest, dataset card", output="shards"),
 )
+
+
 STAGE_NAMES = tuple(s.name for s in STAGES)
 # Each stage reads the output of the one before it in its task's pipeline.
 PIPELINES: dict[str, tuple[str, ...]] = {

@@ -272,6 +272,36 @@ class Leakage(Strict):
     )
 
 
+class Assemble(Strict):
+    """The assemble stage: retrieved few-shot examples (train split only), candidate code lists, the prompt."""
+
+    n_shots: int = Field(3, ge=0, le=32, description="few-shot examples per prompt; 0 = no retrieval")
+    k: int = Field(20, ge=1, le=1000, description="candidates fetched from each retriever (BM25, dense) per round")
+    max_fetch: int = Field(
+        640, ge=1, description="deepest fetch when the guard leaves fewer than n_shots (k doubles per round up to it)"
+    )
+    rrf_k: int = Field(60, ge=1, description="reciprocal rank fusion constant: score = sum 1/(rrf_k + rank)")
+    description_weight: float = Field(
+        0.1, ge=0, description="rerank bonus when the candidate's exam description equals the record's"
+    )
+    cross_encoder: str | None = Field(
+        None, description="local sentence-transformers CrossEncoder folder; reranks instead of cosine + description"
+    )
+    candidate_neighbours: int = Field(
+        10, ge=1, le=1000, description="guard-passed neighbours whose codes vote for the candidate lists"
+    )
+    cpt_candidates: int = Field(5, ge=0, le=100, description="CPT candidates listed in the prompt (coding task)")
+    icd_candidates: int = Field(10, ge=0, le=200, description="ICD-10-CM candidates listed in the prompt (coding)")
+    explicit_ratio: float = Field(
+        0.7, ge=0, le=1, description="share of records shown in the explicit format (the rest: embedded, body only)"
+    )
+    max_prompt_tokens: int = Field(
+        4096, ge=64, description="prompt budget (estimated tokens): shots are dropped to fit, never the report"
+    )
+    bm25_k1: float = Field(1.5, gt=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+
+
 DeidOperator = Literal["surrogate", "tag", "redact"]
 
 
@@ -310,6 +340,7 @@ class Recipe(Strict):
     codes: Codes = Codes()
     leakage: Leakage = Leakage()
     deid: Deid = Deid()
+    assemble: Assemble = Assemble()
     keys: Keys = Keys()
 
     def canonical(self) -> dict[str, Any]:

@@ -1,5 +1,20 @@
 """Prompt and completion messages (the conversational layout TRL's SFTTrainer accepts), built as Polars
-expressions over a whole frame at once."""
+expressions over a whole frame at once.
+
+User message of the coding task, in this order:
+
+    ### Example 1                      ┐ few-shot examples retrieved from the train split
+    <report, in the record's format>   │ (each: the report in the same format as the record's,
+    Answer: <answer line>              ┘  then its answer line)
+    CPT candidates: …                  ┐ candidate code lists (coding task)
+    ICD-10-CM candidates: …            ┘
+    ### Report to code
+    <the record's report>
+
+A report is shown in one of two formats, chosen per example by seed: `explicit` (`Exam Description:` and
+`Reason for Exam:` lines, then the body) or `embedded` (the body only, which carries its own exam header).
+The impression task shows `Exam:` / `Indication:` / `Findings:` and answers with the impression.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +25,8 @@ from datakit.recipe import Prompt, Task
 
 CHARS_PER_TOKEN = 4  # token estimates: ceil(chars / 4) + 4 per message (role and separators)
 MESSAGE_OVERHEAD_TOKENS = 4
+FORMATS = ("explicit", "embedded")
+SHOT_SEPARATOR = "\n\n"
 
 
 def system_message(prompt: Prompt) -> str:
@@ -19,37 +36,78 @@ def system_message(prompt: Prompt) -> str:
     return f"{prompt.system.strip()}\n\nRules:\n{rules}"
 
 
-def candidates_expr(has_column: bool) -> pl.Expr:
-    """An ICD-10-CM candidate line where the example has one (specificity pairs, until retrieval adds them all)."""
-    if not has_column:
-        return pl.lit("")
-    line = pl.concat_str([pl.lit("\nICD-10-CM candidates: "), pl.col("icd_candidates").list.join(", ")])
-    return pl.when(pl.col("icd_candidates").is_not_null()).then(line).otherwise(pl.lit(""))
+def report_expr(task: Task, prefix: str = "") -> pl.Expr:
+    """The report of each row in its `prompt_format` (columns read with `prefix`, e.g. `shot_`)."""
 
+    def col(name: str) -> pl.Expr:
+        return pl.col(f"{prefix}{name}")
 
-def user_message_expr(task: Task, has_candidates: bool = False) -> pl.Expr:
-    reason = pl.col("reason_for_exam").fill_null("(not given)")
-    description = pl.col("exam_description").fill_null("(not given)")
-    if task == "coding":
+    description = col("exam_description").fill_null("(not given)")
+    reason = col("reason_for_exam").fill_null("(not given)")
+    body = col("report_text").fill_null("")
+    if task == "impression":
         return pl.concat_str(
-            [
-                pl.lit("Exam Description: "),
-                description,
-                pl.lit("\nReason for Exam: "),
-                reason,
-                candidates_expr(has_candidates),
-                pl.lit("\n\nReport:\n"),
-                pl.col("report_text"),
-            ]
+            [pl.lit("Exam: "), description, pl.lit("\nIndication: "), reason, pl.lit("\n\nFindings:\n"), body]
         )
+    explicit = pl.concat_str(
+        [
+            pl.lit("Exam Description: "),
+            description,
+            pl.lit("\nReason for Exam: "),
+            reason,
+            pl.lit("\n\nReport:\n"),
+            body,
+        ]
+    )
+    embedded = pl.concat_str([pl.lit("Report:\n"), body])
+    return pl.when(pl.col("prompt_format") == "embedded").then(embedded).otherwise(explicit)
+
+
+def answer_prefix(task: Task) -> str:
+    return "Answer: " if task == "coding" else "Impression: "
+
+
+def shot_expr(task: Task) -> pl.Expr:
+    """One few-shot block: heading, the shot's report (in the query's format), its answer line."""
     return pl.concat_str(
         [
-            pl.lit("Exam: "),
-            description,
-            pl.lit("\nIndication: "),
-            reason,
-            pl.lit("\n\nFindings:\n"),
-            pl.col("report_text"),
+            pl.lit("### Example "),
+            (pl.col("rank") + 1).cast(pl.String),
+            pl.lit("\n"),
+            report_expr(task, "shot_"),
+            pl.lit("\n" + answer_prefix(task)),
+            pl.col("shot_answer"),
+            pl.lit(SHOT_SEPARATOR),
+        ]
+    )
+
+
+def candidates_expr(has_cpt: bool, has_icd: bool) -> pl.Expr:
+    """Candidate lines (empty where a list is null): CPT, then ICD-10-CM, each ending with a newline."""
+    parts: list[pl.Expr] = []
+    for present, column, label in (
+        (has_cpt, "cpt_candidates", "CPT candidates: "),
+        (has_icd, "icd_candidates", "ICD-10-CM candidates: "),
+    ):
+        if present:
+            line = pl.concat_str([pl.lit(label), pl.col(column).list.join(", "), pl.lit("\n")])
+            parts.append(pl.when(pl.col(column).is_not_null()).then(line).otherwise(pl.lit("")))
+    if not parts:
+        return pl.lit("")
+    block = pl.concat_str(parts)
+    return pl.when(block != "").then(pl.concat_str([block, pl.lit("\n")])).otherwise(pl.lit(""))
+
+
+def user_message_expr(task: Task, columns: list[str]) -> pl.Expr:
+    """Shots (column `shots_text`, when present) + candidates + the report to code."""
+    shots = pl.col("shots_text").fill_null("") if "shots_text" in columns else pl.lit("")
+    heading = "### Report to code\n" if task == "coding" else "### Report\n"
+    return pl.concat_str(
+        [
+            shots,
+            candidates_expr("cpt_candidates" in columns, "icd_candidates" in columns),
+            pl.lit(heading),
+            report_expr(task),
         ]
     )
 
@@ -66,11 +124,18 @@ def token_estimate(content: pl.Expr) -> pl.Expr:
     return (content.str.len_chars() + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS
 
 
+def chunk_tokens(content: pl.Expr) -> pl.Expr:
+    """Tokens a block adds to a message (no per-message overhead). The sum of the parts' estimates is never
+    below the estimate of the whole message, so a budget met part by part is met by the message."""
+    return (content.str.len_chars() + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
 def with_messages(cases: pl.DataFrame, task: Task, prompt: Prompt) -> pl.DataFrame:
-    """Add `prompt` (system + user), `completion` (one assistant message) and token estimates."""
+    """Add `prompt` (system + user), `completion` (one assistant message) and token estimates. Rows need a
+    `prompt_format` column (explicit/embedded; the impression task ignores it)."""
     system = pl.lit(system_message(prompt))
     frame = cases.with_columns(
-        user_message_expr(task, "icd_candidates" in cases.columns).alias("_user"),
+        user_message_expr(task, cases.columns).alias("_user"),
         completion_text_expr(task).alias("_answer"),
     )
     return frame.with_columns(

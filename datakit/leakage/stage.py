@@ -126,6 +126,28 @@ def content_text(fields: tuple[str, ...], columns: list[str]) -> pl.Expr:
     return pl.concat_str(present, separator=FIELD_SEPARATOR)
 
 
+def distinct_contents(rows: pl.DataFrame, fields: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(cases, contents). `cases`: one row per case id in case-id order, with `rows` (examples of the case),
+    `dedup_hash` (sha256 of the normalised text), `node` (row number) and `content`; `contents`: one row per
+    distinct normalised text (content, dedup_hash, text, rep = its first node). The leakage stage and the
+    retrieval guard both number cases and texts with this function, so their layers see the same corpus."""
+    counts = rows.group_by("case_id").agg(pl.len().alias("rows"))
+    # nodes are numbered in case-id order: components and group names depend on it, so it must not vary
+    cases = rows.unique("case_id", keep="first", maintain_order=True).join(counts, on="case_id").sort("case_id")
+    text = cases.select(content_text(fields, cases.columns).alias("text"))["text"]
+    cases = cases.with_columns(
+        sha256_hex(text).alias("dedup_hash"), pl.arange(0, cases.height, dtype=pl.UInt32).alias("node")
+    )
+    contents = (
+        cases.select("dedup_hash", text.alias("text"), "node")
+        .group_by("dedup_hash", maintain_order=True)
+        .agg(pl.col("text").first(), pl.col("node").min().alias("rep"))
+        .with_row_index("content")
+    )
+    cases = cases.join(contents.select("dedup_hash", "content"), on="dedup_hash", maintain_order="left")
+    return cases, contents
+
+
 def make_encoder(cfg: Leakage) -> embed.Encoder:
     return embed.make_encoder(
         cfg.embedding.backend, cfg.embedding.model, cfg.embedding.device, cfg.embedding.batch_size
@@ -141,20 +163,8 @@ def detect(
     encoder_factory: Callable[[Leakage], embed.Encoder] | None = None,
 ) -> Detection:
     """Run the three layers over the distinct cases of `rows` (pair examples share their case's node)."""
-    counts = rows.group_by("case_id").agg(pl.len().alias("rows"))
-    # nodes are numbered in case-id order: components and group names depend on it, so it must not vary
-    cases = rows.unique("case_id", keep="first", maintain_order=True).join(counts, on="case_id").sort("case_id")
     with clock.layer("exact"):
-        text = cases.select(content_text(cfg.fields, cases.columns).alias("text"))["text"]
-        dedup = sha256_hex(text)
-        cases = cases.with_columns(dedup.alias("dedup_hash"), pl.arange(0, cases.height, dtype=pl.UInt32).alias("node"))
-        contents = (
-            cases.select("dedup_hash", text.alias("text"), "node")
-            .group_by("dedup_hash", maintain_order=True)
-            .agg(pl.col("text").first(), pl.col("node").min().alias("rep"))
-            .with_row_index("content")
-        )
-        cases = cases.join(contents.select("dedup_hash", "content"), on="dedup_hash", maintain_order="left")
+        cases, contents = distinct_contents(rows, cfg.fields)
         exact = key_links(cases, "dedup_hash", "exact")
     rep = contents.select(pl.col("content").cast(pl.UInt32), pl.col("rep"))
     with clock.layer("near"):

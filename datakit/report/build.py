@@ -170,6 +170,26 @@ def _label_conflicts(run_dir: Path) -> dict[str, Any] | None:
     return {"count": table.height, "rows": table.select(keep).head(50).to_dicts()}
 
 
+def _retrieval_guard(run_dir: Path, stage_dir: Path) -> dict[str, Any] | None:
+    """The assemble stage's blocked retrievals, shots and candidate recall, when it ran on this leakage output."""
+    record_path = run_dir / "stages" / "assemble" / "_stage.json"
+    leakage_path = stage_dir / "_stage.json"
+    if not record_path.is_file():
+        return None
+    record = json.loads(record_path.read_text())
+    stats = record.get("stats", {})
+    current = None
+    if leakage_path.is_file():
+        current = json.loads(leakage_path.read_text()).get("output_fingerprint")
+    return {
+        "current": record.get("inputs", {}).get("leakage") == current,
+        "blocked_retrievals": stats.get("blocked_retrievals"),
+        "shots": stats.get("shots"),
+        "candidates": stats.get("candidates"),
+        "retrieval": {k: v for k, v in stats.get("retrieval", {}).items() if k != "embedding"},
+    }
+
+
 def _bars(bins: list[dict[str, Any]], value: str, label: str) -> dict[str, Any]:
     peak = max([b[value] for b in bins] + [1])
     return {
@@ -254,6 +274,7 @@ def write_reports(
         summary["what_if_applied"] = applied
     conflicts = _label_conflicts(run_dir)
     summary["label_conflicts"] = conflicts
+    summary["retrieval_guard"] = _retrieval_guard(run_dir, stage_dir)
     texts = _deid_texts(run_dir, summary) if include_text else None
     reports = run_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,13 @@ COLUMN_MEANINGS = {
     "from_code": "specificity-correction examples: the unspecified code (in the ICD candidate list)",
     "to_code": "specificity-correction examples: the specific code the answer uses",
     "pair_kind": "laterality, site, episode or type ('+'-joined when several)",
+    "prompt_format": "explicit (Exam Description / Reason for Exam lines, then the body) or embedded (body only)",
+    "n_shots": "few-shot examples in the prompt (retrieved from train, passed by the leakage guard)",
+    "shot_case_ids": "case ids of those few-shot examples, in prompt order",
+    "cpt_candidates": "CPT candidates listed in the prompt (coding task; null otherwise)",
+    "icd_candidates": "ICD-10-CM candidates listed in the prompt (coding task; null otherwise)",
+    "cpt_gold_in_candidates": "per gold CPT code, in answer order: is it in cpt_candidates",
+    "icd_gold_in_candidates": "per gold ICD-10-CM code, in answer order: is it in icd_candidates",
 }
 
 

@@ -23,6 +23,13 @@ SHARD_SCHEMA = pa.schema(
         ("from_code", pa.string()),
         ("to_code", pa.string()),
         ("pair_kind", pa.string()),
+        ("prompt_format", pa.string()),
+        ("n_shots", pa.int32()),
+        ("shot_case_ids", pa.list_(pa.string())),
+        ("cpt_candidates", pa.list_(pa.string())),
+        ("icd_candidates", pa.list_(pa.string())),
+        ("cpt_gold_in_candidates", pa.list_(pa.bool_())),
+        ("icd_gold_in_candidates", pa.list_(pa.bool_())),
     ]
 )
 INDEX_SCHEMA = pa.schema(

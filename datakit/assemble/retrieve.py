@@ -1,0 +1,268 @@
+"""Few-shot retrieval: BM25 + dense search over the train split, reciprocal rank fusion, the self-leakage guard,
+then a rerank of what the guard let through.
+
+All queries are answered at once: BM25 (`bm25s`, numba backend) and FAISS each take the whole batch of distinct
+query texts in one call per round. Records that share a text share its candidate list; the guard then runs per
+record, because group, patient and fingerprints differ between records with the same text.
+
+The pool is the train split, one entry per distinct normalised text (represented by its first train case in
+case-id order): two identical texts as two shots would teach nothing twice. Exclusion never relies on FAISS ID
+selectors (FAISS issues #5504/#5584/#3112): we over-fetch, filter with the guard, assert that no blocked candidate
+survived, and fetch deeper (k doubles, up to `max_fetch`) for records left with fewer than `n_shots`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from datakit.errors import StageError
+from datakit.leakage import embed
+from datakit.leakage.guard import LAYERS, Guard
+from datakit.recipe import Assemble
+
+TOKEN_PATTERN = r"\w\w+"
+
+
+@dataclass
+class Pool:
+    """The retrieval pool: one row per distinct train text."""
+
+    node: np.ndarray  # representative case (node) of each pool row
+    content: np.ndarray  # its text (content id)
+
+    def __len__(self) -> int:
+        return len(self.node)
+
+
+def build_pool(guard: Guard) -> Pool:
+    train = guard.cases.filter(pl.col("split") == "train").group_by("content").agg(pl.col("node").min()).sort("content")
+    return Pool(node=train["node"].cast(pl.Int64).to_numpy(), content=train["content"].cast(pl.Int64).to_numpy())
+
+
+def _stopwords() -> list[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return sorted(STOPWORDS_EN)
+
+
+def token_table(texts: pl.Series) -> pl.DataFrame:
+    """(doc, tok): lower-cased word tokens of two or more characters, English stopwords removed (bm25s's own
+    default tokenisation, as one vectorised expression)."""
+    frame = pl.DataFrame({"t": texts}).with_row_index("doc")
+    return (
+        frame.select("doc", pl.col("t").fill_null("").str.to_lowercase().str.extract_all(TOKEN_PATTERN).alias("tok"))
+        .explode("tok")
+        .drop_nulls("tok")
+        .filter(~pl.col("tok").is_in(_stopwords()))
+    )
+
+
+class Bm25:
+    """bm25s over the pool texts, with a vocabulary built in Polars."""
+
+    def __init__(self, texts: pl.Series, k1: float, b: float) -> None:
+        import bm25s
+
+        tokens = token_table(texts)
+        self.vocab = tokens.select(pl.col("tok").unique().sort()).with_row_index("tid")
+        ids = tokens.join(self.vocab, on="tok", maintain_order="left").group_by("doc", maintain_order=True).agg("tid")
+        per_doc = pl.DataFrame({"doc": pl.arange(0, len(texts), eager=True, dtype=pl.UInt32)}).join(
+            ids, on="doc", how="left", maintain_order="left"
+        )
+        corpus = [row or [] for row in per_doc["tid"].to_list()]
+        vocab = dict(zip(self.vocab["tok"].to_list(), self.vocab["tid"].to_list(), strict=True))
+        self.size = len(texts)
+        self._retriever = bm25s.BM25(k1=k1, b=b, backend="numba")
+        self._retriever.index(bm25s.tokenization.Tokenized(ids=corpus, vocab=vocab), show_progress=False)
+
+    def search(self, texts: pl.Series, k: int) -> pl.DataFrame:
+        """(q, pool, rank) for the top k pool rows of each query text. Each query term counts once."""
+        k = min(k, self.size)
+        queries = (
+            token_table(texts)
+            .join(self.vocab, on="tok")
+            .unique(["doc", "tid"])
+            .sort("doc", "tid")
+            .group_by("doc", maintain_order=True)
+            .agg("tid")
+        )
+        empty = pl.DataFrame(schema={"q": pl.Int64, "pool": pl.Int64, "rank": pl.Int64})
+        if queries.height == 0 or k == 0:
+            return empty
+        docs, scores = self._retriever.retrieve(
+            queries["tid"].to_list(), k=k, show_progress=False, n_threads=os.cpu_count() or 1
+        )
+        q = np.repeat(queries["doc"].cast(pl.Int64).to_numpy(), k)
+        found = pl.DataFrame(
+            {"q": q, "pool": docs.reshape(-1).astype(np.int64), "score": np.round(scores.reshape(-1), 4)}
+        )
+        # a zero score shares no term with the query: not a candidate
+        return _ranked(found.filter(pl.col("score") > 0))
+
+
+def _ranked(found: pl.DataFrame) -> pl.DataFrame:
+    """Ranks by score (ties broken by pool row, so that the order never depends on thread timing)."""
+    return (
+        found.sort(["q", "score", "pool"], descending=[False, True, False])
+        .with_columns(pl.int_range(pl.len()).over("q").alias("rank"))
+        .select("q", "pool", "rank")
+    )
+
+
+def dense_search(index: Any, vectors: np.ndarray, k: int, batch: int = 8192) -> pl.DataFrame:
+    """(q, pool, rank) of the k nearest pool rows by inner product of centred unit vectors."""
+    k = min(k, index.ntotal)
+    frames = []
+    for start in range(0, len(vectors), batch):
+        scores, ids = index.search(np.ascontiguousarray(vectors[start : start + batch]), k)
+        q = np.repeat(np.arange(start, start + len(ids), dtype=np.int64), k)
+        frames.append(
+            pl.DataFrame({"q": q, "pool": ids.reshape(-1).astype(np.int64), "score": np.round(scores, 5).reshape(-1)})
+        )
+    if not frames:
+        return pl.DataFrame(schema={"q": pl.Int64, "pool": pl.Int64, "rank": pl.Int64})
+    return _ranked(pl.concat(frames).filter(pl.col("pool") >= 0))
+
+
+def fuse(lists: list[pl.DataFrame], rrf_k: int, depth: int) -> pl.DataFrame:
+    """Reciprocal rank fusion: (q, pool, rrf) of the `depth` best-fused candidates of each query."""
+    both = pl.concat([f.select("q", "pool", "rank") for f in lists])
+    return (
+        both.group_by("q", "pool")
+        .agg((1.0 / (rrf_k + 1 + pl.col("rank"))).sum().alias("rrf"))
+        .sort(["q", "rrf", "pool"], descending=[False, True, False])
+        .group_by("q", maintain_order=True)
+        .head(depth)
+    )
+
+
+@dataclass
+class Retrieval:
+    """What retrieval kept and what the guard blocked, per query node."""
+
+    kept: pl.DataFrame  # node, rank, cand (node of the shot), score
+    blocked: pl.DataFrame  # node, blocked, <layer> counts, depth
+    rounds: list[dict[str, int]] = field(default_factory=list)
+    pool_size: int = 0
+
+
+def _description_ids(guard: Guard) -> np.ndarray:
+    """An id per node for its normalised exam description (-1: none, never agrees)."""
+    if "exam_description" not in guard.cases.columns:
+        return np.full(guard.cases.height, -1, dtype=np.int64)
+    norm = guard.cases["exam_description"].str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    return norm.rank("dense").fill_null(0).cast(pl.Int64).to_numpy() - 1
+
+
+def retrieve(guard: Guard, cfg: Assemble, exact_index_max: int) -> Retrieval:
+    """Guard-passed, reranked neighbours of every node (up to max(n_shots, candidate_neighbours) each)."""
+    pool = build_pool(guard)
+    want = max(cfg.n_shots, cfg.candidate_neighbours)
+    nodes = guard.cases.select(pl.col("node").cast(pl.Int64), pl.col("content").cast(pl.Int64))
+    if len(pool) == 0:
+        empty_kept = pl.DataFrame(schema={"node": pl.Int64, "rank": pl.Int64, "cand": pl.Int64, "score": pl.Float64})
+        blocked = nodes.select("node", pl.lit(0).alias("blocked"), *[pl.lit(0).alias(x) for x in LAYERS])
+        return Retrieval(empty_kept, blocked.with_columns(pl.lit(0).alias("depth")), [], 0)
+    bm25 = Bm25(guard.texts.gather(pool.content), cfg.bm25_k1, cfg.bm25_b)
+    index = embed.build_index(np.ascontiguousarray(guard.vectors[pool.content]), exact_index_max)
+    desc = _description_ids(guard)
+    reranker = CrossEncoderReranker(cfg.cross_encoder) if cfg.cross_encoder else None
+    limit = min(cfg.max_fetch, len(pool))
+    depth = min(cfg.k, limit)
+    todo = nodes
+    kept_parts, blocked_parts, rounds = [], [], []
+    while todo.height:
+        q_contents = todo["content"].unique().sort()
+        texts = guard.texts.gather(q_contents)
+        lists = [bm25.search(texts, depth), dense_search(index, guard.vectors[q_contents.to_numpy()], depth)]
+        fused = fuse(lists, cfg.rrf_k, depth)
+        fused = fused.with_columns(pl.Series("content", q_contents.to_numpy()[fused["q"].to_numpy()]))
+        pairs = todo.join(fused.select("content", "pool", "rrf"), on="content").sort("node", "pool")
+        cand = pool.node[pairs["pool"].to_numpy()]
+        flags = guard.check(pairs["node"].to_numpy(), cand)
+        pairs = pairs.with_columns(pl.Series("cand", cand), flags["blocked"], *[flags[x] for x in LAYERS])
+        passed = pairs.filter(~pl.col("blocked"))
+        counts = todo.select("node").join(passed.group_by("node").len(), on="node", how="left")
+        enough = counts["len"].fill_null(0) >= cfg.n_shots
+        done = counts.filter(enough | (depth >= limit)).select("node")
+        rounds.append({"depth": depth, "queries": todo.height, "texts": len(q_contents), "settled": done.height})
+        kept_parts.append(passed.join(done, on="node"))
+        blocked_parts.append(
+            pairs.join(done, on="node")
+            .group_by("node")
+            .agg(pl.col("blocked").sum(), *[pl.col(x).sum() for x in LAYERS])
+            .with_columns(pl.lit(depth).alias("depth"))
+        )
+        todo = todo.join(done, on="node", how="anti")
+        depth = min(depth * 2, limit)
+    kept = pl.concat(kept_parts)
+    kept = _rerank(kept, guard, desc, cfg, reranker)
+    kept = (
+        kept.sort(["node", "score", "rrf", "pool"], descending=[False, True, True, False])
+        .with_columns(pl.int_range(pl.len()).over("node").alias("rank"))
+        .filter(pl.col("rank") < want)
+        .select("node", "rank", "cand", "score")
+    )
+    blocked = nodes.select("node").join(pl.concat(blocked_parts), on="node", how="left").fill_null(0)
+    assert_no_blocked(guard, kept)
+    return Retrieval(kept=kept, blocked=blocked, rounds=rounds, pool_size=len(pool))
+
+
+def _rerank(
+    kept: pl.DataFrame, guard: Guard, desc: np.ndarray, cfg: Assemble, reranker: CrossEncoderReranker | None
+) -> pl.DataFrame:
+    """score: cross-encoder relevance when configured; else cosine + description_weight × description agreement."""
+    if kept.height == 0:
+        return kept.with_columns(pl.lit(0.0).alias("score"))
+    q = kept["node"].to_numpy()
+    c = kept["cand"].to_numpy()
+    if reranker is not None:
+        return kept.with_columns(pl.Series("score", reranker.score(guard, q, c), dtype=pl.Float64))
+    cosine = guard.cosine(guard.content[q], guard.content[c]).astype(np.float64)
+    agree = (desc[q] == desc[c]) & (desc[q] >= 0)
+    return kept.with_columns(pl.Series("score", np.round(cosine + cfg.description_weight * agree, 5)))
+
+
+def assert_no_blocked(guard: Guard, kept: pl.DataFrame) -> None:
+    """Re-check every kept (record, shot) pair against all layers and the pool rule; stop the build otherwise."""
+    if kept.height == 0:
+        return
+    again = guard.check(kept["node"].to_numpy(), kept["cand"].to_numpy())
+    splits = guard.cases["split"].to_numpy()[kept["cand"].to_numpy()]
+    if again["blocked"].any() or (splits != "train").any():
+        layers = [x for x in LAYERS if again[x].any()]
+        raise StageError(
+            f"retrieval guard: {int(again['blocked'].sum())} blocked candidates survived filtering (layers {layers}); "
+            f"{int((splits != 'train').sum())} shots outside the train split"
+        )
+
+
+class CrossEncoderReranker:
+    """A local sentence-transformers CrossEncoder (never downloaded) scoring (record text, candidate text)."""
+
+    def __init__(self, path: str) -> None:
+        from pathlib import Path
+
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise StageError(f"assemble.cross_encoder '{path}' is not a local folder (models are never downloaded)")
+        from sentence_transformers import CrossEncoder
+
+        try:
+            self._model = CrossEncoder(str(folder), local_files_only=True)
+        except Exception as err:
+            raise StageError(f"assemble.cross_encoder could not be loaded: {type(err).__name__}") from err
+
+    def score(self, guard: Guard, q: np.ndarray, c: np.ndarray) -> np.ndarray:
+        pairs = pl.DataFrame({"a": guard.content[q], "b": guard.content[c]})
+        distinct = pairs.unique(maintain_order=True)
+        texts = guard.texts
+        inputs = list(zip(texts.gather(distinct["a"]).to_list(), texts.gather(distinct["b"]).to_list(), strict=True))
+        scores = np.asarray(self._model.predict(inputs, show_progress_bar=False), dtype=np.float64).reshape(-1)
+        scored = distinct.with_columns(pl.Series("score", np.round(scores, 5)))
+        return pairs.join(scored, on=["a", "b"], how="left", maintain_order="left")["score"].to_numpy()

@@ -1,0 +1,166 @@
+"""The three-layer check used by retrieval: may record Q see record C as one of its few-shot examples?
+
+A candidate is blocked when, against the query record, any of these holds (each is a layer of its own in the
+counts; one candidate may trip several):
+
+- `self`: it is the query's own case (a specificity-pair example's case is its pair partner: `pair`);
+- layer 1: `content_hash` (same normalised text) or `minhash` (the pair passes the near-duplicate test of the
+  leakage stage's MinHash layer: estimated Jaccard >= threshold, or containment for addenda). The test is applied
+  to the pair itself, so it also blocks pairs that LSH banding happened not to bucket together;
+- layer 2: `cosine` of the corpus-centred embeddings >= `leakage.cosine_threshold` (the leakage layer's vectors,
+  read from the content-addressed cache, centred on the same corpus);
+- layer 3: `exam_fingerprint`, `accession` (keyed metadata fingerprints) or `patient`;
+- `leakage_group`: the two records are in the same leakage group.
+
+Template copies (the same normal-study text written for many patients) are not grouped by the leakage stage,
+but they are blocked here: a prompt whose example is a verbatim copy of its report teaches copying.
+
+The guard is built from the leakage stage's output rows with the leakage stage's own functions
+(`distinct_contents`, `fingerprints`, MinHash signatures, the embedding cache), so both see the same corpus.
+A layer that cannot be computed stops the build: nothing is passed through unchecked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from datakit.errors import DatakitError, StageError
+from datakit.keys import SecretKey
+from datakit.leakage import embed, minhash
+from datakit.leakage.fingerprint import fingerprints
+from datakit.leakage.stage import distinct_contents, make_encoder
+from datakit.recipe import Leakage
+
+LAYERS = (
+    "self",
+    "pair",
+    "content_hash",
+    "minhash",
+    "cosine",
+    "exam_fingerprint",
+    "accession",
+    "patient",
+    "leakage_group",
+)
+KEY_LAYERS = {
+    "exam_fingerprint": "exam_fp",
+    "accession": "accession_fp",
+    "patient": "patient_key",
+    "leakage_group": "leakage_group",
+}
+CHUNK = 1 << 16
+
+
+@dataclass
+class Guard:
+    """Per-case keys and per-text signatures/vectors, aligned by `node` (cases in case-id order)."""
+
+    cases: pl.DataFrame  # node, case_id, content, dedup_hash, split, leakage_group, keys…, rows
+    texts: pl.Series  # normalised text per content
+    content: np.ndarray  # content of each node
+    keys: dict[str, np.ndarray]  # layer -> int id per node (-1: missing, never equal)
+    signatures: np.ndarray
+    sizes: np.ndarray
+    vectors: np.ndarray  # corpus-centred, unit length, per content
+    cfg: Leakage
+    embedding: dict[str, Any]
+
+    def check(self, query: np.ndarray, candidate: np.ndarray, pair: np.ndarray | None = None) -> pl.DataFrame:
+        """One boolean column per layer and `blocked`, for node pairs (query[i], candidate[i]). `pair` marks the
+        queries that are specificity-pair examples (their own case counts as `pair`, not `self`)."""
+        query = np.asarray(query, dtype=np.int64)
+        candidate = np.asarray(candidate, dtype=np.int64)
+        same = query == candidate
+        is_pair = np.zeros(len(query), bool) if pair is None else np.asarray(pair, bool)
+        qc, cc = self.content[query], self.content[candidate]
+        flags: dict[str, np.ndarray] = {
+            "self": same & ~is_pair,
+            "pair": same & is_pair,
+            "content_hash": qc == cc,
+            "minhash": self._near(qc, cc),
+            "cosine": self._cosine(qc, cc) >= self.cfg.cosine_threshold,
+        }
+        for layer in KEY_LAYERS:
+            ids = self.keys[layer]
+            flags[layer] = (ids[query] == ids[candidate]) & (ids[query] >= 0)
+        frame = pl.DataFrame({layer: flags[layer] for layer in LAYERS})
+        return frame.with_columns(pl.any_horizontal(LAYERS).alias("blocked"))
+
+    def cosine(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        """Cosine of content pairs (rounded as the leakage layer rounds its scores)."""
+        return self._cosine(np.asarray(qc, np.int64), np.asarray(cc, np.int64))
+
+    def _near(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        mh = self.cfg.minhash
+        jac = minhash.jaccard(self.signatures, qc, cc)
+        return minhash.is_near(jac, self.sizes[qc], self.sizes[cc], mh.threshold, mh.containment)
+
+    def _cosine(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        out = np.empty(len(qc), dtype=np.float32)
+        for s in range(0, len(qc), CHUNK):
+            a, b = self.vectors[qc[s : s + CHUNK]], self.vectors[cc[s : s + CHUNK]]
+            out[s : s + CHUNK] = np.einsum("ij,ij->i", a, b)
+        return np.round(out, 5)
+
+
+def _ids(column: pl.Series) -> np.ndarray:
+    """Equal strings -> equal non-negative ints; nulls -> -1."""
+    return column.rank("dense").fill_null(0).cast(pl.Int64).to_numpy() - 1
+
+
+def build_guard(
+    rows: pl.DataFrame,
+    cfg: Leakage,
+    key: SecretKey,
+    cache_root: Path,
+    encoder_factory: Callable[[Leakage], embed.Encoder] | None = None,
+) -> Guard:
+    """The guard over the leakage stage's output rows (which carry `leakage_group` and `split`)."""
+    missing = [c for c in ("leakage_group", "split") if c not in rows.columns]
+    if missing:
+        raise StageError(f"the retrieval guard needs the leakage stage's output (missing columns: {missing})")
+    try:
+        cases, contents = distinct_contents(rows, cfg.fields)
+        cases = cases.with_columns(fingerprints(cases, key))
+        mh = cfg.minhash
+        signatures = minhash.signatures(contents["text"], k=mh.k, num_perm=mh.num_perm, seed=1)
+        sizes = minhash.shingle_counts(contents["text"], mh.k)
+        encoder = (encoder_factory or make_encoder)(cfg)
+        cache = embed.EmbeddingCache(cache_root, encoder.model_id, encoder.dim)
+        vectors, stats = embed.embed_contents(
+            contents.select(pl.col("dedup_hash").alias("content_hash"), "text"), encoder, cache
+        )
+    except DatakitError:
+        raise
+    except Exception as err:  # the guard cannot run: stop, naming the error type only (never record text)
+        raise StageError(f"retrieval guard could not be built: {type(err).__name__}") from err
+    keys = {layer: _ids(cases[column]) for layer, column in KEY_LAYERS.items()}
+    return Guard(
+        cases=cases.select(
+            "node",
+            "case_id",
+            pl.col("content").cast(pl.UInt32),
+            "dedup_hash",
+            "split",
+            "leakage_group",
+            "exam_fp",
+            "accession_fp",
+            "patient_key",
+            "rows",
+            *[c for c in ("exam_description",) if c in cases.columns],
+        ),
+        texts=contents["text"],
+        content=cases["content"].cast(pl.Int64).to_numpy(),
+        keys=keys,
+        signatures=signatures,
+        sizes=sizes,
+        vectors=embed.centred(vectors),
+        cfg=cfg,
+        embedding=stats | {"model_id": encoder.model_id, "dim": encoder.dim},
+    )
