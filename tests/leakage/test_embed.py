@@ -1,0 +1,41 @@
+"""The full-model encoder: the pipelined GPU loop gives the vectors `SentenceTransformer.encode` gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datakit.leakage.embed import TransformerEncoder, resolve_model
+
+TEXTS = [
+    "No acute cardiopulmonary abnormality.",
+    "Small left pleural effusion, increased from prior. The heart is normal in size.",
+    "Disc desiccation at L4-5 with a small central disc bulge. No canal stenosis. Conus terminates at L1.",
+    "",
+    "x",
+    "Mild degenerative disc disease at L4-5 without stenosis. " * 30,  # longer than max_seq_length: truncated
+] * 7
+
+
+def test_pipelined_batches_match_sentence_transformers_encode() -> None:
+    source = resolve_model("all-MiniLM-L6-v2")
+    plain = TransformerEncoder(source, device="cpu", batch_size=8, pipelined=False)
+    piped = TransformerEncoder(source, device="cpu", batch_size=5, pipelined=True, tokenizer_threads=3)
+    a, b = plain.encode(TEXTS), piped.encode(TEXTS)
+    assert a.shape == b.shape == (len(TEXTS), plain.dim)
+    assert np.abs(a - b).max() < 1e-4  # same vectors, in the input order, whatever the batch boundaries
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert piped.encode([]).shape == (0, plain.dim)
+    assert plain.model_id == piped.model_id  # same device and precision: one cache
+
+
+def test_gpu_pipeline_agrees_with_the_cpu_model() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no GPU (CI never has one; run on the device machine)")
+    source = resolve_model("all-MiniLM-L6-v2")
+    cpu = TransformerEncoder(source, device="cpu", batch_size=16)
+    gpu = TransformerEncoder(source, device="cuda", batch_size=16)
+    assert gpu.pipelined and gpu.model_id.endswith(":fp16") and gpu.model_id != cpu.model_id
+    cos = (cpu.encode(TEXTS) * gpu.encode(TEXTS)).sum(axis=1)
+    assert cos.min() > 0.999  # fp16 on the GPU
