@@ -57,7 +57,10 @@ EXAMPLE_COLUMNS = (
 )
 PAIR_COLUMNS = ("pair_of", "from_code", "to_code", "pair_kind")
 SHOT_FIELDS = ("exam_description", "reason_for_exam", "report_text")
-INTRO = "Coded examples of similar reports (for reference; they are not this patient):\n\n"
+INTRO = {
+    "coding": "Coded examples of similar reports (for reference; they are not this patient):\n\n",
+    "impression": "Examples of similar reports with their impressions (for reference; not this patient):\n\n",
+}
 
 # Leading words of exam descriptions -> modality tag.
 MODALITY_WORDS = {
@@ -162,7 +165,7 @@ def attach_shots(examples: pl.DataFrame, shots: pl.DataFrame, cases: pl.DataFram
         .with_columns(shot_expr(task).alias("_block"))
         .with_columns(
             pl.when(pl.col("rank") == 0)
-            .then(pl.concat_str([pl.lit(INTRO), pl.col("_block")]))
+            .then(pl.concat_str([pl.lit(INTRO[task]), pl.col("_block")]))
             .otherwise(pl.col("_block"))
             .alias("_block")
         )

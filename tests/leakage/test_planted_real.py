@@ -46,3 +46,10 @@ def test_impression_recipe_on_real_reports_certifies(
     assert rows.filter(pl.col("split") != "train").height > 0.05 * rows.height
     cert = json.loads((tmp_path / "reports" / "certificate.json").read_text())
     assert cert["passed"] and cert["layers"]["near"]["candidate_pairs_checked"] > 0
+    # assemble: few-shot findings → impression examples from train, behind the guard
+    examples = pl.read_parquet(tmp_path / "stages" / "assemble" / "part-*.parquet")
+    split_of = dict(rows.unique("case_id").select("case_id", "split").iter_rows())
+    assert examples["n_shots"].mean() > 2.5  # type: ignore[operator]
+    assert {split_of[c] for c in examples["shot_case_ids"].explode().drop_nulls()} == {"train"}
+    first = examples.filter(pl.col("n_shots") > 0).row(0, named=True)
+    assert "with their impressions" in first["prompt"][1]["content"] and first["cpt_candidates"] is None

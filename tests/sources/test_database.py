@@ -146,11 +146,13 @@ def test_supabase_retries_503_and_timeouts(
 ) -> None:
     cases_table.load(sample_rows(4000))
     supabase_env.faults.extend(
-        [Fault("503"), Fault("503"), Fault("slow", seconds=1.5), Fault("503")]  # probe, then the first page, ...
+        [Fault("503"), Fault("503"), Fault("slow", seconds=6.0), Fault("503")]  # probe, then the first page, ...
     )
-    record = pull(db_recipe("supabase", cases_table.name, "source.timeout_s=0.5"), tmp_path)
+    record = pull(db_recipe("supabase", cases_table.name, "source.timeout_s=2"), tmp_path)
     assert_complete(tmp_path, cases_table)
-    assert record["stats"]["pull"]["retries"] == 4
+    assert not supabase_env.faults  # every fault was met and retried past
+    # each fault costs one retry; a loaded machine may add a genuine timeout of its own, never remove one
+    assert record["stats"]["pull"]["retries"] >= 4
 
 
 def test_supabase_statement_timeout_halves_the_page(
