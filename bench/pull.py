@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import psycopg
@@ -49,6 +50,14 @@ def timed(fn: object) -> tuple[float, object]:
     out = fn()  # type: ignore[operator]
     wall = time.perf_counter() - t0
     return wall, out
+
+
+def datakit_pull(reader: Any, cfg: Any) -> object:
+    """datakit's pull through `reader` into a throw-away run directory (what `datakit pull` does)."""
+    with tempfile.TemporaryDirectory() as run:
+        result = pull(reader, cfg, Path(run))
+    reader.close()
+    return result
 
 
 def main() -> None:
@@ -88,15 +97,8 @@ def main() -> None:
                 cur = conn.execute(f"SELECT {', '.join(wanted)} FROM bench_cases")
                 return pl.DataFrame(cur.fetchall(), schema=wanted, orient="row", infer_schema_length=None)
 
-        def datakit_pg() -> object:
-            reader = PostgresReader(cfg, wanted, required)
-            with tempfile.TemporaryDirectory() as run:
-                result = pull(reader, cfg, Path(run))
-            reader.close()
-            return result
-
         base_s, base = timed(floor)
-        dk_s, result = timed(datakit_pg)
+        dk_s, result = timed(lambda: datakit_pull(PostgresReader(cfg, wanted, required), cfg))
         assert result.rows.height == base.height == n  # type: ignore[attr-defined]
         print("postgres source")
         print(f"  baseline SELECT + fetchall   {base_s:7.2f} s  {n / base_s:10,.0f} rows/s")
@@ -132,15 +134,8 @@ def main() -> None:
                 got += len(page)
                 start += len(page)
 
-        def datakit_sb() -> object:
-            reader = SupabaseReader(scfg, wanted, required)
-            with tempfile.TemporaryDirectory() as run:
-                result = pull(reader, scfg, Path(run))
-            reader.close()
-            return result
-
         naive_s, got = timed(naive)
-        sb_s, sresult = timed(datakit_sb)
+        sb_s, sresult = timed(lambda: datakit_pull(SupabaseReader(scfg, wanted, required), scfg))
         assert sresult.rows.height == n  # type: ignore[attr-defined]
         print("supabase source (through the in-process PostgREST-compatible test server)")
         print(

@@ -135,9 +135,8 @@ def case_table(rows: pl.DataFrame, guard: Guard, task: str) -> pl.DataFrame:
     answer = answer_line_expr() if task == "coding" else pl.col("impression").fill_null("")
     codes = [c for c in ("cpt_codes", "icd10_codes") if c in rows.columns]
     first = rows.sort("case_id", "example_key").unique("case_id", keep="first", maintain_order=True)
-    fields = first.select(
-        "case_id", *[pl.col(f) for f in SHOT_FIELDS if f in rows.columns], *codes, answer.alias("answer")
-    )
+    shown = [pl.col(f) if f in rows.columns else pl.lit(None, pl.String).alias(f) for f in SHOT_FIELDS]
+    fields = first.select("case_id", *shown, *codes, answer.alias("answer"))
     return guard.cases.select(pl.col("node").cast(pl.Int64), "case_id").join(fields, on="case_id", how="left")
 
 
@@ -152,12 +151,9 @@ def attach_shots(examples: pl.DataFrame, shots: pl.DataFrame, cases: pl.DataFram
     shot_fields = cases.select(
         pl.col("node").alias("cand"),
         pl.col("case_id").alias("shot_case_id"),
-        *[pl.col(f).alias(f"shot_{f}") for f in SHOT_FIELDS if f in cases.columns],
+        *[pl.col(f).alias(f"shot_{f}") for f in SHOT_FIELDS],
         pl.col("answer").alias("shot_answer"),
     )
-    for f in SHOT_FIELDS:
-        if f"shot_{f}" not in shot_fields.columns:
-            shot_fields = shot_fields.with_columns(pl.lit(None, pl.String).alias(f"shot_{f}"))
     blocks = (
         examples.select("example_id", "node", "prompt_format", "_base_tokens")
         .join(shots, on="node")
@@ -214,8 +210,6 @@ def build_examples(
             ):
                 voted = voted_codes(neighbours, cases.select("node", pl.col(gold).alias(column)), column, top)
                 rows = rows.drop(column, strict=False).join(voted, on="node", how="left", maintain_order="left")
-                if top == 0:
-                    rows = rows.with_columns(pl.lit(None, pl.List(pl.String)).alias(column))
             rows = rows.with_columns(
                 with_unspecified(pl.col("icd_candidates"), pl.col("from_code")).alias("icd_candidates")
             )
@@ -228,8 +222,6 @@ def build_examples(
             pl.lit([], dtype=pl.List(pl.String)).alias("shot_case_ids"),
             pl.lit(False).alias("_over_budget"),
         )
-        if coding and "icd_candidates" not in rows.columns:
-            rows = rows.with_columns(pl.lit(None, pl.List(pl.String)).alias("icd_candidates"))
     for column in ("cpt_candidates", "icd_candidates"):
         if column not in rows.columns:
             rows = rows.with_columns(pl.lit(None, pl.List(pl.String)).alias(column))
@@ -262,11 +254,11 @@ def build_examples(
     return frame.select(EXAMPLE_COLUMNS).sort("example_id"), shortfall
 
 
-def retrieval_stats(found: Retrieval, rows: pl.DataFrame, guard: Guard) -> dict[str, Any]:
+def retrieval_stats(found: Retrieval, examples: pl.DataFrame, guard: Guard) -> dict[str, Any]:
     """blocked_retrievals per layer, counted per example: each example runs its own retrieval (examples of one
-    case share it, so a case's counts count once per example). A specificity-pair example's own case counts
-    as `pair`, not `self`."""
-    per_case = rows.group_by("case_id").agg(
+    case share it, so a case's counts count once per example). A specificity-pair example's own case is its pair
+    partner: the guard's `self` is reported as `pair` for it."""
+    per_case = examples.group_by("case_id").agg(
         pl.len().alias("examples"), pl.col("pair_of").is_not_null().sum().alias("pair_examples")
     )
     counts = (
@@ -274,15 +266,11 @@ def retrieval_stats(found: Retrieval, rows: pl.DataFrame, guard: Guard) -> dict[
         .join(found.blocked.with_columns(pl.col("node").cast(pl.Int64)), on="node")
         .join(per_case, on="case_id")
     )
-    by_layer = {}
-    for layer in LAYERS:
-        if layer == "self":
-            value = (pl.col("self") * (pl.col("examples") - pl.col("pair_examples"))).sum()
-        elif layer == "pair":
-            value = (pl.col("self") * pl.col("pair_examples")).sum()
-        else:
-            value = (pl.col(layer) * pl.col("examples")).sum()
-        by_layer[layer] = int(counts.select(value).item() or 0)
+    weights = {"self": pl.col("examples") - pl.col("pair_examples"), "pair": pl.col("pair_examples")}
+    by_layer = {
+        name: int(counts.select((pl.col(layer) * weights.get(name, pl.col("examples"))).sum()).item() or 0)
+        for name, layer in (*((x, x) for x in LAYERS), ("pair", "self"))
+    }
     total = int(counts.select((pl.col("blocked") * pl.col("examples")).sum()).item() or 0)
     return {
         "total": total,
@@ -314,7 +302,7 @@ def run_assemble(ctx: StageContext) -> StageResult:
     stats = example_stats(examples, recipe)
     stats["shots"] |= shortfall
     if guard is not None and found is not None:
-        stats["blocked_retrievals"] = retrieval_stats(found, _with_defaults(rows), guard)
+        stats["blocked_retrievals"] = retrieval_stats(found, examples, guard)
         stats["retrieval"] = {
             "pool_texts": found.pool_size,
             "pool_cases": int((guard.cases["split"] == "train").sum()),

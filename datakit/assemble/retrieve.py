@@ -22,7 +22,7 @@ import polars as pl
 
 from datakit.errors import StageError
 from datakit.leakage import embed
-from datakit.leakage.guard import LAYERS, Guard
+from datakit.leakage.guard import LAYERS, Guard, dense_ids
 from datakit.recipe import Assemble
 
 TOKEN_PATTERN = r"\w\w+"
@@ -155,8 +155,7 @@ def _description_ids(guard: Guard) -> np.ndarray:
     """An id per node for its normalised exam description (-1: none, never agrees)."""
     if "exam_description" not in guard.cases.columns:
         return np.full(guard.cases.height, -1, dtype=np.int64)
-    norm = guard.cases["exam_description"].str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars()
-    return norm.rank("dense").fill_null(0).cast(pl.Int64).to_numpy() - 1
+    return dense_ids(guard.cases["exam_description"].str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars())
 
 
 def retrieve(guard: Guard, cfg: Assemble, exact_index_max: int) -> Retrieval:

@@ -19,6 +19,7 @@ import polars as pl
 from datakit import __version__
 from datakit.keys import SecretKey
 from datakit.leakage import embed, minhash
+from datakit.leakage.fingerprint import METADATA_LAYERS
 from datakit.leakage.groups import content_edges
 from datakit.leakage.splits import EVAL_SPLITS, membership_hash
 from datakit.recipe import Leakage, Recipe
@@ -26,12 +27,7 @@ from datakit.recipe import Leakage, Recipe
 if TYPE_CHECKING:
     from datakit.leakage.stage import Detection
 
-KEY_LAYERS = {
-    "exact": "dedup_hash",
-    "exam_fingerprint": "exam_fp",
-    "accession": "accession_fp",
-    "patient": "patient_key",
-}
+KEY_LAYERS = {"exact": "dedup_hash", **METADATA_LAYERS}
 EDGE_SCHEMA = {"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32}
 
 

@@ -12,6 +12,9 @@ import polars as pl
 
 from datakit.keys import SecretKey
 
+# layer name -> the column `fingerprints` fills (the certificate and the retrieval guard both check these)
+METADATA_LAYERS = {"exam_fingerprint": "exam_fp", "accession": "accession_fp", "patient": "patient_key"}
+
 
 def fingerprints(cases: pl.DataFrame, key: SecretKey) -> pl.DataFrame:
     """Columns exam_fp, accession_fp, patient_key (keyed hex, null where the inputs are missing)."""

@@ -3,7 +3,8 @@
 A candidate is blocked when, against the query record, any of these holds (each is a layer of its own in the
 counts; one candidate may trip several):
 
-- `self`: it is the query's own case (a specificity-pair example's case is its pair partner: `pair`);
+- `self`: it is the query's own case (the assemble stage reports this as `pair` for a specificity-pair example,
+  whose own case is its pair partner);
 - layer 1: `content_hash` (same normalised text) or `minhash` (the pair passes the near-duplicate test of the
   leakage stage's MinHash layer: estimated Jaccard >= threshold, or containment for addenda). The test is applied
   to the pair itself, so it also blocks pairs that LSH banding happened not to bucket together;
@@ -33,13 +34,12 @@ import polars as pl
 from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey
 from datakit.leakage import embed, minhash
-from datakit.leakage.fingerprint import fingerprints
+from datakit.leakage.fingerprint import METADATA_LAYERS, fingerprints
 from datakit.leakage.stage import distinct_contents, make_encoder
 from datakit.recipe import Leakage
 
 LAYERS = (
     "self",
-    "pair",
     "content_hash",
     "minhash",
     "cosine",
@@ -48,12 +48,7 @@ LAYERS = (
     "patient",
     "leakage_group",
 )
-KEY_LAYERS = {
-    "exam_fingerprint": "exam_fp",
-    "accession": "accession_fp",
-    "patient": "patient_key",
-    "leakage_group": "leakage_group",
-}
+KEY_LAYERS = {**METADATA_LAYERS, "leakage_group": "leakage_group"}
 CHUNK = 1 << 16
 
 
@@ -71,20 +66,16 @@ class Guard:
     cfg: Leakage
     embedding: dict[str, Any]
 
-    def check(self, query: np.ndarray, candidate: np.ndarray, pair: np.ndarray | None = None) -> pl.DataFrame:
-        """One boolean column per layer and `blocked`, for node pairs (query[i], candidate[i]). `pair` marks the
-        queries that are specificity-pair examples (their own case counts as `pair`, not `self`)."""
+    def check(self, query: np.ndarray, candidate: np.ndarray) -> pl.DataFrame:
+        """One boolean column per layer and `blocked`, for node pairs (query[i], candidate[i])."""
         query = np.asarray(query, dtype=np.int64)
         candidate = np.asarray(candidate, dtype=np.int64)
-        same = query == candidate
-        is_pair = np.zeros(len(query), bool) if pair is None else np.asarray(pair, bool)
         qc, cc = self.content[query], self.content[candidate]
         flags: dict[str, np.ndarray] = {
-            "self": same & ~is_pair,
-            "pair": same & is_pair,
+            "self": query == candidate,
             "content_hash": qc == cc,
             "minhash": self._near(qc, cc),
-            "cosine": self._cosine(qc, cc) >= self.cfg.cosine_threshold,
+            "cosine": self.cosine(qc, cc) >= self.cfg.cosine_threshold,
         }
         for layer in KEY_LAYERS:
             ids = self.keys[layer]
@@ -94,22 +85,20 @@ class Guard:
 
     def cosine(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
         """Cosine of content pairs (rounded as the leakage layer rounds its scores)."""
-        return self._cosine(np.asarray(qc, np.int64), np.asarray(cc, np.int64))
-
-    def _near(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
-        mh = self.cfg.minhash
-        jac = minhash.jaccard(self.signatures, qc, cc)
-        return minhash.is_near(jac, self.sizes[qc], self.sizes[cc], mh.threshold, mh.containment)
-
-    def _cosine(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        qc, cc = np.asarray(qc, np.int64), np.asarray(cc, np.int64)
         out = np.empty(len(qc), dtype=np.float32)
         for s in range(0, len(qc), CHUNK):
             a, b = self.vectors[qc[s : s + CHUNK]], self.vectors[cc[s : s + CHUNK]]
             out[s : s + CHUNK] = np.einsum("ij,ij->i", a, b)
         return np.round(out, 5)
 
+    def _near(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        mh = self.cfg.minhash
+        jac = minhash.jaccard(self.signatures, qc, cc)
+        return minhash.is_near(jac, self.sizes[qc], self.sizes[cc], mh.threshold, mh.containment)
 
-def _ids(column: pl.Series) -> np.ndarray:
+
+def dense_ids(column: pl.Series) -> np.ndarray:
     """Equal strings -> equal non-negative ints; nulls -> -1."""
     return column.rank("dense").fill_null(0).cast(pl.Int64).to_numpy() - 1
 
@@ -140,7 +129,7 @@ def build_guard(
         raise
     except Exception as err:  # the guard cannot run: stop, naming the error type only (never record text)
         raise StageError(f"retrieval guard could not be built: {type(err).__name__}") from err
-    keys = {layer: _ids(cases[column]) for layer, column in KEY_LAYERS.items()}
+    keys = {layer: dense_ids(cases[column]) for layer, column in KEY_LAYERS.items()}
     return Guard(
         cases=cases.select(
             "node",

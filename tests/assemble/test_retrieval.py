@@ -53,7 +53,7 @@ def test_shots_come_from_train_only_and_never_from_the_records_group(sample_run:
 def test_blocked_retrievals_are_counted_per_layer_in_stage_json_and_report(sample_run: Path) -> None:
     record = json.loads((sample_run / "stages" / "assemble" / "_stage.json").read_text())
     blocked = record["stats"]["blocked_retrievals"]
-    assert set(blocked["by_layer"]) == set(LAYERS)
+    assert set(blocked["by_layer"]) == {*LAYERS, "pair"}
     # every train record meets itself (or its pair partner) among its own candidates
     train_examples = record["stats"]["examples_per_split"]["train"]
     assert blocked["by_layer"]["self"] + blocked["by_layer"]["pair"] >= 0.9 * train_examples
