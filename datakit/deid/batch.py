@@ -1,5 +1,11 @@
 """De-identify records in batches, in worker processes (one presidio + spaCy engine per process).
 
+Where the OS can fork, the engine is built once in this process and the workers are forked from it, so they
+start in milliseconds instead of re-importing spaCy, presidio (which pulls in transformers and torch when they
+are installed) and the model: ~7 s per spawned worker on the 2-core machine, longer than de-identifying 2,000
+reports. A forked worker runs only spaCy, presidio, `regex` and hashlib (never Polars, whose thread pool is what
+makes forking a multi-threaded parent risky). Elsewhere workers are spawned and build their own engine.
+
 A record is (patient, date offset, texts). The result per record is its new texts, the operator counts, the
 residual-check hits and, when something raised, the exception's type name (never its message: messages can
 quote the text). A record whose batch raised is retried alone so one bad record cannot take its batch down.
@@ -27,6 +33,7 @@ class Settings:
     batch_size: int
     operators: dict[str, str]
     key: bytes
+    places: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -37,7 +44,7 @@ class Outcome:
     error: str | None = None
 
 
-IN_PROCESS_BELOW = 2000
+SPAWN_BELOW = 5000  # below this many records a spawned pool's start-up costs more than it saves
 Record = tuple[str, int, list[str | None]]  # (patient, date offset in days, texts)
 
 
@@ -45,7 +52,7 @@ class Deidentifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.analyzer = Analyzer(
-            settings.model, settings.lexicon, settings.gate, settings.threshold, settings.batch_size
+            settings.model, settings.lexicon, settings.gate, settings.threshold, settings.batch_size, settings.places
         )
 
     @property
@@ -111,21 +118,30 @@ def deidentify(
     progress: Callable[[int], None] = lambda n: None,
 ) -> tuple[list[Outcome], tuple[int, int]]:
     """Outcomes in input order, and (lines seen, lines sent to NER). `n_jobs` <= 1 runs in this process."""
+    global _WORKER
     jobs = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
     chunks = [records[i : i + chunk] for i in range(0, len(records), chunk)]
-    outcomes: list[Outcome] = []
-    seen = ner = 0
-    if jobs <= 1 or len(records) < IN_PROCESS_BELOW:  # starting workers costs more than it saves
+    fork = "fork" in mp.get_all_start_methods()
+    if jobs <= 1 or len(chunks) <= 1 or (not fork and len(records) < SPAWN_BELOW):
         worker = Deidentifier(settings)
+        outcomes: list[Outcome] = []
         for c in chunks:
             outcomes += worker.run(c)
             progress(len(c))
         return outcomes, worker.gate_stats
-    # spawn: a clean interpreter per worker (forking a process that runs Polars' thread pool can deadlock)
-    with mp.get_context("spawn").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(settings,)) as pool:
-        for out, (s, n) in pool.imap(_work, chunks):
-            outcomes += out
-            seen += s
-            ner += n
-            progress(len(out))
+    if fork:  # the workers inherit the engine built here
+        _WORKER = Deidentifier(settings)
+        pool = mp.get_context("fork").Pool(min(jobs, len(chunks)))
+    else:  # a clean interpreter per worker, which builds its own engine
+        pool = mp.get_context("spawn").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(settings,))
+    outcomes, seen, ner = [], 0, 0
+    try:
+        with pool:
+            for out, (s, n) in pool.imap(_work, chunks):
+                outcomes += out
+                seen += s
+                ner += n
+                progress(len(out))
+    finally:
+        _WORKER = None
     return outcomes, (seen, ner)

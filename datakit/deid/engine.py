@@ -1,46 +1,63 @@
-"""The presidio engine: datakit's radiology recognizers + spaCy NER, batched, on every core.
+"""The presidio engine: datakit's radiology recognizers first, then spaCy NER on what they left, batched.
 
-spaCy runs NER only (no tagger, parser or lemmatizer: presidio needs entities and tokens, and context words are
-matched on lower-cased tokens instead of lemmas). NER is the slow part, so it runs only on the lines that can
-hold a name: a line is sent to the model when it has a capitalised word that the corpus never writes in lower
-case and that is not on the clinical allow-list (report prose, headings and exam titles are skipped). Lines
-with cue words are still covered by the pattern recognizers whatever the gate decides.
+Analysis runs in two passes over a batch of texts:
+
+1. presidio's `AnalyzerEngine` with the radiology pattern recognizers and the town gazetteer (no NLP pipeline
+   needed: context words are read from the text before a match by `WindowContextEnhancer`, presidio's lemma rule
+   without the token search and the deep copy of every result);
+2. spaCy NER (the `ner` component only) on the lines that can still hold a name: a line goes to the model when
+   it has a capitalised word that no pattern already covers, that is not all capitals (an all-capital NER hit is
+   dropped anyway), not an earlier de-identification placeholder, not on the clinical allow-list and not a word
+   the corpus writes in lower case (each part of a hyphenated word is checked). Report prose, headings, exam
+   titles, dates, facility and address lines the patterns found never reach the model. presidio's
+   `SpacyRecognizer` turns the entities into results.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 import spacy
-from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+from spacy.lang.en.stop_words import STOP_WORDS
 
+from datakit.deid.gazetteer import NAME as GAZETTEER
+from datakit.deid.gazetteer import CityGazetteerRecognizer
 from datakit.deid.recognizers import CLINICAL_ALLOW, radiology_recognizers
+from datakit.deid.wordcache import cached_words, package_version
 from datakit.leakage.normalize import PLACEHOLDER_PATTERN
 
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
 NER_SCORE = 0.85
 NOT_NER = ["tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter", "transformer"]
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_CONTEXT_WORD = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
+_PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
 # text an earlier de-identification already replaced ("XXXX", "[NAME]", "[**Last Name**]"): nothing left to remove
 _ONLY_PLACEHOLDERS = re.compile(rf"(?:[\s,.;:]|{PLACEHOLDER_PATTERN})+")
 
 
 def corpus_lexicon(texts: pl.Series, min_records: int = 3) -> frozenset[str]:
     """Words the corpus writes in lower case in at least `min_records` records: ordinary and clinical vocabulary.
-    A capitalised word outside it (and outside the allow-list) is what sends a line to NER."""
+    A capitalised word outside it (and outside the allow-list) is what sends a line to NER. Only whole
+    whitespace-separated words count (surrounding punctuation stripped): the parts of an e-mail address or URL
+    ("linda.kowalczyk@…") are not vocabulary, or every name that appears in an address would be let through."""
     words = (
         pl.DataFrame({"t": texts.fill_null("")})
         .with_row_index("r")
-        .select("r", pl.col("t").str.extract_all(r"\b[a-z][a-z'\-]+\b").alias("w"))
+        .select("r", pl.col("t").str.split(" ").alias("w"))
         .explode("w")
-        .drop_nulls("w")
+        .with_columns(pl.col("w").str.strip_chars("\"'()[]{},.;:!?"))
+        .filter(pl.col("w").str.contains(r"^[a-z][a-z'\-]+$"))
         .unique()
         .group_by("w")
         .len()
@@ -51,16 +68,17 @@ def corpus_lexicon(texts: pl.Series, min_records: int = 3) -> frozenset[str]:
 
 @functools.cache
 def code_set_vocabulary() -> frozenset[str]:
-    """Every word of the ICD-10-CM descriptions (simple-icd-10-cm, when installed): a clinical vocabulary of ~15K
-    words that ships in a package. Eponyms in it (Hodgkin, Crohn) are also on the allow-list."""
-    try:
-        from importlib.resources import files
+    """Every word of the ICD-10-CM code descriptions (the codes stage's table, from simple-icd-10-cm): a clinical
+    vocabulary of ~7K words that ships in a package (cached per package version). Eponyms in it (Hodgkin, Crohn)
+    are also on the allow-list."""
 
-        tabular = next(p for p in files("simple_icd_10_cm.data").iterdir() if p.name.endswith(".xml"))
-    except (ImportError, StopIteration):  # pragma: no cover - the codes extra is installed by make
-        return frozenset()
-    descriptions = " ".join(re.findall(r"<desc>([^<]*)</desc>", tabular.read_text(encoding="utf-8")))
-    return frozenset(w.lower() for w in _WORD.findall(descriptions))
+    def build() -> frozenset[str]:
+        from datakit.codes.icd10 import code_table
+
+        words = code_table()["description"].str.extract_all(_WORD.pattern).explode().drop_nulls()
+        return frozenset(words.str.to_lowercase().unique().to_list())
+
+    return cached_words(f"icd10cm-words-{package_version('simple-icd-10-cm')}", build)
 
 
 def is_clinical(word: str, lexicon: frozenset[str]) -> bool:
@@ -68,8 +86,23 @@ def is_clinical(word: str, lexicon: frozenset[str]) -> bool:
     return w in CLINICAL_ALLOW or w in lexicon or w.removesuffix("'s") in lexicon
 
 
+def is_trigger(word: str, lexicon: frozenset[str]) -> bool:
+    """A word that can start a name NER should look for: capitalised, not all capitals, not a placeholder, and
+    not clinical (a hyphenated word is clinical when every part is: "Real-time", "XXXX-year-old")."""
+    if not word[0].isupper() or word.isupper() or _PLACEHOLDER.fullmatch(word) or is_clinical(word, lexicon):
+        return False
+    parts = [p for p in word.split("-") if p]
+    return not all(p.islower() or p.isupper() or is_clinical(p, lexicon) for p in parts)
+
+
+def _covered(spans: Sequence[tuple[int, int]], at: int) -> bool:
+    """Whether position `at` lies in one of `spans` (sorted by start, overlaps allowed)."""
+    i = bisect.bisect_right(spans, (at, float("inf"))) - 1
+    return any(spans[j][0] <= at < spans[j][1] for j in range(max(0, i - 8), i + 1))
+
+
 class GatedSpacyNlpEngine(NlpEngine):
-    """presidio NlpEngine: spaCy tokens for every text, NER entities from the gated lines only."""
+    """presidio NlpEngine: NER entities from the gated lines only, tokens for the texts that have entities."""
 
     def __init__(self, model: str, lexicon: frozenset[str], gate: bool = True, batch_size: int = 256) -> None:
         self.model = model
@@ -94,7 +127,7 @@ class GatedSpacyNlpEngine(NlpEngine):
         return ["en"]
 
     def is_stopword(self, word: str, language: str) -> bool:
-        return bool(self.nlp.vocab[word].is_stop)
+        return word.lower() in STOP_WORDS
 
     def is_punct(self, word: str, language: str) -> bool:
         return bool(self.nlp.vocab[word].is_punct)
@@ -102,19 +135,30 @@ class GatedSpacyNlpEngine(NlpEngine):
     def process_text(self, text: str, language: str) -> NlpArtifacts:
         return next(iter(self.process_batch([text], language)))[1]
 
-    def needs_ner(self, line: str) -> bool:
-        return any(w[0].isupper() and not is_clinical(w, self.lexicon) for w in _WORD.findall(line))
+    def needs_ner(self, line: str, offset: int = 0, covered: Sequence[tuple[int, int]] = ()) -> bool:
+        """Whether `line` (at `offset` in its text) has a trigger word outside the `covered` spans."""
+        return any(
+            is_trigger(m.group(0), self.lexicon) and not _covered(covered, offset + m.start())
+            for m in _WORD.finditer(line)
+        )
 
     def process_batch(
-        self, texts: Iterable[str], language: str, batch_size: int | None = None, n_process: int = 1, **_: Any
+        self,
+        texts: Iterable[str],
+        language: str,
+        batch_size: int | None = None,
+        n_process: int = 1,
+        covered: Sequence[Sequence[tuple[int, int]]] | None = None,
+        **_: Any,
     ) -> Iterator[tuple[str, NlpArtifacts]]:
+        """Artifacts per text; `covered[i]` are text i's spans the patterns already found (sorted by start)."""
         texts = list(texts)
         segments: list[tuple[int, int, str]] = []  # (text index, offset, line)
         for i, text in enumerate(texts):
             offset = 0
             for line in text.split("\n"):
                 self.lines_seen += 1
-                if line.strip() and (not self.gate or self.needs_ner(line)):
+                if line.strip() and (not self.gate or self.needs_ner(line, offset, covered[i] if covered else ())):
                     segments.append((i, offset, line))
                 offset += len(line) + 1
         self.lines_to_ner += len(segments)
@@ -126,24 +170,66 @@ class GatedSpacyNlpEngine(NlpEngine):
                 if label:
                     found[i].append((offset + ent.start_char, offset + ent.end_char, label))
         for text, ents in zip(texts, found, strict=True):
-            doc = self.tokenizer(text)
-            spans = []
-            for start, end, label in ents:
-                span = doc.char_span(start, end, label=label, alignment_mode="expand")
-                if span is not None:
-                    spans.append(span)
-            yield (
-                text,
-                NlpArtifacts(
-                    entities=spans,
-                    tokens=doc,
-                    tokens_indices=[t.idx for t in doc],
-                    lemmas=[t.lower_ for t in doc],
-                    nlp_engine=self,
-                    language="en",
-                    scores=[NER_SCORE] * len(spans),
-                ),
-            )
+            yield text, self._artifacts(text, ents)
+
+    def _artifacts(self, text: str, ents: list[tuple[int, int, str]]) -> NlpArtifacts:
+        if not ents:  # nothing for SpacyRecognizer to report: skip tokenising the text
+            return NlpArtifacts([], [], [], [], self, "en", scores=[])  # type: ignore[arg-type]
+        doc = self.tokenizer(text)
+        spans = [s for s in (doc.char_span(a, b, label=lab, alignment_mode="expand") for a, b, lab in ents) if s]
+        return NlpArtifacts(
+            entities=spans,
+            tokens=doc,
+            tokens_indices=[t.idx for t in doc],
+            lemmas=[t.lower_ for t in doc],
+            nlp_engine=self,
+            language="en",
+            scores=[NER_SCORE] * len(spans),
+        )
+
+
+class WindowContextEnhancer(ContextAwareEnhancer):
+    """presidio's lemma context rule read from the text: the `context_prefix_count` words before a match that are
+    not stop words; when one of them is a context word of the match's recognizer (presidio's `whole_word` mode:
+    its default `substring` mode finds "on" in "coronal"), the score rises by `context_similarity_factor` (to at
+    least `min_score_with_context_similarity`). Results are updated in place (they are this call's own), and only
+    those of recognizers that have context words are looked at."""
+
+    def __init__(self, factor: float = 0.35, min_score: float = 0.4, prefix: int = 5, window: int = 160) -> None:
+        super().__init__(
+            context_similarity_factor=factor,
+            min_score_with_context_similarity=min_score,
+            context_prefix_count=prefix,
+            context_suffix_count=0,
+        )
+        self.window = window
+
+    def enhance_using_context(
+        self,
+        text: str,
+        raw_results: list[RecognizerResult],
+        nlp_artifacts: NlpArtifacts,
+        recognizers: list[EntityRecognizer],
+        context: list[str] | None = None,
+    ) -> list[RecognizerResult]:
+        with_context = {r.id: [c.lower() for c in r.context] for r in recognizers if r.context}
+        extra = [c.lower() for c in context or []]
+        for result in raw_results:
+            meta = result.recognition_metadata or {}
+            words = with_context.get(meta.get(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY))
+            if not words or meta.get(RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY):
+                continue
+            before = _CONTEXT_WORD.findall(text[max(0, result.start - self.window) : result.start].lower())
+            nearby = [w for w in before if w not in STOP_WORDS][-self.context_prefix_count :] + extra
+            word = next((c for c in words if c in nearby), None)
+            if word is not None:
+                result.score = min(
+                    max(result.score + self.context_similarity_factor, self.min_score_with_context_similarity),
+                    ContextAwareEnhancer.MAX_SCORE,
+                )
+                result.analysis_explanation.set_supportive_context_word(word)
+                result.analysis_explanation.set_improved_score(result.score)
+        return raw_results
 
 
 @dataclass(frozen=True)
@@ -155,28 +241,41 @@ class Span:
     recognizer: str
 
 
-def build_analyzer(nlp_engine: NlpEngine) -> AnalyzerEngine:
+def build_analyzer(
+    nlp_engine: NlpEngine, places: frozenset[str] = frozenset(), lexicon: frozenset[str] = frozenset()
+) -> AnalyzerEngine:
+    """presidio's engine with datakit's pattern recognizers and the place gazetteer (NER results come from
+    `Analyzer`'s second pass)."""
     registry = RecognizerRegistry(supported_languages=["en"])
     for r in radiology_recognizers():
         registry.add_recognizer(r)
-    registry.add_recognizer(SpacyRecognizer(supported_entities=sorted(set(NER_LABELS.values()))))
-    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
+    if places:
+        registry.add_recognizer(CityGazetteerRecognizer(places, lambda w: is_clinical(w, lexicon)))
+    return AnalyzerEngine(
+        registry=registry,
+        nlp_engine=nlp_engine,
+        supported_languages=["en"],
+        context_aware_enhancer=WindowContextEnhancer(),
+    )
 
 
 def _trim(result: RecognizerResult, text: str, lexicon: frozenset[str]) -> RecognizerResult | None:
-    """An NER hit, cut down to its non-clinical words, or None when nothing is left: hits made only of clinical
-    words (eponyms, drugs, headings, words the corpus writes in lower case), all-capital acronyms and headings
-    ("STIR", "MLO", "NM BONE SCAN"), abbreviations ("M.D.") and notation with digits ("G2P1") are not names.
-    A pattern recognizer's hit is kept as it is."""
+    """An NER hit, or None when it is not a name: hits made only of clinical words (eponyms, drugs, headings,
+    words the corpus writes in lower case), all-capital acronyms and headings ("STIR", "MLO", "NM BONE SCAN"),
+    abbreviations ("M.D.") and notation with digits ("G2P1"). A hit with a non-clinical word keeps every
+    capitalised word around it ("James Okafor", "John Smith": first names and surnames that are also eponyms go
+    with the name) and loses lower-case edge words. A pattern recognizer's hit is kept as it is."""
     if result.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY) != "SpacyRecognizer":
         return result
     span = text[result.start : result.end]
     if any(c.isdigit() for c in span) or span.isupper() or re.search(r"[A-Za-z]\.[A-Za-z]", span):
         return None
-    words = [(m.start(), m.end()) for m in _WORD.finditer(span) if not is_clinical(m.group(0), lexicon)]
-    if not words:
+    words = list(_WORD.finditer(span))
+    names = [m for m in words if not is_clinical(m.group(0), lexicon)]
+    if not names:
         return None
-    result.start, result.end = result.start + words[0][0], result.start + words[-1][1]
+    kept = names + [m for m in words if m.group(0)[0].isupper()]
+    result.start, result.end = result.start + min(m.start() for m in kept), result.start + max(m.end() for m in kept)
     return result
 
 
@@ -202,21 +301,41 @@ def merge_spans(results: list[RecognizerResult], text: str, lexicon: frozenset[s
     return merged
 
 
-class Analyzer:
-    """Analyse texts in batches: presidio with datakit's recognizers over the gated spaCy engine."""
+def _name(result: RecognizerResult) -> str:
+    return str((result.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY, ""))
 
-    def __init__(self, model: str, lexicon: frozenset[str], gate: bool, threshold: float, batch_size: int) -> None:
+
+class Analyzer:
+    """Analyse texts in batches: the pattern pass, then gated NER on what it left, merged into spans."""
+
+    def __init__(
+        self,
+        model: str,
+        lexicon: frozenset[str],
+        gate: bool,
+        threshold: float,
+        batch_size: int,
+        places: frozenset[str] = frozenset(),
+    ) -> None:
         self.nlp_engine = GatedSpacyNlpEngine(model, lexicon, gate, batch_size)
-        self.engine = build_analyzer(self.nlp_engine)
+        self.engine = build_analyzer(self.nlp_engine, places, lexicon)
+        self.ner = SpacyRecognizer(supported_entities=self.nlp_engine.get_supported_entities())
+        self.no_nlp = NlpArtifacts([], [], [], [], self.nlp_engine, "en", scores=[])  # type: ignore[arg-type]
         self.lexicon = lexicon
         self.threshold = threshold
 
     def analyze(self, texts: list[str]) -> list[list[Span]]:
-        out = []
-        for text, artifacts in self.nlp_engine.process_batch(texts, "en"):
-            results = self.engine.analyze(text, language="en", nlp_artifacts=artifacts)
-            out.append(merge_spans(results, text, self.lexicon, self.threshold))
-        return out
+        found = [self.engine.analyze(t, language="en", nlp_artifacts=self.no_nlp) for t in texts]
+        # a gazetteer hit does not keep a line from NER: "Thomas" is a town and a name, and NER labels names
+        covered = [
+            sorted((r.start, r.end) for r in rs if r.score >= self.threshold and _name(r) != GAZETTEER) for rs in found
+        ]
+        for (text, artifacts), results in zip(
+            self.nlp_engine.process_batch(texts, "en", covered=covered), found, strict=True
+        ):
+            if artifacts.entities:
+                results += self.ner.analyze(text, self.ner.supported_entities, artifacts)
+        return [merge_spans(rs, t, self.lexicon, self.threshold) for rs, t in zip(found, texts, strict=True)]
 
 
 def model_version(model: str) -> str:

@@ -69,7 +69,7 @@ SURROGATES: dict[str, Surrogate] = {
 
 RESIDUAL = {
     "US_SSN": regex.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"),
-    "PHONE_NUMBER": regex.compile(r"(?<![\w\-.])\(?[2-9]\d{2}\)?[ \-.]\d{3}[ \-.]\d{4}(?![\w\-])"),
+    "PHONE_NUMBER": regex.compile(r"(?=[(2-9])(?<![\w\-.])\(?[2-9]\d{2}\)?[ \-.]\d{3}[ \-.]\d{4}(?![\w\-])"),
     "ID_NUMBER": regex.compile(
         r"\b(?i:mrn|mr#|medical record|accession|acc|account|acct)\b[^\n\d]{0,12}\d{5,}|(?<![\d.])\d{7,}(?![\d.])"
     ),

@@ -79,6 +79,9 @@ def _templates(r: random.Random) -> list[tuple[str, dict[str, str]]]:
                 "CITY": f"{r.choice(CITY)}, IN {r.randint(46000, 47999)}",
             },
         ),
+        # no cue word: only NER can find these
+        ("{NAME_UNCUED} was informed of the results at the bedside.", {"NAME_UNCUED": f"{first} {last}"}),
+        ("Transferred from {CITY_UNCUED} for further evaluation.", {"CITY_UNCUED": r.choice(CITY)}),
         (
             "Pacemaker serial number: {SERIAL}. Account No: {ACCT}.",
             {

