@@ -95,10 +95,21 @@ def is_trigger(word: str, lexicon: frozenset[str]) -> bool:
     return not all(p.islower() or p.isupper() or is_clinical(p, lexicon) for p in parts)
 
 
+def _union(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`spans` as sorted, disjoint intervals (overlapping ones joined)."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
 def _covered(spans: Sequence[tuple[int, int]], at: int) -> bool:
-    """Whether position `at` lies in one of `spans` (sorted by start, overlaps allowed)."""
+    """Whether position `at` lies in one of `spans` (sorted, disjoint: see `_union`)."""
     i = bisect.bisect_right(spans, (at, float("inf"))) - 1
-    return any(spans[j][0] <= at < spans[j][1] for j in range(max(0, i - 8), i + 1))
+    return i >= 0 and at < spans[i][1]
 
 
 class GatedSpacyNlpEngine(NlpEngine):
@@ -111,6 +122,8 @@ class GatedSpacyNlpEngine(NlpEngine):
         self.batch_size = batch_size
         self.nlp = spacy.load(model, exclude=NOT_NER)
         self.tokenizer = self.nlp.tokenizer
+        # artifacts with no entity and no token: enough for presidio's pattern recognizers and SpacyRecognizer
+        self.no_entities = NlpArtifacts([], [], [], [], self, "en", scores=[])  # type: ignore[arg-type]
         self.lines_seen = 0
         self.lines_to_ner = 0
 
@@ -151,7 +164,7 @@ class GatedSpacyNlpEngine(NlpEngine):
         covered: Sequence[Sequence[tuple[int, int]]] | None = None,
         **_: Any,
     ) -> Iterator[tuple[str, NlpArtifacts]]:
-        """Artifacts per text; `covered[i]` are text i's spans the patterns already found (sorted by start)."""
+        """Artifacts per text; `covered[i]` are text i's spans the patterns already found (see `_union`)."""
         texts = list(texts)
         segments: list[tuple[int, int, str]] = []  # (text index, offset, line)
         for i, text in enumerate(texts):
@@ -174,7 +187,7 @@ class GatedSpacyNlpEngine(NlpEngine):
 
     def _artifacts(self, text: str, ents: list[tuple[int, int, str]]) -> NlpArtifacts:
         if not ents:  # nothing for SpacyRecognizer to report: skip tokenising the text
-            return NlpArtifacts([], [], [], [], self, "en", scores=[])  # type: ignore[arg-type]
+            return self.no_entities
         doc = self.tokenizer(text)
         spans = [s for s in (doc.char_span(a, b, label=lab, alignment_mode="expand") for a, b, lab in ents) if s]
         return NlpArtifacts(
@@ -259,13 +272,17 @@ def build_analyzer(
     )
 
 
+def _name(result: RecognizerResult) -> str:
+    return str((result.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY, ""))
+
+
 def _trim(result: RecognizerResult, text: str, lexicon: frozenset[str]) -> RecognizerResult | None:
     """An NER hit, or None when it is not a name: hits made only of clinical words (eponyms, drugs, headings,
     words the corpus writes in lower case), all-capital acronyms and headings ("STIR", "MLO", "NM BONE SCAN"),
     abbreviations ("M.D.") and notation with digits ("G2P1"). A hit with a non-clinical word keeps every
     capitalised word around it ("James Okafor", "John Smith": first names and surnames that are also eponyms go
     with the name) and loses lower-case edge words. A pattern recognizer's hit is kept as it is."""
-    if result.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY) != "SpacyRecognizer":
+    if _name(result) != "SpacyRecognizer":
         return result
     span = text[result.start : result.end]
     if any(c.isdigit() for c in span) or span.isupper() or re.search(r"[A-Za-z]\.[A-Za-z]", span):
@@ -290,7 +307,7 @@ def merge_spans(results: list[RecognizerResult], text: str, lexicon: frozenset[s
     )
     merged: list[Span] = []
     for r in kept:
-        name = str(r.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY, ""))
+        name = _name(r)
         rank = r.score + (0.01 if name != "SpacyRecognizer" else 0.0)
         if merged and r.start < merged[-1].end:
             last = merged[-1]
@@ -299,10 +316,6 @@ def merge_spans(results: list[RecognizerResult], text: str, lexicon: frozenset[s
         else:
             merged.append(Span(r.start, r.end, r.entity_type, rank, name))
     return merged
-
-
-def _name(result: RecognizerResult) -> str:
-    return str((result.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY, ""))
 
 
 class Analyzer:
@@ -320,15 +333,14 @@ class Analyzer:
         self.nlp_engine = GatedSpacyNlpEngine(model, lexicon, gate, batch_size)
         self.engine = build_analyzer(self.nlp_engine, places, lexicon)
         self.ner = SpacyRecognizer(supported_entities=self.nlp_engine.get_supported_entities())
-        self.no_nlp = NlpArtifacts([], [], [], [], self.nlp_engine, "en", scores=[])  # type: ignore[arg-type]
         self.lexicon = lexicon
         self.threshold = threshold
 
     def analyze(self, texts: list[str]) -> list[list[Span]]:
-        found = [self.engine.analyze(t, language="en", nlp_artifacts=self.no_nlp) for t in texts]
+        found = [self.engine.analyze(t, language="en", nlp_artifacts=self.nlp_engine.no_entities) for t in texts]
         # a gazetteer hit does not keep a line from NER: "Thomas" is a town and a name, and NER labels names
         covered = [
-            sorted((r.start, r.end) for r in rs if r.score >= self.threshold and _name(r) != GAZETTEER) for rs in found
+            _union((r.start, r.end) for r in rs if r.score >= self.threshold and _name(r) != GAZETTEER) for rs in found
         ]
         for (text, artifacts), results in zip(
             self.nlp_engine.process_batch(texts, "en", covered=covered), found, strict=True

