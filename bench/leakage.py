@@ -9,6 +9,12 @@ baselines named in the issue measured in the same run on the same texts:
 
     python bench/leakage.py --n 113000            # the size of the published V17 training set
     python bench/leakage.py --n 113000 --gpu      # also the full model on the GPU (device machine)
+    python bench/leakage.py --feed-only           # only the GPU loop's tokenising feed, on this machine's CPUs
+
+The feed section times `TransformerEncoder.feed` (length-sorted batches of 2,048 tokenised by a thread pool, no
+model) on real IU report text (the issue's reference text) with 1 thread and with one per core: the rate at which
+the pipelined loop can hand batches to a GPU. A GPU fed slower than its model runs (22K reports/s on an H100) is
+starved; the feed rate per core says how many cores a host needs.
 """
 
 from __future__ import annotations
@@ -64,14 +70,50 @@ def datasketch_baseline(
     return per_doc, per_doc_batch, np.array(sigs)
 
 
+def iu_texts(n: int) -> list[str] | None:
+    """Real IU report text (indication, findings, impression), repeated up to n texts; None without ../shared."""
+    if not IU.is_file():
+        return None
+    iu = pl.read_csv(IU, infer_schema_length=0)
+    parts = [pl.col(c).fill_null("") for c in ("indication", "findings", "impression")]
+    texts = iu.select(pl.concat_str(parts, separator="\n").alias("t"))["t"].to_list()
+    return (texts * (n // len(texts) + 1))[:n]
+
+
+def feed_rates(texts: list[str], model: str) -> dict[str, object]:
+    """Reports/s of the pipelined loop's tokenising feed alone (no model), with 1 thread and one per core."""
+    cores = os.cpu_count() or 1
+    rates: dict[str, object] = {"texts": len(texts), "batch_size": 2048}
+    for threads in sorted({1, cores}):
+        enc = embed.TransformerEncoder(
+            embed.resolve_model(model), device="cpu", batch_size=2048, tokenizer_threads=threads
+        )
+        for _ in enc.feed(texts[:4096]):  # warm-up
+            pass
+        t0 = time.perf_counter()
+        for _ in enc.feed(texts):
+            pass
+        rates[f"threads_{threads}_reports_per_s"] = round(len(texts) / (time.perf_counter() - t0))
+    rates["per_core_reports_per_s"] = round(rates[f"threads_{cores}_reports_per_s"] / cores)  # type: ignore[operator]
+    return rates
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=113_000)
     ap.add_argument("--baseline-docs", type=int, default=2000, help="documents the slow baselines run on")
     ap.add_argument("--gpu", action="store_true", help="also time the full model on CUDA")
+    ap.add_argument("--feed-only", action="store_true", help="only time the GPU loop's tokenising feed")
+    ap.add_argument("--feed-texts", type=int, default=40_000, help="texts the feed section tokenises")
     args = ap.parse_args()
     recipe = load_recipe(ROOT / "recipes" / "radiology-coding.toml", [f"source.n={args.n}"])
     cfg = recipe.leakage
+    real = iu_texts(args.feed_texts)
+    if args.feed_only:
+        if real is None:
+            sys.exit(f"the feed section runs on real IU text: {IU} is missing")
+        print("feed", json.dumps(feed_rates(real, cfg.embedding.model)), flush=True)
+        return
     t0 = time.perf_counter()
     cases = generate_cases(args.n, recipe.source.seed).cases  # type: ignore[union-attr]
     cases = cases.filter(pl.col("report_text").is_not_null() & pl.col("case_id").is_not_null())
@@ -140,18 +182,22 @@ def main() -> None:
         "sentence_transformers_cpu_reports_per_s": round(full_rate, 1),
         "speedup": round(static_rate / full_rate, 1),
     }
+    if real is not None:
+        emb["feed"] = feed_rates(real, cfg.embedding.model)
     if args.gpu:
         import torch
 
         if torch.cuda.is_available():
             source = embed.resolve_model(cfg.embedding.model)
+            gpu_texts = iu_texts(len(raw)) or raw
+            emb["gpu_texts"] = "IU reports" if real else "sample cases"
             for name, piped in (("plain_encode", False), ("pipelined", True)):
                 gpu = embed.TransformerEncoder(source, device="cuda", batch_size=2048, pipelined=piped)
-                gpu.encode(raw[:4096])  # warm-up: CUDA context, kernels
+                gpu.encode(gpu_texts[:4096])  # warm-up: CUDA context, kernels
                 torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                gpu.encode(raw)
-                emb[f"gpu_{name}_reports_per_s"] = round(len(raw) / (time.perf_counter() - t0))
+                gpu.encode(gpu_texts)
+                emb[f"gpu_{name}_reports_per_s"] = round(len(gpu_texts) / (time.perf_counter() - t0))
     print("embedding", json.dumps(emb), flush=True)
     print(f"peak RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     print(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -39,3 +41,19 @@ def test_gpu_pipeline_agrees_with_the_cpu_model() -> None:
     assert gpu.pipelined and gpu.model_id.endswith(":fp16") and gpu.model_id != cpu.model_id
     cos = (cpu.encode(TEXTS) * gpu.encode(TEXTS)).sum(axis=1)
     assert cos.min() > 0.999  # fp16 on the GPU
+
+
+def test_feed_tokenises_each_text_once_longest_first_and_restores_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")
+    enc = TransformerEncoder(resolve_model("all-MiniLM-L6-v2"), device="cpu", batch_size=4, tokenizer_threads=2)
+    seen, widths = [], []
+    for idx, features in enc.feed(TEXTS):
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "false"  # the pool, not rayon, uses the cores
+        expected = enc._model.preprocess([TEXTS[i] for i in idx])
+        assert all(bool((features[k] == expected[k]).all()) for k in ("input_ids", "attention_mask"))
+        seen.extend(idx.tolist())
+        widths.append(features["input_ids"].shape[1])
+    assert sorted(seen) == list(range(len(TEXTS)))
+    assert widths == sorted(widths, reverse=True) and widths[0] == enc.max_seq_length  # longest first, truncated
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
+    assert list(enc.feed([])) == []
