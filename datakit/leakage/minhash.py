@@ -18,13 +18,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 from datasketch import MinHash
 
+from datakit.leakage.cache import ContentCache, cached_values
+
 MAX_K = 8
+# names what `signatures` computes: part of the cache key, so change it whenever the values could change
+SCHEME = "datasketch-affine32/utf8-byte-shingles/murmur3-fmix64-upper32/v1"
 _M64 = (1 << 64) - 1
 # MurmurHash3 finalisers: (shift1, multiplier1, shift2, multiplier2, shift3) per width
 _FMIX64 = (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(33), np.uint64(0xC4CEB9FE1A85EC53), np.uint64(33))
@@ -136,6 +141,17 @@ def signatures(texts: pl.Series, *, k: int = 5, num_perm: int = 128, seed: int =
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(work, ranges))
     return out
+
+
+def cached_signatures(
+    contents: pl.DataFrame, cache_root: Path, *, k: int, num_perm: int, seed: int = 1
+) -> tuple[np.ndarray, dict[str, int]]:
+    """`signatures` of `contents` (columns content_hash, text) in row order, cached by content hash under
+    `<cache_root>/minhash/` (the retrieval guard reads back what the leakage stage computed)."""
+    producer = f"{SCHEME}:k={k}:num_perm={num_perm}:seed={seed}"
+    cache = ContentCache(cache_root, "minhash", producer, "signature", num_perm, pl.UInt32)
+    sig, stats = cached_values(contents, lambda texts: signatures(texts, k=k, num_perm=num_perm, seed=seed), cache)
+    return sig.astype(np.uint32, copy=False), stats
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:

@@ -48,40 +48,48 @@ JACCARD_FLOOR = 0.5  # similarities at or above these are kept for the report an
 COSINE_FLOOR = 0.80
 
 
-def frozen_eval_table(path: str | None) -> tuple[pl.DataFrame | None, str | None]:
-    """(case_id, frozen_split) of an earlier run's val/test records, and a fingerprint of where they came from."""
+def frozen_eval_files(path: str | None) -> list[Path]:
+    """The leakage-stage parts (or shard index) of the earlier run named by `split.frozen_eval`; [] without one."""
     if path is None:
-        return None, None
+        return []
     root = Path(path).expanduser()
-    candidates = [root / "stages" / "leakage", root / "shards" / "_examples_index.parquet", root]
-    for c in candidates:
+    for c in (root / "stages" / "leakage", root / "shards" / "_examples_index.parquet", root):
         files = (
             sorted(c.glob("part-*.parquet")) if c.is_dir() else ([c] if c.suffix == ".parquet" and c.is_file() else [])
         )
         if files:
-            table = pl.read_parquet(files, columns=["case_id", "split"])
-            frozen = (
-                table.filter(pl.col("split").is_in(EVAL_SPLITS))
-                .group_by("case_id")
-                .agg(pl.col("split").max().alias("frozen_split"))
-            )
-            digest = sha256_hex(pl.Series([",".join(file_sha256(f) for f in files)]))[0]
-            return frozen, str(digest)
+            return files
     raise StageError(
         f"split.frozen_eval '{path}' holds neither stages/leakage/ nor shards/_examples_index.parquet of a datakit run"
     )
 
 
+def frozen_eval_digest(files: list[Path]) -> str | None:
+    """A fingerprint of the frozen eval set's files (part of the stage's config hash)."""
+    return str(sha256_hex(pl.Series([",".join(file_sha256(f) for f in files)]))[0]) if files else None
+
+
+def frozen_eval_table(files: list[Path]) -> pl.DataFrame | None:
+    """(case_id, frozen_split) of the earlier run's val/test records."""
+    if not files:
+        return None
+    return (
+        pl.read_parquet(files, columns=["case_id", "split"])
+        .filter(pl.col("split").is_in(EVAL_SPLITS))
+        .group_by("case_id")
+        .agg(pl.col("split").max().alias("frozen_split"))
+    )
+
+
 def leakage_config(recipe: Recipe) -> dict[str, Any]:
     key = load_key(recipe)
-    _, frozen_digest = frozen_eval_table(recipe.split.frozen_eval)
     return {
         "leakage": recipe.leakage.model_dump(mode="json"),
         "split": recipe.split.model_dump(mode="json"),
         "seed": recipe.seed,
         "key_id": key.key_id,
         "key_origin": "demo" if key.is_demo else key.origin.split(":")[0],
-        "frozen_eval_digest": frozen_digest,
+        "frozen_eval_digest": frozen_eval_digest(frozen_eval_files(recipe.split.frozen_eval)),
     }
 
 
@@ -117,6 +125,7 @@ class Detection:
     template_edges: pl.DataFrame  # content links inside template clusters (kind template_*): reported only
     similarities: pl.DataFrame  # content pairs: a, b, jaccard, cosine (floors applied)
     embedding: dict[str, Any]
+    signatures_cached: dict[str, int]  # MinHash signatures computed / read from the cache
 
 
 def content_text(fields: tuple[str, ...], columns: list[str]) -> pl.Expr:
@@ -167,9 +176,10 @@ def detect(
         cases, contents = distinct_contents(rows, cfg.fields)
         exact = key_links(cases, "dedup_hash", "exact")
     rep = contents.select(pl.col("content").cast(pl.UInt32), pl.col("rep"))
+    keyed = contents.select(pl.col("dedup_hash").alias("content_hash"), "text")
     with clock.layer("near"):
         mh = cfg.minhash
-        sig = minhash.signatures(contents["text"], k=mh.k, num_perm=mh.num_perm, seed=1)
+        sig, sig_stats = minhash.cached_signatures(keyed, cache_root, k=mh.k, num_perm=mh.num_perm)
         table = minhash.band_table(sig, mh.bands, mh.rows, np.arange(len(sig), dtype=np.uint32))
         sizes = minhash.shingle_counts(contents["text"], mh.k)
         chunks = []
@@ -184,16 +194,12 @@ def detect(
         near = content_edges(jpairs.filter(pl.col("linked")), rep, rep, "near", "jaccard")
     with clock.layer("cosine"):
         encoder = (encoder_factory or make_encoder)(cfg)
-        cache = embed.EmbeddingCache(cache_root, encoder.model_id, encoder.dim)
-        vectors, emb_stats = embed.embed_contents(
-            contents.select(pl.col("dedup_hash").alias("content_hash"), "text"), encoder, cache
-        )
+        vectors, emb_stats = embed.embed_contents(keyed, encoder, cache_root)
         vectors = embed.centred(vectors)
         cpairs = embed.neighbour_pairs(
             vectors, cfg.cosine_neighbours, min(COSINE_FLOOR, cfg.cosine_threshold), cfg.exact_index_max
         ).rename({"score": "cosine"})
         cosine = content_edges(cpairs.filter(pl.col("cosine") >= cfg.cosine_threshold), rep, rep, "cosine", "cosine")
-        emb_stats |= {"model_id": encoder.model_id, "dim": encoder.dim}
     with clock.layer("fingerprint"):
         fps = fingerprints(cases, key)
         cases = cases.with_columns(fps)
@@ -241,6 +247,7 @@ def detect(
         template_edges=content_links.filter(is_template).with_columns(("template_" + pl.col("kind")).alias("kind")),
         similarities=similarities,
         embedding=emb_stats,
+        signatures_cached=sig_stats,
     )
 
 
@@ -353,7 +360,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
     key = load_key(recipe)
     rows = ctx.read_input()
     ctx.set_total(rows.height)
-    frozen, _ = frozen_eval_table(recipe.split.frozen_eval)
+    frozen = frozen_eval_table(frozen_eval_files(recipe.split.frozen_eval))
     clock = LayerClock()
     det = detect(rows, cfg, key, ctx.run_dir / "cache", clock)
     assigned, cert, extra, rounds = split_and_certify(det, recipe, frozen, clock)
@@ -449,6 +456,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
         "repair_rounds": rounds,
         "layers": clock.layers,
         "embedding": det.embedding,
+        "minhash_signatures": det.signatures_cached,
         "key": certificate["key"],
     }
     return StageResult(rows_in=rows.height, rows_out=out.height, stats=stats)

@@ -84,3 +84,20 @@ def test_faiss_exact_and_ivf_paths_find_planted_neighbours() -> None:
         assert sum((i, 3000 + i) in found for i in range(50)) >= 48
     scores, ids = embed.nearest_across(vectors[3000:], vectors[:3000])
     assert (ids == np.arange(50)).all() and (scores > 0.95).all()
+
+
+def test_cached_signatures_equal_fresh_ones_and_are_read_back(tmp_path: object) -> None:
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    texts = [f"report {i} " * (i % 7 + 1) for i in range(50)]
+    texts = pl.Series([*texts, texts[1]])  # the last text repeats one (same content hash)
+    contents = pl.DataFrame({"content_hash": [*(f"h{i}" for i in range(50)), "h1"], "text": texts})
+    first, stats = minhash.cached_signatures(contents.head(30), root, k=5, num_perm=64)
+    assert stats == {"computed": 30, "from_cache": 0}
+    both, stats = minhash.cached_signatures(contents, root, k=5, num_perm=64)
+    assert stats == {"computed": 20, "from_cache": 31}  # the repeated hash is computed once
+    assert both.dtype == np.uint32 and np.array_equal(both, minhash.signatures(texts, k=5, num_perm=64))
+    assert np.array_equal(both[:30], first)
+    other, stats = minhash.cached_signatures(contents, root, k=5, num_perm=32)  # another producer: no mixing
+    assert stats["computed"] == 50 and other.shape == (51, 32)

@@ -91,12 +91,20 @@ def test_no_key_no_run(monkeypatch: pytest.MonkeyPatch) -> None:
         load_key(coding_recipe())
 
 
-def test_rerun_with_new_threshold_reuses_cached_embeddings(tmp_path: Path) -> None:
+def test_rerun_with_new_threshold_reuses_cached_embeddings_and_signatures(tmp_path: Path) -> None:
+    def stats() -> dict[str, dict[str, int]]:
+        return json.loads((tmp_path / "stages" / "leakage" / "_stage.json").read_text())["stats"]
+
     run_recipe(coding_recipe("source.n=300"), tmp_path)
-    first = json.loads((tmp_path / "stages" / "leakage" / "_stage.json").read_text())["stats"]["embedding"]
+    first = stats()
     run_recipe(coding_recipe("source.n=300", "leakage.cosine_threshold=0.95"), tmp_path)
-    second = json.loads((tmp_path / "stages" / "leakage" / "_stage.json").read_text())["stats"]["embedding"]
-    assert first["embedded"] > 0 and second["embedded"] == 0 and second["from_cache"] == first["embedded"]
+    second = stats()
+    emb, emb2 = first["embedding"], second["embedding"]
+    assert emb["embedded"] > 0 and emb2["embedded"] == 0 and emb2["from_cache"] == emb["embedded"]
+    sig, sig2 = first["minhash_signatures"], second["minhash_signatures"]
+    assert sig["computed"] == emb["embedded"] and sig2 == {"computed": 0, "from_cache": sig["computed"]}
+    run_recipe(coding_recipe("source.n=300", "leakage.minhash.k=4"), tmp_path)  # another shingle size: recomputed
+    assert stats()["minhash_signatures"]["computed"] == sig["computed"]
 
 
 def test_frozen_eval_reuses_the_earlier_eval_set(tmp_path: Path) -> None:
