@@ -20,6 +20,7 @@ import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -351,5 +352,7 @@ class Analyzer:
 
 
 def model_version(model: str) -> str:
-    meta = spacy.load(model, exclude=[*NOT_NER, "ner"]).meta
+    """`<lang>_<name>-<version>` of a spaCy model package or folder, from its meta.json (nothing is loaded)."""
+    path = Path(model).expanduser()
+    meta = spacy.util.get_model_meta(path if path.is_dir() else spacy.util.get_package_path(model))
     return f"{meta.get('lang', 'en')}_{meta.get('name', model)}-{meta.get('version', '?')}"

@@ -13,6 +13,7 @@ is tried only where the body can start, which makes the pattern pass ~3x faster 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -346,6 +347,12 @@ Exam Date Service Accession Patient Name Medical Record DOB SSN MRN MD Email Pho
 Callback Pager Cell Signed Read Reviewed Discussed Communicated Attending Resident Technologist Referring Ordering
 """.split()
 )
+
+
+@functools.cache
+def radiology_fingerprint() -> str:
+    """`recognizer_fingerprint` of `radiology_recognizers()`, built once per process (config hash and audit)."""
+    return recognizer_fingerprint(radiology_recognizers())
 
 
 def recognizer_fingerprint(recognizers: list[PatternRecognizer]) -> str:

@@ -22,7 +22,7 @@ from datakit.deid.batch import Settings, deidentify
 from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
 from datakit.deid.operators import ENTITIES
-from datakit.deid.recognizers import radiology_recognizers, recognizer_fingerprint
+from datakit.deid.recognizers import radiology_fingerprint
 from datakit.deid.surrogates import date_offsets
 from datakit.deid.wordcache import package_version
 from datakit.errors import RecipeError, StageError
@@ -42,7 +42,7 @@ def deid_config(recipe: Recipe) -> dict[str, Any]:
     return {
         "deid": cfg.model_dump(mode="json", exclude={"n_jobs", "batch_size"}),
         "key_id": key.key_id,
-        "recognizers": recognizer_fingerprint(radiology_recognizers()),
+        "recognizers": radiology_fingerprint(),
         "presidio": package_version("presidio-analyzer"),
     }
 
@@ -162,7 +162,7 @@ def _audit(
         },
         "residual_check": {"hits": dict(sorted(residual.items()))},
         "model": {"spacy": model_version(cfg.spacy_model), "presidio_analyzer": package_version("presidio-analyzer")},
-        "recognizers_sha256": recognizer_fingerprint(radiology_recognizers()),
+        "recognizers_sha256": radiology_fingerprint(),
         "gazetteer": _gazetteer(cfg.gazetteer_countries, cfg.gazetteer_min_population),
         "key": {"key_id": key_id, "demo_key": demo},
         "note": "counts, ids and versions only: no text, no original identifier",
