@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -57,3 +58,22 @@ def test_feed_tokenises_each_text_once_longest_first_and_restores_the_switch(mon
     assert widths == sorted(widths, reverse=True) and widths[0] == enc.max_seq_length  # longest first, truncated
     assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
     assert list(enc.feed([])) == []
+
+
+def test_feed_tokenises_the_next_batches_while_the_consumer_holds_one() -> None:
+    """The overlap the GPU loop relies on: while the model (here the test) works on batch 0, later batches are
+    being tokenised. Without read-ahead the wait below could never end (the guard's timeout is not a speed test)."""
+    enc = TransformerEncoder(resolve_model("all-MiniLM-L6-v2"), device="cpu", batch_size=3, tokenizer_threads=2)
+    started: list[threading.Event] = [threading.Event() for _ in range(len(TEXTS) // 3 + 1)]
+    preprocess = enc._model.preprocess
+    calls = iter(range(len(started)))
+
+    def spy(texts: list[str]) -> dict:
+        started[next(calls)].set()
+        return preprocess(texts)
+
+    enc._model.preprocess = spy  # type: ignore[method-assign]
+    feed = enc.feed(TEXTS)
+    next(feed)  # batch 0 is in the consumer's hands and not given back
+    assert started[1].wait(timeout=60) and started[2].wait(timeout=60)
+    assert sum(len(idx) for idx, _ in feed) == len(TEXTS) - 3
