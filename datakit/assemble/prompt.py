@@ -25,7 +25,6 @@ from datakit.recipe import Prompt, Task
 
 CHARS_PER_TOKEN = 4  # token estimates: ceil(chars / 4) + 4 per message (role and separators)
 MESSAGE_OVERHEAD_TOKENS = 4
-FORMATS = ("explicit", "embedded")
 SHOT_SEPARATOR = "\n\n"
 
 
@@ -121,7 +120,8 @@ def _message(role: str, content: pl.Expr) -> pl.Expr:
 
 
 def token_estimate(content: pl.Expr) -> pl.Expr:
-    return (content.str.len_chars() + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS
+    """Tokens of one message: its content's `chunk_tokens` plus the per-message overhead."""
+    return chunk_tokens(content) + MESSAGE_OVERHEAD_TOKENS
 
 
 def chunk_tokens(content: pl.Expr) -> pl.Expr:
