@@ -12,9 +12,9 @@ baselines named in the issue measured in the same run on the same texts:
     python bench/leakage.py --feed-only           # only the GPU loop's tokenising feed, on this machine's CPUs
 
 The feed section times `TransformerEncoder.feed` (length-sorted batches of 2,048 tokenised by a thread pool, no
-model) on real IU report text (the issue's reference text) with 1 thread and with one per core: the rate at which
-the pipelined loop can hand batches to a GPU. A GPU fed slower than its model runs (22K reports/s on an H100) is
-starved; the feed rate per core says how many cores a host needs.
+model) on the text the stage embeds for the real IU reports (the issue's reference text), with 1 thread and with
+one per core: the rate at which the pipelined loop can hand batches to a GPU. A GPU fed slower than its model runs
+(22K reports/s on an H100) is starved; the feed rate per core says how many cores a host needs.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from datasketch import MinHash, MinHashLSH
 
 from datakit.keys import DEMO_KEY, SecretKey
 from datakit.leakage import embed, minhash
+from datakit.leakage.planted import iu_cases
 from datakit.leakage.stage import LayerClock, content_text, detect, split_and_certify
 from datakit.recipe import Leakage, load_recipe
 from datakit.sources.sample import generate_cases
@@ -70,13 +71,12 @@ def datasketch_baseline(
     return per_doc, per_doc_batch, np.array(sigs)
 
 
-def iu_texts(n: int) -> list[str] | None:
-    """Real IU report text (indication, findings, impression), repeated up to n texts; None without ../shared."""
+def iu_texts(n: int, cfg: Leakage) -> list[str] | None:
+    """The text the stage embeds for the real IU reports (`iu_cases` of the planted-leak set, built by the stage's
+    own expression), repeated up to n texts; None without ../shared."""
     if not IU.is_file():
         return None
-    iu = pl.read_csv(IU, infer_schema_length=0)
-    parts = [pl.col(c).fill_null("") for c in ("indication", "findings", "impression")]
-    texts = iu.select(pl.concat_str(parts, separator="\n").alias("t"))["t"].to_list()
+    texts = texts_of(iu_cases(IU), cfg).to_list()
     return (texts * (n // len(texts) + 1))[:n]
 
 
@@ -108,7 +108,7 @@ def main() -> None:
     args = ap.parse_args()
     recipe = load_recipe(ROOT / "recipes" / "radiology-coding.toml", [f"source.n={args.n}"])
     cfg = recipe.leakage
-    real = iu_texts(args.feed_texts)
+    real = iu_texts(args.feed_texts, cfg)
     if args.feed_only:
         if real is None:
             sys.exit(f"the feed section runs on real IU text: {IU} is missing")
@@ -189,8 +189,9 @@ def main() -> None:
 
         if torch.cuda.is_available():
             source = embed.resolve_model(cfg.embedding.model)
-            gpu_texts = iu_texts(len(raw)) or raw
-            emb["gpu_texts"] = "IU reports" if real else "sample cases"
+            gpu_texts = iu_texts(len(raw), cfg)
+            emb["gpu_texts"] = "IU reports" if gpu_texts else "sample cases"
+            gpu_texts = gpu_texts or raw
             for name, piped in (("plain_encode", False), ("pipelined", True)):
                 gpu = embed.TransformerEncoder(source, device="cuda", batch_size=2048, pipelined=piped)
                 gpu.encode(gpu_texts[:4096])  # warm-up: CUDA context, kernels
