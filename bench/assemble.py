@@ -33,7 +33,8 @@ from datakit.leakage import embed
 from datakit.leakage.guard import build_guard
 from datakit.leakage.stage import run_leakage
 from datakit.recipe import load_recipe
-from datakit.runner import STAGE_FILE, StageContext, write_parts
+from datakit.rundir import STAGE_FILE, write_parts
+from datakit.runner import StageContext
 from datakit.schema import conform, validate
 from datakit.sources.sample import generate_cases
 

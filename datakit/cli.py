@@ -21,7 +21,6 @@ from datakit.runner import Outcome
 
 app = typer.Typer(
     help="Assemble LLM fine-tuning data from clinical text and defend it against leakage.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -61,14 +60,20 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def main(
-    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show tracebacks for errors, and other libraries' logs and bars")
+    ] = False,
     version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
 ) -> None:
     STATE["debug"] = debug
     if version:
         typer.echo(f"datakit {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
 
 
@@ -94,6 +99,32 @@ def _stage_table(outcome: Outcome) -> Table:
     return table
 
 
+def run_warnings(outcomes: list[Outcome]) -> list[str]:
+    """What a user should not miss, repeated after the stage tables: quarantines, repairs, over-budget examples."""
+    out = []
+    for o in outcomes:
+        stats = o.record.get("stats", {})
+        n = o.record.get("rows_quarantined") or 0
+        if n:
+            reasons = ", ".join(f"{k} {v:,}" for k, v in (stats.get("quarantine_reasons") or {}).items())
+            out.append(f"{o.stage}: {n:,} rows quarantined ({reasons}); see quarantine/{o.stage}.parquet")
+        rounds = stats.get("repair_rounds") or []
+        first = rounds[0].get("cross_links", 0) if rounds else 0
+        if first:
+            out.append(
+                f"{o.stage}: the certificate found {first:,} train↔eval links and repaired the split in "
+                f"{len(rounds) - 1} round(s); moved ids are in reports/leakage.json"
+            )
+        over = (stats.get("shots") or {}).get("over_token_budget") or 0
+        if over:
+            budget = stats["shots"].get("max_prompt_tokens")
+            out.append(
+                f"{o.stage}: {over:,} examples exceed the prompt budget of {budget:,} tokens even without shots "
+                "(tagged over_token_budget; filter them or raise assemble.max_prompt_tokens)"
+            )
+    return out
+
+
 def _resolve(recipe_path: Path, overrides: list[str] | None, out: Path | None) -> tuple[Recipe, Path]:
     recipe = load_recipe(recipe_path, overrides or [])
     return recipe, out or Path("runs") / recipe.name
@@ -107,9 +138,21 @@ def _execute(
     as_json: bool,
     **kwargs: Any,
 ) -> None:
+    from datakit.progress import RunDisplay
+
     recipe, run_dir = _resolve(recipe_path, overrides, out)
     console = _console(quiet, as_json)
-    outcomes = run_pipeline(recipe, run_dir, console, on_stage=lambda o: console.print(_stage_table(o)), **kwargs)
+    display = RunDisplay(console)
+    outcomes = run_pipeline(
+        recipe,
+        run_dir,
+        console,
+        on_stage=lambda o: console.print(_stage_table(o)),
+        debug=STATE["debug"],
+        display=display,
+        **kwargs,
+    )
+    warnings = [*display.warnings, *run_warnings(outcomes)]
     shards = run_dir / "shards"
     if as_json:
         summary = {
@@ -126,9 +169,13 @@ def _execute(
                 }
                 for o in outcomes
             ],
+            "warnings": warnings,
         }
         typer.echo(json.dumps(summary, indent=2))
-    elif any(o.stage == "shard" for o in outcomes):
+        return
+    for line in warnings:
+        console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
+    if any(o.stage == "shard" for o in outcomes):
         splits = next(o for o in outcomes if o.stage == "shard").record["stats"]["splits"]
         counts = " / ".join(f"{s} {v['rows']:,}" for s, v in splits.items())
         console.print(f"[bold green]shards:[/] {shards}  ({counts})")

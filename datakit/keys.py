@@ -11,12 +11,15 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from datakit.errors import RecipeError
-from datakit.recipe import Recipe
+from datakit.recipe import Keys, Recipe
+
+if TYPE_CHECKING:
+    import polars as pl
 
 DEMO_KEY = b"datakit-demo-key-not-secret-do-not-use-for-real-data"
 MIN_KEY_BYTES = 16
@@ -38,6 +41,8 @@ class SecretKey:
 
     def hmac_hex(self, values: pl.Series, purpose: str, length: int = 32) -> pl.Series:
         """Keyed HMAC-SHA256 of each value, domain-separated by `purpose`; nulls stay null."""
+        import polars as pl
+
         prefix = f"{purpose}\x1f".encode()
         out = [
             None if v is None else hmac.new(self.key, prefix + v.encode(), hashlib.sha256).hexdigest()[:length]
@@ -47,15 +52,20 @@ class SecretKey:
 
 
 def load_key(recipe: Recipe) -> SecretKey:
-    env = os.environ.get("DATAKIT_SECRET")
+    """The recipe's key; read once per process for the same environment value and key settings."""
+    return _load(os.environ.get("DATAKIT_SECRET") or None, recipe.keys)
+
+
+@lru_cache(maxsize=8)
+def _load(env: str | None, keys: Keys) -> SecretKey:
     if env:
         return _checked(env.encode(), "env:DATAKIT_SECRET")
-    if recipe.keys.secret_file:
-        path = Path(recipe.keys.secret_file).expanduser()
+    if keys.secret_file:
+        path = Path(keys.secret_file).expanduser()
         if not path.is_file():
             raise RecipeError(f"keys.secret_file '{path}' does not exist")
         return _checked(path.read_bytes().strip(), f"file:{path}")
-    if recipe.keys.demo:
+    if keys.demo:
         return SecretKey(DEMO_KEY, "demo")
     raise RecipeError(
         "no secret key: set DATAKIT_SECRET, or name a key file in the recipe (keys.secret_file), "

@@ -1,69 +1,82 @@
-"""The stage registry and the orchestration of a run (resume, --from, progress, summaries)."""
+"""The stage registry and the orchestration of a run (resume, --from, provenance, progress, summaries).
+
+Light to import: each stage's code is imported when the stage runs, so `datakit --help` and `recipe check`
+never load presidio, spaCy, torch or FAISS.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from datakit.assemble.examples import assemble_config, run_assemble
-from datakit.codes.stage import codes_config, run_codes
-from datakit.deid.stage import deid_config, publish_deid, run_deid
 from datakit.errors import StageError
-from datakit.leakage.stage import leakage_config, run_leakage
+from datakit.progress import RunDisplay, quiet_libraries
 from datakit.recipe import Recipe
-from datakit.report.build import write_reports
-from datakit.runner import Outcome, RunDir, Stage, is_current, read_record, run_stage
-from datakit.shards.writer import run_shard, shard_config
-from datakit.sources.pull import pull_config, pull_is_volatile, run_pull
+from datakit.rundir import RunDir, read_record
+from datakit.runner import Outcome, Stage, is_current, run_stage
 
 
-def publish_guard(run_dir: Path) -> None:
-    """After assemble: the leakage report gains the retrieval guard's counts (when the leakage report exists)."""
-    if (run_dir / "stages" / "leakage" / "leakage.json").is_file():
-        write_reports(run_dir)
+def lazy(target: str) -> Callable[..., Any]:
+    """`module:function`, imported on the first call."""
+    module, _, name = target.partition(":")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = target
+    return call
 
 
 STAGES: tuple[Stage, ...] = (
     Stage(
         "pull",
-        pull_config,
-        run_pull,
+        lazy("datakit.sources.pull:pull_config"),
+        lazy("datakit.sources.pull:run_pull"),
         "read the source, map and validate the case schema, quarantine",
-        volatile=pull_is_volatile,
+        volatile=lazy("datakit.sources.pull:pull_is_volatile"),
     ),
     Stage(
         "deid",
-        deid_config,
-        run_deid,
+        lazy("datakit.deid.stage:deid_config"),
+        lazy("datakit.deid.stage:run_deid"),
         "PHI out of the text (presidio + radiology recognizers), keyed ids, per-patient date shift",
-        publish=publish_deid,
+        publish=lazy("datakit.deid.stage:publish_deid"),
     ),
-    Stage("codes", codes_config, run_codes, "validate codes, specificity pairs, hard cases, prior-run exclusion"),
+    Stage(
+        "codes",
+        lazy("datakit.codes.stage:codes_config"),
+        lazy("datakit.codes.stage:run_codes"),
+        "validate codes, specificity pairs, hard cases, prior-run exclusion",
+    ),
     Stage(
         "leakage",
-        leakage_config,
-        run_leakage,
+        lazy("datakit.leakage.stage:leakage_config"),
+        lazy("datakit.leakage.stage:run_leakage"),
         "three-layer leakage links, leakage groups, grouped split, train/eval certificate",
-        publish=write_reports,
+        publish=lazy("datakit.report.build:write_reports"),
     ),
     Stage(
         "assemble",
-        assemble_config,
-        run_assemble,
+        lazy("datakit.assemble.examples:assemble_config"),
+        lazy("datakit.assemble.examples:run_assemble"),
         "few-shot retrieval (train only) behind the leakage guard, candidate codes, prompt/completion messages",
-        publish=publish_guard,
+        publish=lazy("datakit.report.build:publish_guard"),
     ),
-    Stage("shard", shard_config, run_shard, "Parquet shards, manifest, dataset card", output="shards"),
+    Stage(
+        "shard",
+        lazy("datakit.shards.writer:shard_config"),
+        lazy("datakit.shards.writer:run_shard"),
+        "Parquet shards, manifest, dataset card",
+        output="shards",
+    ),
 )
 
 
@@ -101,23 +114,48 @@ def _input_fingerprints(stage: Stage, task: str, run_dir: Path) -> dict[str, str
     return {previous: record["output_fingerprint"]}
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description:<9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=console.quiet,
-    )
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): obj}
+
+
+def recipe_differences(made_with: dict[str, Any], recipe: Recipe) -> list[str]:
+    """Dotted recipe keys whose values differ between a recorded recipe and this one (keys only, no values)."""
+    a, b = _flatten(made_with), _flatten(recipe.canonical())
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def check_provenance(stages: tuple[Stage, ...], upto: int, recipe: Recipe, run_dir: Path) -> None:
+    """Refuse to build on stage outputs that this recipe would not make.
+
+    Every stage before position `upto` that this invocation does not run must be current under this recipe
+    (same config hash, same inputs, untouched output); otherwise the differing recipe keys are named.
+    """
+    for stage in stages[:upto]:
+        record = read_record(stage.record_path(run_dir))
+        if record is None:
+            continue  # the missing-input error names it
+        inputs = _input_fingerprints(stage, recipe.task, run_dir)
+        if is_current(stage, stage.config(recipe), run_dir, inputs):
+            continue
+        if "recipe" in record:
+            keys = recipe_differences(record["recipe"], recipe) or ["(same recipe; the stage's inputs changed)"]
+            why = f"differs in {', '.join(keys)}"
+        else:
+            why = "was made by an older datakit that did not record its recipe"
+        raise StageError(
+            f"the '{stage.name}' output in {run_dir} was made with another recipe: it {why}. Re-run from "
+            f"'{stage.name}' with this recipe (`datakit run ... --from {stage.name}`), or pass --force to build on "
+            "it anyway (the stage records say which recipe made what)"
+        )
 
 
 def _run_or_skip(
-    stage: Stage, recipe: Recipe, run_dir: Path, progress: Progress, must_run: bool, strict: bool
+    stage: Stage, recipe: Recipe, run_dir: Path, display: RunDisplay, must_run: bool, strict: bool
 ) -> Outcome:
     inputs = _input_fingerprints(stage, recipe.task, run_dir)
     config = stage.config(recipe)
@@ -125,23 +163,79 @@ def _run_or_skip(
         if stage.publish is not None:
             stage.publish(run_dir)
         return Outcome(stage.name, "skipped", read_record(stage.record_path(run_dir)) or {})
-    task = progress.add_task(stage.name, total=None, rate="")
-
-    def advance(n: int) -> None:
-        progress.advance(task, n)
-        speed = next(t.speed for t in progress.tasks if t.id == task)
-        progress.update(task, rate=f"{speed:,.0f} rows/s" if speed else "")
-
-    def set_total(n: int) -> None:
-        progress.update(task, total=n)
-
+    sp = display.start(stage.name)
+    status = "failed"
+    record: dict[str, Any] = {}
     try:
-        record = run_stage(stage, recipe, run_dir, inputs, strict, advance, set_total, config)
+        record = run_stage(stage, recipe, run_dir, inputs, strict, sp.advance, sp.set_total, config, sp.phase)
+        status = "done"
     finally:
-        progress.remove_task(task)
+        display.end(sp, status, record.get("rows_out"))
     if stage.publish is not None:
         stage.publish(run_dir)
     return Outcome(stage.name, "ran", record)
+
+
+class Interrupted(BaseException):
+    """SIGTERM (or SIGHUP) arrived: the run stops like on Ctrl-C and marks itself interrupted."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    def raise_interrupted(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    saved = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with suppress(ValueError):  # not the main thread: leave signals alone
+            saved[sig] = signal.signal(sig, raise_interrupted)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def previous_status(run_dir: Path) -> str | None:
+    """The status run.json holds; a 'running' run whose process is gone was killed: 'interrupted'."""
+    record = read_record(RunDir(run_dir).run_json)
+    if record is None:
+        return None
+    status = record.get("status")
+    pid = record.get("pid")
+    if status == "running" and isinstance(pid, int) and not _alive(pid):
+        return "interrupted"
+    return str(status) if status else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_json(recipe: Recipe, rd: RunDir, extra: dict[str, Any]) -> None:
+    from datakit import __version__
+
+    stage_recipes = {
+        name: record.get("recipe_hash")
+        for name in STAGE_NAMES
+        if (record := read_record(rd.stage_record(name))) is not None
+    }
+    rd.write_run_json(
+        {
+            "recipe": recipe.canonical(),
+            "recipe_hash": recipe.hash(),
+            "seed": recipe.seed,
+            "datakit_version": __version__,
+            "stage_recipe_hashes": stage_recipes,
+            **extra,
+        }
+    )
 
 
 def run_pipeline(
@@ -153,7 +247,9 @@ def run_pipeline(
     from_stage: str | None = None,
     force: bool = False,
     strict: bool = False,
+    debug: bool = False,
     on_stage: Callable[[Outcome], None] | None = None,
+    display: RunDisplay | None = None,
 ) -> list[Outcome]:
     """Run the recipe's stages in order; skip the ones whose inputs and config did not change."""
     stages = pipeline_for(recipe.task)
@@ -165,32 +261,42 @@ def run_pipeline(
     forced_from = names.index(from_stage) if from_stage else None
     run_dir.mkdir(parents=True, exist_ok=True)
     rd = RunDir(run_dir)
+    if not force:
+        check_provenance(stages, names.index(wanted[0]), recipe, run_dir)
+    earlier = previous_status(run_dir)
     rd.clean_temporaries()
-    rd.write_run_json(recipe, {"status": "running"})
+    _run_json(recipe, rd, {"status": "running", "pid": os.getpid(), "previous_status": earlier})
+    display = display or RunDisplay(console)
     outcomes: list[Outcome] = []
     try:
-        with _progress(console) as progress:
+        with _terminate_as_interrupt(), quiet_libraries(debug), display:
             for position, stage in enumerate(stages):
                 if stage.name not in wanted:
                     continue
                 must_run = force or (forced_from is not None and position >= forced_from)
-                outcome = _run_or_skip(stage, recipe, run_dir, progress, must_run, strict or recipe.validation.strict)
+                outcome = _run_or_skip(stage, recipe, run_dir, display, must_run, strict or recipe.validation.strict)
                 outcomes.append(outcome)
                 if on_stage:
                     on_stage(outcome)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        _run_json(recipe, rd, {"status": "interrupted", "signal": str(exc) or "SIGINT", "stages": _names(outcomes)})
+        raise
     except BaseException as exc:
         # The class only: messages of errors raised inside stages are not guaranteed free of record content.
-        rd.write_run_json(
-            recipe, {"status": "failed", "error": type(exc).__name__, "stages": [o.stage for o in outcomes]}
-        )
+        _run_json(recipe, rd, {"status": "failed", "error": type(exc).__name__, "stages": _names(outcomes)})
         raise
     watermark = next((o.record.get("stats", {}).get("source_watermark") for o in outcomes if o.stage == "pull"), None)
-    rd.write_run_json(
+    _run_json(
         recipe,
+        rd,
         {
             "status": "complete" if wanted == names else "partial",
-            "stages": [o.stage for o in outcomes],
+            "stages": _names(outcomes),
             "source_watermark": watermark,
         },
     )
     return outcomes
+
+
+def _names(outcomes: list[Outcome]) -> list[str]:
+    return [o.stage for o in outcomes]

@@ -1,12 +1,4 @@
-"""Stage registry, run directory, atomic commits, resume.
-
-Run directory (the contract between stages, and with users)::
-
-    runs/<name>/
-      run.json                      resolved recipe, recipe hash, seed, datakit version, source watermark
-      stages/<stage>/part-*.parquet, _stage.json
-      quarantine/<stage>.parquet    rejected rows + reason (may hold raw PHI: never copied anywhere else)
-      shards/                       written by the shard stage (its _stage.json stays in stages/shard/)
+"""Running one stage: config hash, resume, atomic commit, `_stage.json` (the run directory is `datakit.rundir`).
 
 A stage writes into `stages/.<stage>.tmp-<pid>/` and is renamed into place only when complete; `_stage.json`
 is the completion marker. A stage whose config hash, input fingerprints and output fingerprint all match its
@@ -16,7 +8,6 @@ is the completion marker. A stage whose config hash, input fingerprints and outp
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import resource
@@ -27,16 +18,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from datakit import __version__
 from datakit.errors import SchemaError, StageError
+from datakit.keys import SecretKey, load_key
 from datakit.recipe import Recipe, config_hash
+from datakit.rundir import STAGE_FILE, RunDir, atomic_write_json, fingerprint, read_record, replace_dir, write_parts
 
-PART_ROWS = 100_000
-STAGE_FILE = "_stage.json"
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclass
@@ -58,12 +49,23 @@ class StageContext:
     input_stage: str | None = None
     advance: Advance = lambda n: None
     set_total: Callable[[int], None] = lambda n: None
+    # start a step of the stage in its own units: phase("embedding", n_texts, "texts"); advance() moves it
+    phase: Callable[[str, int | None, str], None] = lambda step, total, unit: None
+
+    @property
+    def rundir(self) -> RunDir:
+        return RunDir(self.run_dir)
+
+    @property
+    def key(self) -> SecretKey:
+        """The run's secret key, read once per process (environment or key file) and shared by every stage."""
+        return load_key(self.recipe)
 
     def read_input(self) -> pl.DataFrame:
         """The output of the stage before this one in the recipe's pipeline."""
         if self.input_stage is None:
             raise StageError("this stage has no input stage")
-        return read_stage(self.run_dir, self.input_stage)
+        return self.rundir.read_stage(self.input_stage)
 
     def write(self, frame: pl.DataFrame) -> None:
         write_parts(frame, self.out_dir)
@@ -80,10 +82,11 @@ class Stage:
     volatile: Callable[[Recipe], bool] = lambda recipe: False  # True: its input can change behind its config
 
     def output_dir(self, run_dir: Path) -> Path:
-        return run_dir / "shards" if self.output == "shards" else run_dir / "stages" / self.name
+        rd = RunDir(run_dir)
+        return rd.shards if self.output == "shards" else rd.stage_dir(self.name)
 
     def record_path(self, run_dir: Path) -> Path:
-        return run_dir / "stages" / self.name / STAGE_FILE
+        return RunDir(run_dir).stage_record(self.name)
 
 
 @dataclass
@@ -91,39 +94,6 @@ class Outcome:
     stage: str
     status: str  # ran | skipped
     record: dict[str, Any]
-
-
-def write_parts(frame: pl.DataFrame, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    n_parts = max(1, -(-frame.height // PART_ROWS))
-    for p in range(n_parts):
-        part = frame.slice(p * PART_ROWS, PART_ROWS)
-        part.write_parquet(out_dir / f"part-{p:05d}.parquet", compression="zstd", statistics=True)
-
-
-def read_stage(run_dir: Path, stage: str) -> pl.DataFrame:
-    folder = run_dir / "stages" / stage
-    if not (folder / STAGE_FILE).is_file():
-        raise StageError(
-            f"the output of stage '{stage}' is missing in {run_dir}: run `datakit {stage}` first (or `datakit run`)"
-        )
-    return pl.read_parquet(sorted(folder.glob("part-*.parquet")))
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def fingerprint(folder: Path) -> str:
-    """sha256 over (relative name, content sha256) of every data file in a folder, in name order."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAGE_FILE):
-        h.update(f"{path.relative_to(folder)}\0{file_sha256(path)}\n".encode())
-    return h.hexdigest()
 
 
 class PeakRss:
@@ -159,59 +129,41 @@ class PeakRss:
         self.peak = max(self.peak, self._rss())
 
 
-def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+def _hint(reason: str) -> str:
+    kind, _, column = reason.partition(":")
+    if kind == "empty":
+        return f"is {column} mapped? see source.columns.{column}"
+    if kind == "unparseable":
+        return f"set source.date_format to the format of {column}" if column == "exam_date" else "check the format"
+    if kind == "residual_phi":
+        return "the residual PHI check flagged them: see reports/deid.json"
+    if kind == "deid_error":
+        return "the de-identifier failed on them: run with --debug"
+    return "see the reason column of the quarantine file"
 
 
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished folder into place; the old one (if any) goes away only after."""
-    trash = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        os.replace(final, trash)
-    os.replace(tmp, final)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return None
-
-
-class RunDir:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def clean_temporaries(self) -> None:
-        """Remove what a killed run left behind (temporary stage folders are never read)."""
-        for pattern in (
-            "stages/.*.tmp-*",
-            "stages/.*.old-*",
-            ".shards.tmp-*",
-            ".shards.old-*",
-            "quarantine/.*",
-        ):
-            for path in self.root.glob(pattern):
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-
-    def write_run_json(self, recipe: Recipe, extra: dict[str, Any]) -> None:
-        atomic_write_json(
-            self.root / "run.json",
-            {
-                "recipe": recipe.canonical(),
-                "recipe_hash": recipe.hash(),
-                "seed": recipe.seed,
-                "datakit_version": __version__,
-                **extra,
-            },
+def why_empty(stage: str, result: StageResult, quarantine: Path) -> str:
+    """One line: why a stage left no rows, and what to do (reason codes and counts only, never content)."""
+    stats = result.stats
+    if result.rows_in == 0:
+        where = "the source holds no rows (a header only?)" if stage == "pull" else "its input holds no rows"
+        return f"{stage}: {where}; nothing to build a dataset from"
+    parts = []
+    reasons = stats.get("quarantine_reasons") or {}
+    if reasons:
+        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        listed = "; ".join(f"{reason} ({n:,}) — {_hint(reason)}" for reason, n in top)
+        parts.append(f"quarantined: {listed}; the rows are in {quarantine}")
+    filtered = stats.get("filtered_review_status") or 0
+    if filtered:
+        parts.append(
+            f"{filtered:,} filtered out by validation.review_status (set validation.review_status=[] to keep all)"
         )
+    dropped = stats.get("rows_dropped") or {}
+    if dropped:
+        parts.append("dropped: " + ", ".join(f"{k} ({v:,})" for k, v in sorted(dropped.items())))
+    detail = "; ".join(parts) if parts else "see the stage's _stage.json stats"
+    return f"{stage}: all {result.rows_in:,} rows were removed, none is left: {detail}"
 
 
 def stage_config_hash(stage: Stage, config: dict[str, Any]) -> str:
@@ -248,6 +200,7 @@ def run_stage(
     advance: Advance,
     set_total: Callable[[int], None],
     config: dict[str, Any],
+    phase: Callable[[str, int | None, str], None] | None = None,
 ) -> dict[str, Any]:
     final = stage.output_dir(run_dir)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
@@ -262,14 +215,12 @@ def run_stage(
             advance=advance,
             set_total=set_total,
         )
+        if phase is not None:
+            ctx.phase = phase
         result = stage.run(ctx)
         n_quarantined = 0 if result.quarantine is None else result.quarantine.height
         if result.quarantine is not None:
-            q = run_dir / "quarantine" / f"{stage.name}.parquet"
-            q.parent.mkdir(parents=True, exist_ok=True)
-            q_tmp = q.with_name(f".{q.name}.tmp-{os.getpid()}")
-            result.quarantine.write_parquet(q_tmp, compression="zstd")
-            os.replace(q_tmp, q)
+            RunDir(run_dir).write_quarantine(stage.name, result.quarantine)
         if strict and n_quarantined:
             reasons = result.stats.get("quarantine_reasons", {})
             listed = ", ".join(f"{k}: {v}" for k, v in reasons.items())
@@ -278,12 +229,16 @@ def run_stage(
                 f"{run_dir / 'quarantine' / (stage.name + '.parquet')}; run without --strict to "
                 "continue past them"
             )
+        if result.rows_out == 0:
+            raise StageError(why_empty(stage.name, result, RunDir(run_dir).quarantine(stage.name)))
         wall = time.perf_counter() - t0
         record = {
             "stage": stage.name,
             "datakit_version": __version__,
             "config_hash": stage_config_hash(stage, config),
             "config": config,
+            "recipe_hash": recipe.hash(),
+            "recipe": recipe.canonical(),
             "inputs": inputs,
             "output_fingerprint": fingerprint(tmp),
             "rows_in": result.rows_in,

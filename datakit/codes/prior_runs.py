@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from datakit.errors import RecipeError
-from datakit.runner import file_sha256
+from datakit.rundir import file_sha256
 
 
 def _index_path(manifest: Path) -> Path:

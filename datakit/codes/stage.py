@@ -22,7 +22,8 @@ from datakit.codes.pairs import specificity_pairs
 from datakit.codes.prior_runs import exclude, fingerprints, trained_on
 from datakit.leakage.content_hash import content_hash
 from datakit.recipe import Codes, Recipe
-from datakit.runner import StageContext, StageResult, file_sha256
+from datakit.rundir import file_sha256
+from datakit.runner import StageContext, StageResult
 
 CONFLICTS_FILE = "label_conflicts.parquet"
 

@@ -9,7 +9,6 @@ phone, MRN/accession shape, e-mail, full date), goes to `quarantine/deid.parquet
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,6 +27,7 @@ from datakit.deid.wordcache import package_version
 from datakit.errors import RecipeError, StageError
 from datakit.keys import load_key
 from datakit.recipe import Recipe
+from datakit.rundir import RunDir
 from datakit.runner import StageContext, StageResult
 
 AUDIT = "deid.json"
@@ -182,7 +182,6 @@ def _gazetteer(countries: tuple[str, ...], min_population: int) -> dict[str, Any
 
 def publish_deid(run_dir: Path) -> None:
     """Copy the audit to reports/deid.json."""
-    src = run_dir / "stages" / "deid" / AUDIT
-    if src.is_file():
-        (run_dir / "reports").mkdir(exist_ok=True)
-        shutil.copyfile(src, run_dir / "reports" / AUDIT)
+    rd = RunDir(run_dir)
+    if rd.deid_audit().is_file():
+        rd.publish(rd.deid_audit(), AUDIT)

@@ -41,7 +41,8 @@ from datakit.leakage.groups import connected_components, content_edges, group_li
 from datakit.leakage.normalize import normalise_text
 from datakit.leakage.splits import EVAL_SPLITS, assign_group_splits
 from datakit.recipe import Leakage, Recipe
-from datakit.runner import PeakRss, StageContext, StageResult, file_sha256
+from datakit.rundir import file_sha256
+from datakit.runner import PeakRss, StageContext, StageResult
 
 REPAIR_ROUNDS = 10
 JACCARD_FLOOR = 0.5  # similarities at or above these are kept for the report and for threshold what-ifs

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from datakit.errors import StageError
 from datakit.recipe import Recipe
+from datakit.rundir import RunDir
 
 SIZE_BINS = ((1, 1), (2, 2), (3, 5), (6, 10), (11, 50), (51, 200), (201, None))
 WHAT_IF_JACCARD = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -162,7 +162,7 @@ def _rules(out: pl.DataFrame) -> dict[str, int]:
 
 
 def _label_conflicts(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "stages" / "codes" / "label_conflicts.parquet"
+    path = RunDir(run_dir).label_conflicts()
     if not path.is_file():
         return None
     table = pl.read_parquet(path)
@@ -172,7 +172,7 @@ def _label_conflicts(run_dir: Path) -> dict[str, Any] | None:
 
 def _retrieval_guard(run_dir: Path, stage_dir: Path) -> dict[str, Any] | None:
     """The assemble stage's blocked retrievals, shots and candidate recall, when it ran on this leakage output."""
-    record_path = run_dir / "stages" / "assemble" / "_stage.json"
+    record_path = RunDir(run_dir).stage_record("assemble")
     leakage_path = stage_dir / "_stage.json"
     if not record_path.is_file():
         return None
@@ -215,14 +215,14 @@ def render_html(summary: dict[str, Any], label_conflicts: dict[str, Any] | None,
 
 
 def _deid_texts(run_dir: Path, summary: dict[str, Any]) -> dict[str, str]:
-    folder = run_dir / "stages" / "deid"
-    if not (folder / "_stage.json").is_file():
+    rd = RunDir(run_dir)
+    if not rd.has_stage("deid"):
         raise StageError(
             "--include-text shows de-identified text only, and this run has no deid stage output; "
             "the report stays IDs and hashes"
         )
     ids = [c for cluster in summary["groups"]["largest"] for c in cluster["case_ids"]]
-    frame = pl.read_parquet(sorted(folder.glob("part-*.parquet")), columns=["case_id", "report_text"])
+    frame = rd.read_stage("deid", columns=["case_id", "report_text"])
     return dict(frame.filter(pl.col("case_id").is_in(ids)).unique("case_id").iter_rows())
 
 
@@ -258,7 +258,8 @@ def write_reports(
     jaccard_threshold: float | None = None,
 ) -> tuple[dict[str, Path], dict[str, Any] | None]:
     """Render reports/ from the leakage stage's outputs (the stage calls it; so does `datakit report`)."""
-    stage_dir = stage_dir or run_dir / "stages" / "leakage"
+    rd = RunDir(run_dir)
+    stage_dir = stage_dir or rd.stage_dir("leakage")
     summary_path = stage_dir / "leakage.json"
     if not summary_path.is_file():
         raise StageError(f"{run_dir} has no leakage stage output: run `datakit leakage` (or `datakit run`) first")
@@ -276,14 +277,18 @@ def write_reports(
     summary["label_conflicts"] = conflicts
     summary["retrieval_guard"] = _retrieval_guard(run_dir, stage_dir)
     texts = _deid_texts(run_dir, summary) if include_text else None
-    reports = run_dir / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
+    rd.reports.mkdir(parents=True, exist_ok=True)
     paths = {
-        "certificate": reports / "certificate.json",
-        "json": reports / "leakage.json",
-        "html": reports / "leakage.html",
+        "certificate": rd.publish(stage_dir / "certificate.json", "certificate.json"),
+        "json": rd.report("leakage.json"),
+        "html": rd.report("leakage.html"),
     }
-    shutil.copyfile(stage_dir / "certificate.json", paths["certificate"])
     paths["json"].write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     paths["html"].write_text(render_html(summary, conflicts, texts))
     return paths, applied
+
+
+def publish_guard(run_dir: Path) -> None:
+    """After assemble: the leakage report gains the retrieval guard's counts (when the leakage report exists)."""
+    if RunDir(run_dir).leakage_summary().is_file():
+        write_reports(run_dir)

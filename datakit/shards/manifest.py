@@ -8,7 +8,7 @@ from typing import Any
 
 from datakit import __version__
 from datakit.recipe import Recipe
-from datakit.runner import file_sha256
+from datakit.rundir import file_sha256
 from datakit.shards.layout import (
     FORMAT,
     INDEX,

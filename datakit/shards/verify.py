@@ -8,7 +8,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from datakit.errors import VerifyError
-from datakit.runner import file_sha256
+from datakit.rundir import file_sha256
 from datakit.shards.layout import (
     FORMAT,
     INDEX,

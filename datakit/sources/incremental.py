@@ -30,7 +30,7 @@ import polars as pl
 
 from datakit.errors import SourceError
 from datakit.recipe import Database, RowFilter, config_hash
-from datakit.runner import atomic_write_json, read_record, replace_dir
+from datakit.rundir import atomic_write_json, read_record, replace_dir
 
 STATE_DIR = "pull_state"
 KEY_UPDATED = "_key_updated"  # Datetime(us, UTC) of the row's updated column

@@ -13,7 +13,8 @@ from typing import Any
 import polars as pl
 
 from datakit.recipe import SCHEMA_COLUMNS, Database, FilesSource, Mapped, PostgresSource, Recipe, SupabaseSource
-from datakit.runner import StageContext, StageResult, file_sha256
+from datakit.rundir import file_sha256
+from datakit.runner import StageContext, StageResult
 from datakit.schema import REQUIRED, conform, validate
 from datakit.sources import read_source
 

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from datakit.errors import SourceError
-from datakit.runner import read_stage
+from datakit.rundir import RunDir
 from datakit.sources import incremental
 from tests.conftest import CODING_RECIPE, ROOT
 from tests.services.postgres import MAPPING, READER_PASSWORD, Postgres, free_port
@@ -71,7 +71,7 @@ def test_25000_rows_pulled_completely(kind: str, env: object, cases_table: Cases
     assert stats["rows_read_again"] == 0
     assert stats["mode"] == "full"
     # The stage output is the validated case schema, with the reviewed rows only.
-    cases = read_stage(tmp_path, "pull")
+    cases = RunDir(tmp_path).read_stage("pull")
     reviewed = rows.filter(pl.col("review_status") == "reviewed").height
     assert cases.height + record["rows_quarantined"] == reviewed
     assert cases["case_id"].n_unique() == cases.height
@@ -90,7 +90,7 @@ def test_both_sources_give_the_same_cases(
     cases_table.load(sample_rows(3000))
     pull(db_recipe("supabase", cases_table.name), tmp_path / "supabase")
     pull(db_recipe("postgres", cases_table.name), tmp_path / "postgres")
-    a, b = read_stage(tmp_path / "supabase", "pull"), read_stage(tmp_path / "postgres", "pull")
+    a, b = RunDir(tmp_path / "supabase").read_stage("pull"), RunDir(tmp_path / "postgres").read_stage("pull")
     assert a.height > 2500
     assert a.equals(b)
 

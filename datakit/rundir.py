@@ -1,0 +1,193 @@
+"""The run directory: where every file of a run lives, and how it is written (atomically) and read.
+
+Layout (the contract between stages, and with users)::
+
+    runs/<name>/
+      run.json                      effective recipe, recipe hash, seed, datakit version, status, source watermark
+      stages/<stage>/part-*.parquet, _stage.json, side files (deid.json, leakage.json, certificate.json, ...)
+      cache/                        content-addressed embeddings and MinHash signatures
+      pull_state/                   a database source's committed batches and watermark
+      quarantine/<stage>.parquet    rejected rows + reason (may hold raw PHI: never copied anywhere else)
+      shards/                       written by the shard stage (its _stage.json stays in stages/shard/)
+      reports/                      deid.json, leakage.json/.html/.csv, certificate.json
+
+Code outside this module asks a `RunDir` for a named file instead of spelling paths. Light to import: no
+Polars until a frame is read or written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
+PART_ROWS = 100_000
+STAGE_FILE = "_stage.json"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(folder: Path) -> str:
+    """sha256 over (relative name, content sha256) of every data file in a folder, in name order."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAGE_FILE):
+        h.update(f"{path.relative_to(folder)}\0{file_sha256(path)}\n".encode())
+    return h.hexdigest()
+
+
+def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    """The one JSON writer of the run directory: sorted keys, indented, renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a finished folder into place; the old one (if any) goes away only after."""
+    trash = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, trash)
+    os.replace(tmp, final)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def write_parts(frame: pl.DataFrame, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_parts = max(1, -(-frame.height // PART_ROWS))
+    for p in range(n_parts):
+        part = frame.slice(p * PART_ROWS, PART_ROWS)
+        part.write_parquet(out_dir / f"part-{p:05d}.parquet", compression="zstd", statistics=True)
+
+
+def read_parts(folder: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    import polars as pl
+
+    return pl.read_parquet(sorted(folder.glob("part-*.parquet")), columns=columns)
+
+
+class RunDir:
+    """One run directory. Every artifact has a named method; nothing else spells these paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- folders -------------------------------------------------------------------------------------------
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / "stages" / stage
+
+    def stage_record(self, stage: str) -> Path:
+        return self.stage_dir(stage) / STAGE_FILE
+
+    def has_stage(self, stage: str) -> bool:
+        return self.stage_record(stage).is_file()
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def pull_state(self) -> Path:
+        return self.root / "pull_state"
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    def quarantine(self, stage: str) -> Path:
+        return self.root / "quarantine" / f"{stage}.parquet"
+
+    # --- side files of stages (written in the stage's folder, published to reports/) --------------------------
+    def deid_audit(self) -> Path:
+        return self.stage_dir("deid") / "deid.json"
+
+    def leakage_summary(self) -> Path:
+        return self.stage_dir("leakage") / "leakage.json"
+
+    def label_conflicts(self) -> Path:
+        return self.stage_dir("codes") / "label_conflicts.parquet"
+
+    def report(self, name: str) -> Path:
+        """reports/<name>: deid.json, leakage.json, leakage.html, leakage_ids.csv, certificate.json."""
+        return self.reports / name
+
+    # --- reading ---------------------------------------------------------------------------------------------
+    def read_stage(self, stage: str, columns: list[str] | None = None) -> pl.DataFrame:
+        from datakit.errors import StageError
+
+        if not self.has_stage(stage):
+            raise StageError(
+                f"the output of stage '{stage}' is missing in {self.root}: run `datakit {stage}` first "
+                "(or `datakit run`)"
+            )
+        return read_parts(self.stage_dir(stage), columns)
+
+    def record(self, stage: str) -> dict[str, Any] | None:
+        return read_record(self.stage_record(stage))
+
+    def run_record(self) -> dict[str, Any] | None:
+        return read_record(self.run_json)
+
+    # --- writing ---------------------------------------------------------------------------------------------
+    def publish(self, src: Path, name: str) -> Path:
+        """Copy a stage's side file into reports/ under `name`."""
+        dest = self.report(name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{name}.tmp-{os.getpid()}")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+        return dest
+
+    def write_quarantine(self, stage: str, frame: pl.DataFrame) -> Path:
+        path = self.quarantine(stage)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        frame.write_parquet(tmp, compression="zstd")
+        os.replace(tmp, path)
+        return path
+
+    def write_run_json(self, data: dict[str, Any]) -> None:
+        atomic_write_json(self.run_json, data)
+
+    def clean_temporaries(self) -> None:
+        """Remove what a killed run left behind (temporary stage folders are never read)."""
+        for pattern in (
+            "stages/.*.tmp-*",
+            "stages/.*.old-*",
+            ".shards.tmp-*",
+            ".shards.old-*",
+            "quarantine/.*",
+            "reports/.*.tmp-*",
+        ):
+            for path in self.root.glob(pattern):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
