@@ -274,7 +274,7 @@ def verify(path: DirArg, as_json: JsonOpt = False) -> None:
 @app.command()
 @guarded
 def inspect(path: DirArg, as_json: JsonOpt = False) -> None:
-    """Counts per split, token-length percentiles and tag counts of a shards folder."""
+    """Verify the shards against their manifest, then show counts per split, token percentiles and tags."""
     from datakit.shards.inspect import inspect as inspect_shards
 
     info = inspect_shards(path)
@@ -307,6 +307,8 @@ def inspect(path: DirArg, as_json: JsonOpt = False) -> None:
             pct("n_completion_tokens"),
         )
     console.print(table)
+    v = info["verified"]
+    console.print(f"[bold green]verified:[/] {v['shards']} shards, {v['rows']:,} rows match the manifest's sha256")
     tags = Table(title="tags", title_justify="left")
     tags.add_column("tag")
     tags.add_column("examples", justify="right")

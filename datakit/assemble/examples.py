@@ -26,8 +26,8 @@ from datakit.assemble.prompt import (
     with_messages,
 )
 from datakit.assemble.retrieve import Retrieval, retrieve
+from datakit.content import content_hash, sha256_hex
 from datakit.keys import load_key
-from datakit.leakage.content_hash import content_hash, sha256_hex
 from datakit.leakage.guard import LAYERS, Guard, build_guard
 from datakit.recipe import Recipe
 from datakit.runner import StageContext, StageResult
@@ -284,17 +284,20 @@ def run_assemble(ctx: StageContext) -> StageResult:
     recipe = ctx.recipe
     cfg = recipe.assemble
     rows = ctx.read_input()
-    ctx.set_total(rows.height)
     timings: dict[str, float] = {}
     guard = found = None
     t0 = time.perf_counter()
     if uses_retrieval(recipe):
-        guard = build_guard(rows, recipe.leakage, load_key(recipe), ctx.run_dir / "cache")
+        ctx.phase("guard", 1, "indexes")
+        guard = build_guard(rows, recipe.leakage, ctx.key, ctx.rundir.cache)
+        ctx.advance(1)
         timings["guard_s"] = round(time.perf_counter() - t0, 2)
         t1 = time.perf_counter()
-        found = retrieve(guard, cfg, recipe.leakage.exact_index_max)
+        ctx.phase("retrieval", guard.cases.height, "queries")
+        found = retrieve(guard, cfg, recipe.leakage.exact_index_max, on_settled=ctx.advance)
         timings["retrieve_s"] = round(time.perf_counter() - t1, 2)
     t2 = time.perf_counter()
+    ctx.phase("prompts", rows.height, "records")
     examples, shortfall = build_examples(rows, recipe, guard, found)
     timings["prompts_s"] = round(time.perf_counter() - t2, 2)
     ctx.write(examples)

@@ -14,6 +14,7 @@ survived, and fetch deeper (k doubles, up to `max_fetch`) for records left with 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,8 +159,11 @@ def _description_ids(guard: Guard) -> np.ndarray:
     return dense_ids(guard.cases["exam_description"].str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars())
 
 
-def retrieve(guard: Guard, cfg: Assemble, exact_index_max: int) -> Retrieval:
-    """Guard-passed, reranked neighbours of every node (up to max(n_shots, candidate_neighbours) each)."""
+def retrieve(
+    guard: Guard, cfg: Assemble, exact_index_max: int, on_settled: Callable[[int], None] = lambda n: None
+) -> Retrieval:
+    """Guard-passed, reranked neighbours of every node (up to max(n_shots, candidate_neighbours) each).
+    `on_settled(n)` after each fetch round: n more query records have their shots."""
     pool = build_pool(guard)
     want = max(cfg.n_shots, cfg.candidate_neighbours)
     nodes = guard.cases.select(pl.col("node").cast(pl.Int64), pl.col("content").cast(pl.Int64))
@@ -190,6 +194,7 @@ def retrieve(guard: Guard, cfg: Assemble, exact_index_max: int) -> Retrieval:
         enough = counts["len"].fill_null(0) >= cfg.n_shots
         done = counts.filter(enough | (depth >= limit)).select("node")
         rounds.append({"depth": depth, "queries": todo.height, "texts": len(q_contents), "settled": done.height})
+        on_settled(done.height)
         kept_parts.append(passed.join(done, on="node"))
         blocked_parts.append(
             pairs.join(done, on="node")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from datakit.leakage.content_hash import CONTENT_FIELDS, FIELD_SEPARATOR, sha256_hex
-from datakit.leakage.normalize import normalise_text
+from datakit.content import CONTENT_FIELDS, FIELD_SEPARATOR, normalise_text, sha256_hex
 
 
 def find_conflicts(cases: pl.DataFrame) -> pl.DataFrame:

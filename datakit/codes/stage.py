@@ -20,7 +20,7 @@ from datakit.codes.hard_cases import hard_case_tags
 from datakit.codes.modifiers import modifier_flags
 from datakit.codes.pairs import specificity_pairs
 from datakit.codes.prior_runs import exclude, fingerprints, trained_on
-from datakit.leakage.content_hash import content_hash
+from datakit.content import content_hash
 from datakit.recipe import Codes, Recipe
 from datakit.rundir import file_sha256
 from datakit.runner import StageContext, StageResult
@@ -191,7 +191,7 @@ def transform(cases: pl.DataFrame, cfg: Codes) -> tuple[pl.DataFrame, pl.DataFra
 
 def run_codes(ctx: StageContext) -> StageResult:
     cases = ctx.read_input()
-    ctx.set_total(cases.height)
+    ctx.phase("validating codes", cases.height, "records")
     examples, quarantine, conflict_report, stats = transform(cases, ctx.recipe.codes)
     conflict_report.write_parquet(ctx.out_dir / CONFLICTS_FILE)
     ctx.write(examples)

@@ -13,10 +13,14 @@ quote the text). A record whose batch raised is retried alone so one bad record 
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
+import signal
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from datakit.deid.engine import Analyzer
@@ -95,11 +99,27 @@ class Deidentifier:
 
 
 _WORKER: Deidentifier | None = None
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _init(settings: Settings) -> None:
+def _quiet_worker(parent: int) -> None:
+    """A worker dies with its parent and leaves Ctrl-C to it: no BrokenPipeError or KeyboardInterrupt tracebacks.
+
+    On Linux the kernel kills the worker when the parent dies (SIGKILL included); elsewhere the worker only
+    ignores SIGINT (the parent's pool terminates it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above ran
+        os._exit(0)
+
+
+def _init(settings: Settings | None, parent: int) -> None:
     global _WORKER
-    _WORKER = Deidentifier(settings)
+    _quiet_worker(parent)
+    if settings is not None:
+        _WORKER = Deidentifier(settings)
 
 
 def _work(records: list[Record]) -> tuple[list[Outcome], tuple[int, int]]:
@@ -131,9 +151,9 @@ def deidentify(
         return outcomes, worker.gate_stats
     if fork:  # the workers inherit the engine built here
         _WORKER = Deidentifier(settings)
-        pool = mp.get_context("fork").Pool(min(jobs, len(chunks)))
+        pool = mp.get_context("fork").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(None, os.getpid()))
     else:  # a clean interpreter per worker, which builds its own engine
-        pool = mp.get_context("spawn").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(settings,))
+        pool = mp.get_context("spawn").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(settings, os.getpid()))
     outcomes, seen, ner = [], 0, 0
     try:
         with pool:

@@ -50,9 +50,9 @@ def deid_config(recipe: Recipe) -> dict[str, Any]:
 def run_deid(ctx: StageContext) -> StageResult:
     recipe = ctx.recipe
     cfg = recipe.deid
-    key = load_key(recipe)
+    key = ctx.key
     rows = ctx.read_input()
-    ctx.set_total(rows.height)
+    ctx.phase("de-identifying", rows.height, "records")
     t0 = time.perf_counter()
     columns = [c for c in cfg.text_columns if c in rows.columns]
     if not columns:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -249,12 +249,19 @@ def embedding_cache(root: Path, encoder: Encoder) -> ContentCache:
     return ContentCache(root, "embeddings", encoder.model_id, "vector", encoder.dim, pl.Float32)
 
 
-def embed_contents(contents: pl.DataFrame, encoder: Encoder, cache_root: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """Unit vectors for `contents` (columns content_hash, text), in row order; only uncached texts are embedded.
-    Stats: `embedded`, `from_cache`, `model_id`, `dim`."""
-    vectors, stats = cached_values(
-        contents, lambda texts: encoder.encode(texts.to_list()), embedding_cache(cache_root, encoder)
-    )
+def embed_contents(
+    contents: pl.DataFrame, encoder: Encoder, cache_root: Path, advance: Callable[[int], None] = lambda n: None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Unit vectors for `contents` (columns content_hash, text), in row order; only uncached texts are embedded
+    (a cache batch at a time, `advance(n)` after each). Stats: `embedded`, `from_cache`, `model_id`, `dim`."""
+
+    def encode(texts: pl.Series) -> np.ndarray:
+        vectors = encoder.encode(texts.to_list())
+        advance(len(texts))
+        return vectors
+
+    vectors, stats = cached_values(contents, encode, embedding_cache(cache_root, encoder))
+    advance(stats["from_cache"])
     stats = {"embedded": stats["computed"], "from_cache": stats["from_cache"]}
     return vectors.astype(np.float32, copy=False), stats | {"model_id": encoder.model_id, "dim": encoder.dim}
 

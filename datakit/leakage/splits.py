@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from datakit.leakage.content_hash import sha256_hex
+from datakit.content import sha256_hex
 from datakit.recipe import Split
 
 EVAL_SPLITS = ("val", "test")

@@ -31,20 +31,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from datakit.content import FIELD_SEPARATOR, normalise_text, sha256_hex
 from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey, load_key
 from datakit.leakage import embed, minhash
 from datakit.leakage.certificate import Certificate, certify
-from datakit.leakage.content_hash import FIELD_SEPARATOR, sha256_hex
 from datakit.leakage.fingerprint import fingerprints
 from datakit.leakage.groups import connected_components, content_edges, group_links, key_links
-from datakit.leakage.normalize import normalise_text
 from datakit.leakage.splits import EVAL_SPLITS, assign_group_splits
 from datakit.recipe import Leakage, Recipe
 from datakit.rundir import file_sha256
 from datakit.runner import PeakRss, StageContext, StageResult
 
 REPAIR_ROUNDS = 10
+BANDS_PER_CHUNK = 4
 JACCARD_FLOOR = 0.5  # similarities at or above these are kept for the report and for threshold what-ifs
 COSINE_FLOOR = 0.80
 
@@ -99,6 +99,9 @@ class LayerClock:
     """Wall time and peak RSS per layer, for `_stage.json` and the bench."""
 
     layers: dict[str, dict[str, float]] = field(default_factory=dict)
+    # progress in each layer's own units (the stage context's phase/advance; no-ops in tests and the bench)
+    phase: Callable[[str, int | None, str], None] = lambda step, total, unit: None
+    advance: Callable[[int], None] = lambda n: None
 
     @contextmanager
     def layer(self, name: str) -> Any:
@@ -173,18 +176,23 @@ def detect(
     encoder_factory: Callable[[Leakage], embed.Encoder] | None = None,
 ) -> Detection:
     """Run the three layers over the distinct cases of `rows` (pair examples share their case's node)."""
+    clock.phase("exact", rows.height, "records")
     with clock.layer("exact"):
         cases, contents = distinct_contents(rows, cfg.fields)
         exact = key_links(cases, "dedup_hash", "exact")
+    clock.advance(rows.height)
     rep = contents.select(pl.col("content").cast(pl.UInt32), pl.col("rep"))
     keyed = contents.select(pl.col("dedup_hash").alias("content_hash"), "text")
     with clock.layer("near"):
         mh = cfg.minhash
+        clock.phase("minhash", 1, "signature sets")
         sig, sig_stats = minhash.cached_signatures(keyed, cache_root, k=mh.k, num_perm=mh.num_perm)
         table = minhash.band_table(sig, mh.bands, mh.rows, np.arange(len(sig), dtype=np.uint32))
         sizes = minhash.shingle_counts(contents["text"], mh.k)
         chunks = []
-        for cand in minhash.candidate_pair_chunks(table, mh.bands, mh.max_bucket):
+        clock.phase("LSH bands", mh.bands, "bands")
+        for cand in minhash.candidate_pair_chunks(table, mh.bands, mh.max_bucket, BANDS_PER_CHUNK):
+            clock.advance(BANDS_PER_CHUNK)
             ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
             jac = minhash.jaccard(sig, ca, cb)
             linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
@@ -195,12 +203,14 @@ def detect(
         near = content_edges(jpairs.filter(pl.col("linked")), rep, rep, "near", "jaccard")
     with clock.layer("cosine"):
         encoder = (encoder_factory or make_encoder)(cfg)
-        vectors, emb_stats = embed.embed_contents(keyed, encoder, cache_root)
+        clock.phase("embedding", len(contents), "texts")
+        vectors, emb_stats = embed.embed_contents(keyed, encoder, cache_root, clock.advance)
         vectors = embed.centred(vectors)
         cpairs = embed.neighbour_pairs(
             vectors, cfg.cosine_neighbours, min(COSINE_FLOOR, cfg.cosine_threshold), cfg.exact_index_max
         ).rename({"score": "cosine"})
         cosine = content_edges(cpairs.filter(pl.col("cosine") >= cfg.cosine_threshold), rep, rep, "cosine", "cosine")
+    clock.phase("fingerprints", rows.height, "records")
     with clock.layer("fingerprint"):
         fps = fingerprints(cases, key)
         cases = cases.with_columns(fps)
@@ -211,6 +221,7 @@ def detect(
                 key_links(cases, "patient_key", "patient"),
             ]
         )
+    clock.advance(rows.height)
     similarities = jpairs.drop("linked").join(cpairs, on=["a", "b"], how="full", coalesce=True).sort("a", "b")
     template = template_contents(
         len(contents),
@@ -344,7 +355,9 @@ def split_and_certify(
     extra = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32})
     rounds = []
     assigned = pl.DataFrame()
+    clock.phase("certificate", None, "rounds")
     for round_no in range(REPAIR_ROUNDS + 1):
+        clock.advance(1)
         assigned = group_and_split(det, recipe, frozen, extra, assigned if round_no else None)
         with clock.layer(f"certificate_round_{round_no}"):
             cert = certify(det, assigned, recipe.leakage)
@@ -358,12 +371,11 @@ def split_and_certify(
 def run_leakage(ctx: StageContext) -> StageResult:
     recipe = ctx.recipe
     cfg = recipe.leakage
-    key = load_key(recipe)
+    key = ctx.key
     rows = ctx.read_input()
-    ctx.set_total(rows.height)
     frozen = frozen_eval_table(frozen_eval_files(recipe.split.frozen_eval))
-    clock = LayerClock()
-    det = detect(rows, cfg, key, ctx.run_dir / "cache", clock)
+    clock = LayerClock(phase=ctx.phase, advance=ctx.advance)
+    det = detect(rows, cfg, key, ctx.rundir.cache, clock)
     assigned, cert, extra, rounds = split_and_certify(det, recipe, frozen, clock)
     edges = pl.concat([det.edges, extra]) if extra.height else det.edges
     links = group_links(
@@ -389,7 +401,6 @@ def run_leakage(ctx: StageContext) -> StageResult:
     if out["split"].null_count():
         raise StageError("internal error: a row has no split after grouping")
     ctx.write(out)
-    ctx.advance(rows.height)
     from datakit.report.build import leakage_summary  # the report module reads what this stage writes
 
     case_of = det.nodes.select("node", "case_id")

@@ -10,11 +10,13 @@ import polars as pl
 from datakit.shards.card import tag_counts, token_percentiles
 from datakit.shards.layout import SPLITS
 from datakit.shards.manifest import read_manifest
-from datakit.shards.verify import shards_folder
+from datakit.shards.verify import verify
 
 
 def inspect(path: Path) -> dict[str, Any]:
-    folder = shards_folder(path)
+    """Verify the shards against their manifest first (a changed byte stops here), then describe them."""
+    checked = verify(path)
+    folder = Path(str(checked["folder"]))
     manifest = read_manifest(folder)
     files = [folder / s["file"] for s in manifest["shards"]]
     frame = pl.read_parquet(files, columns=["split", "sample_weight", "n_prompt_tokens", "n_completion_tokens", "tags"])
@@ -29,6 +31,7 @@ def inspect(path: Path) -> dict[str, Any]:
         }
     return {
         "folder": str(folder),
+        "verified": {"shards": checked["shards"], "rows": checked["rows"], "against": "manifest.json sha256"},
         "recipe": manifest["recipe_name"],
         "task": manifest["task"],
         "examples": frame.height,

@@ -22,7 +22,12 @@ from datakit.shards.layout import (
 TOKEN_ESTIMATE = "ceil(chars / 4) + 4 per message"
 
 
-def build_manifest(out: Path, recipe: Recipe, written: list[dict[str, Any]]) -> dict[str, Any]:
+def build_manifest(
+    out: Path, recipe: Recipe, written: list[dict[str, Any]], stage_recipes: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """`stage_recipes`: stage -> {recipe_hash, recipe} of the recipe that made each stage's output; the
+    manifest lists every distinct recipe once, under its hash."""
+    made_with = stage_recipes or {}
     shards = [
         {
             "file": w["file"],
@@ -45,6 +50,8 @@ def build_manifest(out: Path, recipe: Recipe, written: list[dict[str, Any]]) -> 
         "datakit_version": __version__,
         "recipe_name": recipe.name,
         "recipe_hash": recipe.hash(),
+        "stage_recipe_hashes": {stage: r["recipe_hash"] for stage, r in made_with.items()},
+        "recipes": {r["recipe_hash"]: r["recipe"] for r in made_with.values() if r["recipe_hash"]},
         "task": recipe.task,
         "seed": recipe.seed,
         "world_size": recipe.shards.world_size,

@@ -14,8 +14,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datakit.leakage.content_hash import sha256_hex
+from datakit.content import sha256_hex
+from datakit.pipeline import PIPELINES
 from datakit.recipe import Recipe, Shards
+from datakit.rundir import RunDir
 from datakit.runner import StageContext, StageResult
 from datakit.shards.card import write_card
 from datakit.shards.layout import INDEX, INDEX_SCHEMA, SHARD_SCHEMA, SPLITS, shard_name
@@ -92,10 +94,20 @@ def write_index(written: list[dict[str, Any]], out: Path, cfg: Shards) -> None:
     write_table(index.to_arrow().cast(INDEX_SCHEMA), out / INDEX, cfg)
 
 
+def stage_recipes(rd: RunDir, recipe: Recipe) -> dict[str, dict[str, Any]]:
+    """The recipe each stage's output was made with (hash + the recipe), this stage's own included."""
+    out: dict[str, dict[str, Any]] = {}
+    for stage in PIPELINES[recipe.task]:
+        record = {"recipe_hash": recipe.hash(), "recipe": recipe.canonical()} if stage == "shard" else rd.record(stage)
+        if record is not None:
+            out[stage] = {"recipe_hash": record.get("recipe_hash"), "recipe": record.get("recipe")}
+    return out
+
+
 def run_shard(ctx: StageContext) -> StageResult:
     recipe = ctx.recipe
     examples = ctx.read_input()
-    ctx.set_total(examples.height)
+    ctx.phase("writing shards", examples.height, "examples")
     written: list[dict[str, Any]] = []
     for split in SPLITS:
         part = examples.filter(pl.col("split") == split)
@@ -105,7 +117,7 @@ def run_shard(ctx: StageContext) -> StageResult:
     if unknown:
         raise ValueError(f"examples carry unknown split names: {sorted(unknown)}")
     write_index(written, ctx.out_dir, recipe.shards)
-    manifest = build_manifest(ctx.out_dir, recipe, written)
+    manifest = build_manifest(ctx.out_dir, recipe, written, stage_recipes(ctx.rundir, recipe))
     write_manifest(ctx.out_dir, manifest)
     write_card(ctx.out_dir, recipe, manifest, examples)
     stats = {

@@ -88,6 +88,7 @@ def run_pull(ctx: StageContext) -> StageResult:
     if isinstance(source, Database):
         raw, pulled = read_database(source, ctx)
     else:
+        ctx.phase("reading", None, "rows")
         raw = read_source(source)
         ctx.set_total(raw.height)
         ctx.advance(raw.height)

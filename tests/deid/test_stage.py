@@ -94,13 +94,17 @@ def test_stage_quarantines_failed_records_with_a_reason_and_no_text(
     def broken(self: object, texts: list[str]) -> list:
         raise ValueError("boom")
 
+    from datakit.errors import StageError
+
     monkeypatch.setattr(batch_mod.Analyzer, "analyze", broken)
-    run_recipe(coding_recipe("source.n=60", "deid.n_jobs=1"), tmp_path, only=["pull", "deid"])
+    # every record failed: the stage stops with the reason (fail closed), the quarantine is written, no output
+    with pytest.raises(StageError, match=r"deid: all \d+ rows were removed.*deid_error:ValueError") as err:
+        run_recipe(coding_recipe("source.n=60", "deid.n_jobs=1"), tmp_path, only=["pull", "deid"])
+    assert "boom" not in str(err.value)
     q = pl.read_parquet(tmp_path / "quarantine" / "deid.parquet")
     assert q.height > 0 and set(q["reason"]) == {"deid_error:ValueError"}
-    assert not list((tmp_path / "stages" / "deid").glob("part-*.parquet")) or (
-        pl.read_parquet(tmp_path / "stages" / "deid" / "part-*.parquet").height == 0
-    )
+    assert not (tmp_path / "stages" / "deid" / "_stage.json").exists()
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "failed"
 
 
 def test_without_a_key_the_stage_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

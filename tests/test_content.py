@@ -4,7 +4,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datakit.leakage.normalize import normalise_text
+from datakit.content import normalise_text
 
 
 def norm(*texts: str) -> list[str]:
