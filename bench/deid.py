@@ -1,7 +1,7 @@
 """De-identification benchmark: datakit's deid against presidio's default setup, on the same texts, same run.
 
 Texts: N/2 sample reports (datakit's generator, PHI planted by it) + N/2 real IU chest X-ray reports from
-../shared/real_data with PHI of every type planted and its character spans kept (datakit/deid/planted.py).
+../shared/real_data with PHI of every type planted and its character spans kept (datakit.evaluation.planted_phi.py).
 
 - throughput: datakit (gated NER + radiology recognizers, worker per core, surrogates + residual check) on all
   texts vs presidio's default `AnalyzerEngine()` (default recognizers, the same spaCy model, full pipeline) +
@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from datakit.deid.batch import Deidentifier, Settings, deidentify
 from datakit.deid.engine import corpus_lexicon
 from datakit.deid.gazetteer import place_names
-from datakit.deid.planted import char_scores, iu_texts, plant
+from datakit.evaluation.planted_phi import char_scores, iu_texts, plant
 from datakit.sources.sample import generate_cases
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,9 +34,9 @@ import numpy as np
 import polars as pl
 from datasketch import MinHash, MinHashLSH
 
+from datakit.evaluation.planted_leaks import iu_cases
 from datakit.keys import DEMO_KEY, SecretKey
 from datakit.leakage import embed, minhash
-from datakit.leakage.planted import iu_cases
 from datakit.leakage.stage import LayerClock, content_text, detect, split_and_certify
 from datakit.recipe import Leakage, load_recipe
 from datakit.sources.sample import generate_cases

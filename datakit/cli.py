@@ -15,7 +15,7 @@ from rich.table import Table
 
 from datakit import __version__
 from datakit.errors import DatakitError
-from datakit.pipeline import STAGES, run_pipeline
+from datakit.pipeline import STAGES, Interrupted, run_pipeline
 from datakit.recipe import Recipe, load_recipe
 from datakit.runner import Outcome
 
@@ -56,6 +56,16 @@ def guarded(fn: F) -> F:
                 raise
             err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
+        except (KeyboardInterrupt, Interrupted) as exc:
+            if STATE["debug"]:
+                raise
+            why = str(exc) or "Ctrl-C"
+            err.print(
+                f"[bold yellow]interrupted[/] ({why}): run.json says 'interrupted'; run the same command again to "
+                "resume (finished stages are kept)",
+                soft_wrap=True,
+            )
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -265,7 +265,8 @@ def run_pipeline(
         check_provenance(stages, names.index(wanted[0]), recipe, run_dir)
     earlier = previous_status(run_dir)
     rd.clean_temporaries()
-    _run_json(recipe, rd, {"status": "running", "pid": os.getpid(), "previous_status": earlier})
+    started = {"pid": os.getpid(), "previous_status": earlier}
+    _run_json(recipe, rd, {"status": "running", **started})
     display = display or RunDisplay(console)
     outcomes: list[Outcome] = []
     try:
@@ -279,11 +280,13 @@ def run_pipeline(
                 if on_stage:
                     on_stage(outcome)
     except (KeyboardInterrupt, Interrupted) as exc:
-        _run_json(recipe, rd, {"status": "interrupted", "signal": str(exc) or "SIGINT", "stages": _names(outcomes)})
+        _run_json(
+            recipe, rd, {"status": "interrupted", "signal": str(exc) or "SIGINT", "stages": _names(outcomes), **started}
+        )
         raise
     except BaseException as exc:
         # The class only: messages of errors raised inside stages are not guaranteed free of record content.
-        _run_json(recipe, rd, {"status": "failed", "error": type(exc).__name__, "stages": _names(outcomes)})
+        _run_json(recipe, rd, {"status": "failed", "error": type(exc).__name__, "stages": _names(outcomes), **started})
         raise
     watermark = next((o.record.get("stats", {}).get("source_watermark") for o in outcomes if o.stage == "pull"), None)
     _run_json(
@@ -293,6 +296,7 @@ def run_pipeline(
             "status": "complete" if wanted == names else "partial",
             "stages": _names(outcomes),
             "source_watermark": watermark,
+            **started,
         },
     )
     return outcomes

@@ -131,6 +131,9 @@ class RunDir:
     def leakage_summary(self) -> Path:
         return self.stage_dir("leakage") / "leakage.json"
 
+    def blocked_retrievals(self) -> Path:
+        return self.stage_dir("assemble") / "blocked_retrievals.parquet"
+
     def label_conflicts(self) -> Path:
         return self.stage_dir("codes") / "label_conflicts.parquet"
 

@@ -254,6 +254,32 @@ def build_examples(
     return frame.select(EXAMPLE_COLUMNS).sort("example_id"), shortfall
 
 
+BLOCKED_RETRIEVALS = "blocked_retrievals.parquet"
+
+
+def blocked_pairs(found: Retrieval, guard: Guard) -> pl.DataFrame:
+    """(case_id, shot_case_id, layers): every candidate the guard kept out of a record's prompt, by case id."""
+    case_of = guard.cases.select(pl.col("node").cast(pl.Int64), "case_id")
+    pairs = found.blocked_pairs
+    if pairs.is_empty():
+        return pl.DataFrame(schema={"case_id": pl.String, "shot_case_id": pl.String, "layers": pl.List(pl.String)})
+    return (
+        pairs.with_columns(pl.col("node").cast(pl.Int64), pl.col("cand").cast(pl.Int64))
+        .join(case_of, on="node")
+        .join(case_of.rename({"node": "cand", "case_id": "shot_case_id"}), on="cand")
+        .select(
+            pl.col("case_id").cast(pl.String),
+            pl.col("shot_case_id").cast(pl.String),
+            # a record's own case trips most layers: it is listed under `self` alone
+            pl.when(pl.col("case_id") == pl.col("shot_case_id"))
+            .then(pl.lit(["self"], pl.List(pl.String)))
+            .otherwise(pl.col("layers"))
+            .alias("layers"),
+        )
+        .sort("case_id", "shot_case_id")
+    )
+
+
 def retrieval_stats(found: Retrieval, examples: pl.DataFrame, guard: Guard) -> dict[str, Any]:
     """blocked_retrievals per layer, counted per example: each example runs its own retrieval (examples of one
     case share it, so a case's counts count once per example). A specificity-pair example's own case is its pair
@@ -302,6 +328,8 @@ def run_assemble(ctx: StageContext) -> StageResult:
     timings["prompts_s"] = round(time.perf_counter() - t2, 2)
     ctx.write(examples)
     ctx.advance(rows.height)
+    if guard is not None and found is not None:
+        blocked_pairs(found, guard).write_parquet(ctx.out_dir / BLOCKED_RETRIEVALS)
     stats = example_stats(examples, recipe)
     stats["shots"] |= shortfall
     if guard is not None and found is not None:

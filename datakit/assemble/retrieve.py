@@ -150,6 +150,7 @@ class Retrieval:
     blocked: pl.DataFrame  # node, blocked, <layer> counts, depth
     rounds: list[dict[str, int]] = field(default_factory=list)
     pool_size: int = 0
+    blocked_pairs: pl.DataFrame = field(default_factory=pl.DataFrame)  # node, cand, layers (list of layer names)
 
 
 def _description_ids(guard: Guard) -> np.ndarray:
@@ -178,7 +179,7 @@ def retrieve(
     limit = min(cfg.max_fetch, len(pool))
     depth = min(cfg.k, limit)
     todo = nodes
-    kept_parts, blocked_parts, rounds = [], [], []
+    kept_parts, blocked_parts, pair_parts, rounds = [], [], [], []
     while todo.height:
         q_contents = todo["content"].unique().sort()
         texts = guard.texts.gather(q_contents)
@@ -196,6 +197,15 @@ def retrieve(
         rounds.append({"depth": depth, "queries": todo.height, "texts": len(q_contents), "settled": done.height})
         on_settled(done.height)
         kept_parts.append(passed.join(done, on="node"))
+        pair_parts.append(
+            pairs.filter(pl.col("blocked"))
+            .join(done, on="node")
+            .select(
+                "node",
+                "cand",
+                pl.concat_list([pl.when(pl.col(x)).then(pl.lit(x)) for x in LAYERS]).list.drop_nulls().alias("layers"),
+            )
+        )
         blocked_parts.append(
             pairs.join(done, on="node")
             .group_by("node")
@@ -214,7 +224,9 @@ def retrieve(
     )
     blocked = nodes.select("node").join(pl.concat(blocked_parts), on="node", how="left").fill_null(0)
     assert_no_blocked(guard, kept)
-    return Retrieval(kept=kept, blocked=blocked, rounds=rounds, pool_size=len(pool))
+    return Retrieval(
+        kept=kept, blocked=blocked, rounds=rounds, pool_size=len(pool), blocked_pairs=pl.concat(pair_parts)
+    )
 
 
 def _rerank(

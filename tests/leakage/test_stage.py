@@ -71,6 +71,25 @@ def test_certificate_repairs_links_the_grouping_missed(tmp_path: Path, monkeypat
     record = json.loads((tmp_path / "stages" / "leakage" / "_stage.json").read_text())
     rounds = record["stats"]["repair_rounds"]
     assert rounds[0]["cross_links"] > 0 and rounds[-1]["cross_links"] == 0
+    # the auditor's view, from reports/ alone: links per layer before and after, and who was moved, by layer
+    repair = json.loads((tmp_path / "reports" / "leakage.json").read_text())["repair"]
+    assert sum(repair["links_before_repair"].values()) == rounds[0]["cross_links"]
+    assert repair["links_before_repair"]["patient"] > 0 and not any(repair["links_after_repair"].values())
+    assert repair["records_moved"] > 0 and "patient" in repair["moved_by_layer"]
+    moved = set(repair["moved_by_layer"]["patient"]["case_ids"])
+    ids = pl.read_csv(tmp_path / "reports" / "leakage_ids.csv", infer_schema=False)
+    in_csv = ids.filter(pl.col("section") == "moved_by_repair")
+    assert in_csv["case_id"].n_unique() == repair["records_moved"]
+    assert moved <= set(in_csv.filter(pl.col("layer") == "patient")["case_id"])
+    final = pl.read_parquet(tmp_path / "stages" / "leakage" / "part-*.parquet")
+    assert set(final.filter(pl.col("case_id").is_in(list(moved)))["split"]) == {"train"}
+    # and the guard's blocked retrievals, by layer, with the ids behind them
+    guard = json.loads((tmp_path / "reports" / "leakage.json").read_text())["retrieval_guard"]
+    assert guard["blocked_records_by_layer"]["self"]["records"] > 0
+    blocked = ids.filter(pl.col("section") == "blocked_retrieval")
+    assert blocked.height and blocked.filter(pl.col("case_id") == pl.col("other_case_id"))[
+        "layer"
+    ].unique().to_list() == ["self"]
 
 
 def test_certificate_fails_the_build_when_links_remain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
