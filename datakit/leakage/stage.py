@@ -41,7 +41,7 @@ from datakit.leakage.groups import connected_components, content_edges, group_li
 from datakit.leakage.splits import EVAL_SPLITS, assign_group_splits
 from datakit.recipe import Leakage, Recipe
 from datakit.report.build import REPAIR_MOVES
-from datakit.rundir import file_sha256
+from datakit.rundir import RunDir, file_sha256
 from datakit.runner import PeakRss, StageContext, StageResult
 
 REPAIR_ROUNDS = 10
@@ -54,8 +54,8 @@ def frozen_eval_files(path: str | None) -> list[Path]:
     """The leakage-stage parts (or shard index) of the earlier run named by `split.frozen_eval`; [] without one."""
     if path is None:
         return []
-    root = Path(path).expanduser()
-    for c in (root / "stages" / "leakage", root / "shards" / "_examples_index.parquet", root):
+    earlier = RunDir(Path(path).expanduser())
+    for c in (earlier.stage_dir("leakage"), earlier.shards / "_examples_index.parquet", earlier.root):
         files = (
             sorted(c.glob("part-*.parquet")) if c.is_dir() else ([c] if c.suffix == ".parquet" and c.is_file() else [])
         )
