@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,8 +16,10 @@ from rich.table import Table
 from datakit import __version__
 from datakit.errors import DatakitError
 from datakit.pipeline import STAGES, Interrupted, run_pipeline
-from datakit.recipe import Recipe, load_recipe
 from datakit.runner import Outcome
+
+if TYPE_CHECKING:
+    from datakit.recipe import Recipe
 
 app = typer.Typer(
     help="Assemble LLM fine-tuning data from clinical text and defend it against leakage.",
@@ -136,6 +138,8 @@ def run_warnings(outcomes: list[Outcome]) -> list[str]:
 
 
 def _resolve(recipe_path: Path, overrides: list[str] | None, out: Path | None) -> tuple[Recipe, Path]:
+    from datakit.recipe import load_recipe
+
     recipe = load_recipe(recipe_path, overrides or [])
     return recipe, out or Path("runs") / recipe.name
 
@@ -331,6 +335,8 @@ def inspect(path: DirArg, as_json: JsonOpt = False) -> None:
 @guarded
 def recipe_check(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Validate a recipe (and any --set overrides); unknown keys are errors that name the key."""
+    from datakit.recipe import load_recipe
+
     r = load_recipe(recipe, set_ or [])
     Console(highlight=False).print(
         f"[bold green]ok:[/] {recipe} (name {r.name}, task {r.task}, source {r.source.kind}, hash {r.hash()[:12]})"
@@ -341,6 +347,8 @@ def recipe_check(recipe: RecipeArg, set_: SetOpt = None) -> None:
 @guarded
 def recipe_show(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Print the resolved recipe (defaults filled in, overrides applied) as JSON."""
+    from datakit.recipe import load_recipe
+
     typer.echo(json.dumps(load_recipe(recipe, set_ or []).canonical(), indent=2))
 
 

@@ -13,15 +13,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from datakit.errors import StageError
 from datakit.progress import RunDisplay, quiet_libraries
-from datakit.recipe import Recipe
 from datakit.rundir import RunDir, read_record
 from datakit.runner import Outcome, Stage, is_current, run_stage
+
+if TYPE_CHECKING:
+    from datakit.recipe import Recipe
 
 
 def lazy(target: str) -> Callable[..., Any]:

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from datakit import __version__
 from datakit.errors import SchemaError, StageError
-from datakit.keys import SecretKey, load_key
-from datakit.recipe import Recipe, config_hash
 from datakit.rundir import STAGE_FILE, RunDir, atomic_write_json, fingerprint, read_record, replace_dir, write_parts
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from datakit.keys import SecretKey
+    from datakit.recipe import Recipe
 
 
 @dataclass
@@ -59,6 +60,8 @@ class StageContext:
     @property
     def key(self) -> SecretKey:
         """The run's secret key, read once per process (environment or key file) and shared by every stage."""
+        from datakit.keys import load_key
+
         return load_key(self.recipe)
 
     def read_input(self) -> pl.DataFrame:
@@ -168,6 +171,8 @@ def why_empty(stage: str, result: StageResult, quarantine: Path) -> str:
 
 def stage_config_hash(stage: Stage, config: dict[str, Any]) -> str:
     """Hash of a stage's config (computed once per run: a files source's config hashes its input files)."""
+    from datakit.recipe import config_hash
+
     return config_hash({"stage": stage.name, "datakit": __version__, "config": config})
 
 

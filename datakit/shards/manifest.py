@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datakit import __version__
-from datakit.recipe import Recipe
 from datakit.rundir import file_sha256
+
+if TYPE_CHECKING:
+    from datakit.recipe import Recipe
 from datakit.shards.layout import (
     FORMAT,
     INDEX,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -30,9 +31,19 @@ def shards_folder(path: Path) -> Path:
     raise VerifyError(f"no {MANIFEST} in {path} or {path / 'shards'}: is this a datakit run or shards folder?")
 
 
-def _check_messages(folder: Path, files: list[str]) -> list[str]:
+def _check_rows(folder: Path, listed: dict[str, dict[str, Any]]) -> list[str]:
+    """One read of every shard: each holds only its own split's rows, and its messages are well formed."""
     problems = []
-    frame = pl.read_parquet([folder / f for f in files], columns=["example_id", "split", "prompt", "completion"])
+    frame = (
+        pl.scan_parquet([folder / f for f in sorted(listed)], include_file_paths="_file")
+        .select("example_id", "split", "prompt", "completion", "_file")
+        .collect()
+    )
+    per_file = frame.group_by("_file").agg(pl.col("split").unique().sort())
+    for file, splits in per_file.sort("_file").iter_rows():
+        name = Path(file).name
+        if splits != [listed[name]["split"]]:
+            problems.append(f"{name}: holds rows of split(s) {splits}")
     roles = frame.select(
         pl.col("prompt").list.eval(pl.element().struct.field("role")).list.join(",").alias("p"),
         pl.col("completion").list.eval(pl.element().struct.field("role")).list.join(",").alias("c"),
@@ -89,14 +100,11 @@ def verify(path: Path) -> dict[str, object]:
             problems.append(f"{name}: {meta.num_rows} rows, manifest says {entry['rows']}")
         if not meta.schema.to_arrow_schema().equals(SHARD_SCHEMA):
             problems.append(f"{name}: schema differs from the shard schema")
-        splits = pl.read_parquet(file, columns=["split"])["split"].unique().to_list()
-        if splits and splits != [entry["split"]]:
-            problems.append(f"{name}: holds rows of split(s) {splits}")
     index = folder / INDEX
     if not index.is_file() or file_sha256(index) != manifest["index"]["sha256"]:
         problems.append(f"{INDEX} is missing or differs from the manifest")
     if not problems:
-        problems += _check_messages(folder, sorted(listed))
+        problems += _check_rows(folder, listed)
     if problems:
         raise VerifyError(f"{folder}: " + "; ".join(problems))
     return {

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -86,6 +88,21 @@ def test_verify_passes_and_catches_every_kind_of_damage(sample_run: Path, tmp_pa
         (d / "manifest.json").write_text(json.dumps(m))
 
     assert "do not add up" in damaged(wrong_count)
+
+    def bad_messages(d: Path) -> None:
+        """A shard rewritten (and re-hashed in the manifest) with a wrong role, an empty answer and a repeated id."""
+        rows = pq.read_table(d / first).to_pylist()
+        rows[0]["prompt"][-1]["role"] = "assistant"
+        rows[1]["completion"][0]["content"] = ""
+        rows[2]["example_id"] = rows[3]["example_id"]
+        pq.write_table(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA), d / first)
+        m = json.loads((d / "manifest.json").read_text())
+        m["shards"][0]["sha256"] = hashlib.sha256((d / first).read_bytes()).hexdigest()
+        (d / "manifest.json").write_text(json.dumps(m))
+
+    found = damaged(bad_messages)
+    assert "1 prompts are not [system?, (user, assistant)*, user]" in found
+    assert "1 completions are empty" in found and "1 example_ids appear more than once" in found
     with pytest.raises(VerifyError, match=r"no manifest\.json"):
         verify(tmp_path)
 
