@@ -135,12 +135,18 @@ class RunDisplay:
         return sp
 
     def update(self, sp: StageProgress, **fields: object) -> None:
-        if sp.task is not None:
-            self.progress.update(sp.task, **fields)  # type: ignore[arg-type]
+        if sp.task is None:
+            return
+        if "total" in fields and fields["total"] is None:  # rich's update() reads None as "leave it"
+            del fields["total"]
+            with self.progress._lock:
+                self.progress._tasks[sp.task].total = None
+        self.progress.update(sp.task, **fields)  # type: ignore[arg-type]
 
     def end(self, sp: StageProgress, status: str, rows_out: int | None = None) -> None:
         sp.finish_step()
         if sp.task is not None:
+            self.progress.refresh()  # the finished bar is drawn before it goes
             self.progress.remove_task(sp.task)
         elif not self.console.quiet:
             seconds = time.perf_counter() - sp.started

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def run_deid(ctx: StageContext) -> StageResult:
     cfg = recipe.deid
     key = ctx.key
     rows = ctx.read_input()
-    ctx.phase("de-identifying", rows.height, "records")
+    ctx.phase("loading presidio + spaCy", None, "records")
     t0 = time.perf_counter()
     columns = [c for c in cfg.text_columns if c in rows.columns]
     if not columns:
@@ -83,7 +84,9 @@ def run_deid(ctx: StageContext) -> StageResult:
         )
     )
     try:
-        outcomes, (lines_seen, lines_ner) = deidentify(records, settings, cfg.n_jobs, cfg.batch_size, ctx.advance)
+        outcomes, (lines_seen, lines_ner) = deidentify(
+            records, settings, cfg.n_jobs, cfg.batch_size, _first_batch_starts(ctx, rows.height)
+        )
     except OSError as err:
         raise StageError(f"deid: spaCy model '{cfg.spacy_model}' could not be loaded ({type(err).__name__})") from err
     reasons = [
@@ -128,6 +131,20 @@ def run_deid(ctx: StageContext) -> StageResult:
     return StageResult(
         rows_in=rows.height, rows_out=kept.height, quarantine=quarantine.drop("_patient", "_offset"), stats=stats
     )
+
+
+def _first_batch_starts(ctx: StageContext, total: int) -> Callable[[int], None]:
+    """Progress: the step shows 'loading' until the first batch is back (model load + first batch), then counts."""
+    started = False
+
+    def advance(n: int) -> None:
+        nonlocal started
+        if not started:
+            ctx.phase("de-identifying", total, "records")
+            started = True
+        ctx.advance(n)
+
+    return advance
 
 
 def _audit(
