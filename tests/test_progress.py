@@ -35,6 +35,8 @@ def test_a_step_ends_at_its_total_and_shows_no_rate_in_its_first_second() -> Non
         sp.advance(60)
         sp.finish_step()
         assert display.progress.tasks[0].completed == 100
+        sp.phase("certificate", None, "rounds")  # an open-ended step does not inherit the last total
+        assert display.progress.tasks[0].total is None
         display.end(sp, "done", 100)
         assert not display.progress.tasks
 
