@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import functools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,11 @@ from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from datakit.content import PLACEHOLDER_PATTERN
+from datakit.deid.cues import CaseInsensitiveCueRecognizer
 from datakit.deid.gazetteer import NAME as GAZETTEER
 from datakit.deid.gazetteer import CityGazetteerRecognizer
 from datakit.deid.recognizers import CLINICAL_ALLOW, radiology_recognizers
+from datakit.deid.truecase import Truecaser, caseless_lines, census_names, make_truecaser
 from datakit.deid.wordcache import cached_words, package_version
 
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
@@ -47,24 +49,62 @@ _PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
 _ONLY_PLACEHOLDERS = re.compile(rf"(?:[\s,.;:]|{PLACEHOLDER_PATTERN})+")
 
 
-def corpus_lexicon(texts: pl.Series, min_records: int = 3) -> frozenset[str]:
-    """Words the corpus writes in lower case in at least `min_records` records: ordinary and clinical vocabulary.
-    A capitalised word outside it (and outside the allow-list) is what sends a line to NER. Only whole
-    whitespace-separated words count (surrounding punctuation stripped): the parts of an e-mail address or URL
-    ("linda.kowalczyk@…") are not vocabulary, or every name that appears in an address would be let through."""
-    words = (
+CASELESS_MIN_RECORDS = 5  # a word of case-less lines is vocabulary when this many records
+CASELESS_MIN_SHARE = 0.001  # (and this share of them) use it, and it is no census name, place or cued name
+# words the corpus itself uses as names, in any case: after a title, before a credential, before a facility word
+_CUED_NAME = re.compile(
+    r"(?i)\b(?:dr|drs|doctor|mr|mrs|ms|miss)\.?[ \t]+([a-z][a-z'\-]+)(?:[ \t]+([a-z][a-z'\-]+))?"
+    r"|\b([a-z][a-z'\-]+),?[ \t]+(?:md|do|np|rn|pa-c|phd)\b"
+    r"|\b([a-z][a-z'\-]+)[ \t]+(?:hospital|hosp|clinic|medical center|imaging center|health center|infirmary)\b"
+)
+
+
+def cued_names(texts: pl.Series) -> frozenset[str]:
+    """Lower-case words the corpus writes after a title, before a credential or a facility word ("dr lindqvist",
+    "okafor, md", "methodist hospital")."""
+    found = texts.fill_null("").str.extract_all(_CUED_NAME.pattern).explode().drop_nulls()
+    words = found.str.to_lowercase().str.extract_all(r"[a-z][a-z'\-]+").explode().drop_nulls()
+    titles = {"dr", "drs", "doctor", "mr", "mrs", "ms", "miss", "md", "do", "np", "rn", "pa-c", "phd"}
+    return frozenset(words.unique().to_list()) - titles - STOP_WORDS
+
+
+def corpus_lexicon(texts: pl.Series, min_records: int = 3, places: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The corpus's own vocabulary: words it writes in lower case in lines that mix cases, in at least
+    `min_records` records, and words of its case-less lines (ALL CAPS, all lower case) used in at least
+    `CASELESS_MIN_RECORDS` records and `CASELESS_MIN_SHARE` of them that are not census names, not words of
+    `places` and not words the corpus itself uses as names (`cued_names`: a radiologist's name recurs in thousands
+    of reports; there a lower-case word says nothing, names are lower case too). A capitalised
+    word outside it (and outside the allow-list) is what sends a line to NER. Only whole whitespace-separated words
+    count (surrounding punctuation stripped): the parts of an e-mail address or URL ("linda.kowalczyk@…") are not
+    vocabulary, or every name that appears in an address would be let through."""
+    lines = (
         pl.DataFrame({"t": texts.fill_null("")})
         .with_row_index("r")
-        .select("r", pl.col("t").str.split(" ").alias("w"))
-        .explode("w")
-        .with_columns(pl.col("w").str.strip_chars("\"'()[]{},.;:!?"))
-        .filter(pl.col("w").str.contains(r"^[a-z][a-z'\-]+$"))
-        .unique()
-        .group_by("w")
-        .len()
-        .filter(pl.col("len") >= min_records)
+        .select("r", pl.col("t").str.split("\n").alias("line"))
+        .explode("line")
+        .with_columns(
+            (pl.col("line").str.contains("[A-Z]") & pl.col("line").str.contains("[a-z]")).alias("mixed"),
+            pl.col("line").str.to_lowercase().alias("lower"),
+        )
     )
-    return frozenset(words["w"].to_list()) | code_set_vocabulary()
+
+    def counted(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+        return (
+            frame.select("r", pl.col(column).str.split(" ").alias("w"))
+            .explode("w")
+            .with_columns(pl.col("w").str.strip_chars("\"'()[]{},.;:!?"))
+            .filter(pl.col("w").str.contains(r"^[a-z][a-z'\-]+$"))
+            .unique()
+            .group_by("w")
+            .len()
+        )
+
+    mixed = counted(lines.filter(pl.col("mixed")), "line").filter(pl.col("len") >= min_records)
+    floor = max(CASELESS_MIN_RECORDS, int(CASELESS_MIN_SHARE * len(texts)))
+    caseless = counted(lines.filter(~pl.col("mixed")), "lower").filter(pl.col("len") >= floor)
+    place_words = frozenset(w for p in places for w in p.lower().split())
+    frequent = frozenset(caseless["w"].to_list()) - census_names() - place_words - cued_names(texts)
+    return frozenset(mixed["w"].to_list()) | frequent | code_set_vocabulary()
 
 
 @functools.cache
@@ -256,15 +296,20 @@ class Span:
 
 
 def build_analyzer(
-    nlp_engine: NlpEngine, places: frozenset[str] = frozenset(), lexicon: frozenset[str] = frozenset()
+    nlp_engine: NlpEngine,
+    places: frozenset[str] = frozenset(),
+    lexicon: frozenset[str] = frozenset(),
+    truecaser: Truecaser | None = None,
 ) -> AnalyzerEngine:
-    """presidio's engine with datakit's pattern recognizers and the place gazetteer (NER results come from
-    `Analyzer`'s second pass)."""
+    """presidio's engine with datakit's pattern recognizers, the place gazetteer and the case-insensitive cue rules
+    (NER results come from `Analyzer`'s second pass)."""
     registry = RecognizerRegistry(supported_languages=["en"])
     for r in radiology_recognizers():
         registry.add_recognizer(r)
     if places:
         registry.add_recognizer(CityGazetteerRecognizer(places, lambda w: is_clinical(w, lexicon)))
+    if truecaser is not None:
+        registry.add_recognizer(CaseInsensitiveCueRecognizer(truecaser, clinical_words(lexicon)))
     return AnalyzerEngine(
         registry=registry,
         nlp_engine=nlp_engine,
@@ -277,12 +322,16 @@ def _name(result: RecognizerResult) -> str:
     return str((result.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY, ""))
 
 
-def _trim(result: RecognizerResult, text: str, lexicon: frozenset[str]) -> RecognizerResult | None:
+def _trim(
+    result: RecognizerResult, text: str, lexicon: frozenset[str], known: Callable[[str], bool] | None = None
+) -> RecognizerResult | None:
     """An NER hit, or None when it is not a name: hits made only of clinical words (eponyms, drugs, headings,
     words the corpus writes in lower case), all-capital acronyms and headings ("STIR", "MLO", "NM BONE SCAN"),
     abbreviations ("M.D.") and notation with digits ("G2P1"). A hit with a non-clinical word keeps every
     capitalised word around it ("James Okafor", "John Smith": first names and surnames that are also eponyms go
-    with the name) and loses lower-case edge words. A pattern recognizer's hit is kept as it is."""
+    with the name) and loses lower-case edge words. In a case-less line (`known` given) capitals were written by
+    the truecaser, so a one-word hit must be a word `known` knows as a name or place. A pattern recognizer's hit is
+    kept as it is."""
     if _name(result) != "SpacyRecognizer":
         return result
     span = text[result.start : result.end]
@@ -292,16 +341,27 @@ def _trim(result: RecognizerResult, text: str, lexicon: frozenset[str]) -> Recog
     names = [m for m in words if not is_clinical(m.group(0), lexicon)]
     if not names:
         return None
+    if known is not None and len(words) == 1 and not known(words[0].group(0)):
+        return None  # case-less line: one word NER read as a name, that no name list or gazetteer knows ("Apex")
     kept = names + [m for m in words if m.group(0)[0].isupper()]
     result.start, result.end = result.start + min(m.start() for m in kept), result.start + max(m.end() for m in kept)
     return result
 
 
-def merge_spans(results: list[RecognizerResult], text: str, lexicon: frozenset[str], threshold: float) -> list[Span]:
+def merge_spans(
+    results: list[RecognizerResult],
+    text: str,
+    lexicon: frozenset[str],
+    threshold: float,
+    caseless: Sequence[tuple[int, int]] = (),
+    known: Callable[[str], bool] | None = None,
+) -> list[Span]:
     """Kept results above `threshold` (a span made only of earlier de-identification placeholders is not PHI),
     overlaps merged into their union (recall first); the merged span takes the
     entity of its highest-scoring part (patterns win ties over NER)."""
-    trimmed = (_trim(r, text, lexicon) for r in results if r.score >= threshold)
+    trimmed = (
+        _trim(r, text, lexicon, known if _covered(caseless, r.start) else None) for r in results if r.score >= threshold
+    )
     kept = sorted(
         (r for r in trimmed if r is not None and not _ONLY_PLACEHOLDERS.fullmatch(text[r.start : r.end].lower())),
         key=lambda r: (r.start, -r.end),
@@ -319,8 +379,15 @@ def merge_spans(results: list[RecognizerResult], text: str, lexicon: frozenset[s
     return merged
 
 
+def clinical_words(lexicon: frozenset[str]) -> frozenset[str]:
+    """Lower-case clinical vocabulary: the allow-list and the lexicon (corpus words, ICD-10-CM words)."""
+    return lexicon | CLINICAL_ALLOW
+
+
 class Analyzer:
-    """Analyse texts in batches: the pattern pass, then gated NER on what it left, merged into spans."""
+    """Analyse texts in batches: the pattern pass, then gated NER on what it left, merged into spans. Every pass
+    reads the truecased view of the text (`truecase`: lines of one case truecased, same offsets), so detection
+    does not depend on how the export capitalised it; spans apply to the original text."""
 
     def __init__(
         self,
@@ -332,12 +399,15 @@ class Analyzer:
         places: frozenset[str] = frozenset(),
     ) -> None:
         self.nlp_engine = GatedSpacyNlpEngine(model, lexicon, gate, batch_size)
-        self.engine = build_analyzer(self.nlp_engine, places, lexicon)
+        self.truecaser = make_truecaser(lexicon, CLINICAL_ALLOW, places)
+        self.engine = build_analyzer(self.nlp_engine, places, lexicon, self.truecaser)
         self.ner = SpacyRecognizer(supported_entities=self.nlp_engine.get_supported_entities())
         self.lexicon = lexicon
         self.threshold = threshold
 
     def analyze(self, texts: list[str]) -> list[list[Span]]:
+        caseless = [list(caseless_lines(t)) for t in texts]
+        texts = [self.truecaser.view(t) for t in texts]
         found = [self.engine.analyze(t, language="en", nlp_artifacts=self.nlp_engine.no_entities) for t in texts]
         # a gazetteer hit does not keep a line from NER: "Thomas" is a town and a name, and NER labels names
         covered = [
@@ -348,7 +418,10 @@ class Analyzer:
         ):
             if artifacts.entities:
                 results += self.ner.analyze(text, self.ner.supported_entities, artifacts)
-        return [merge_spans(rs, t, self.lexicon, self.threshold) for rs, t in zip(found, texts, strict=True)]
+        return [
+            merge_spans(rs, t, self.lexicon, self.threshold, cl, self.truecaser.is_name_or_place)
+            for rs, t, cl in zip(found, texts, caseless, strict=True)
+        ]
 
 
 def model_version(model: str) -> str:

@@ -64,7 +64,8 @@ def run_deid(ctx: StageContext) -> StageResult:
     patients = rows["_patient"].unique().sort()
     offsets = pl.DataFrame({"_patient": patients, "_offset": date_offsets(key, patients, cfg.max_date_shift_days)})
     rows = rows.join(offsets, on="_patient", how="left", maintain_order="left")
-    lexicon = corpus_lexicon(pl.concat([rows[c].cast(pl.String) for c in columns]))
+    places = place_names(cfg.gazetteer_countries, cfg.gazetteer_min_population)
+    lexicon = corpus_lexicon(pl.concat([rows[c].cast(pl.String) for c in columns]), places=places)
     settings = Settings(
         model=cfg.spacy_model,
         lexicon=lexicon,
@@ -73,7 +74,7 @@ def run_deid(ctx: StageContext) -> StageResult:
         batch_size=cfg.batch_size,
         operators=dict(cfg.operators),
         key=key.key,
-        places=place_names(cfg.gazetteer_countries, cfg.gazetteer_min_population),
+        places=places,
     )
     records = list(
         zip(

@@ -117,6 +117,25 @@ def plant(texts: list[str], seed: int = 7, per_report: int = 4) -> list[Annotate
     return out
 
 
+RENDERINGS = ("as_written", "upper", "lower")
+
+
+def _same_length_case(text: str, how: str) -> str:
+    """`text` in upper or lower case, character by character (a character whose case form is longer, like "ß",
+    stays as it is), so every planted span keeps its offsets."""
+    change = str.upper if how == "upper" else str.lower
+    return "".join(c2 if len(c2 := change(c)) == 1 else c for c in text)
+
+
+def render(annotated: list[Annotated], how: str) -> list[Annotated]:
+    """The same notes as written, in ALL CAPITALS or all lower case (legacy exports, nursing systems, dictation)."""
+    if how == "as_written":
+        return annotated
+    if how not in RENDERINGS:
+        raise ValueError(f"rendering {how!r}: one of {RENDERINGS}")
+    return [Annotated(_same_length_case(a.text, how), a.spans) for a in annotated]
+
+
 def char_scores(annotated: list[Annotated], found: list[list[tuple[int, int]]]) -> dict[str, object]:
     """PHI recall and precision by character, per-type recall, and the share of clinical (non-PHI) words changed."""
     tp = fn = fp = 0

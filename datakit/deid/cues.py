@@ -1,0 +1,128 @@
+"""Cue rules that do not read capitalisation: names after titles, roles and relation words, institutions before a
+facility word, site abbreviations after at/to/from (a presidio `LocalRecognizer`).
+
+The pattern recognizers find "Dr. Healey" by its capital; these rules find "dr healey", "DR WHITE", "husband joe",
+"per dr x", "kernan hosp", "followed at gh" in text of any case. A candidate word must look like a name: not a
+stop word, not clinical, and (after a relation word or a preposition) not an ordinary English word either; after
+a title the word is taken unless it is a stop word or clinical ("dr white" is a name, "dr to review" is not).
+"""
+
+from __future__ import annotations
+
+import re
+
+from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+from spacy.lang.en.stop_words import STOP_WORDS
+
+from datakit.content import PLACEHOLDER_PATTERN
+from datakit.deid.truecase import Truecaser
+
+NAME = "CaseInsensitiveCueRecognizer"
+SCORE = 0.85
+DOCTOR_CUES = r"dr|drs|doctor|prof"
+TITLE_CUES = rf"{DOCTOR_CUES}|mr|mrs|ms|miss"
+ROLE_CUES = (
+    r"per|seen by|called|spoke with|spoke to|discussed with|d/w|paged|notified|signed by|dictated by|read by|"
+    r"attending|resident|fellow|pcp|cc"
+)
+RELATION_CUES = (
+    r"husband|wife|son|daughter|mother|father|mom|dad|sister|brother|friend|neighbor|neighbour|guardian|partner|"
+    r"fiance|fiancee|niece|nephew|aunt|uncle|grandson|granddaughter|caregiver|boyfriend|girlfriend|spouse"
+)
+FACILITY_WORDS = (
+    r"hospital|hosp|medical center|medical centre|med ctr|med center|clinic|rehab|rehabilitation center|"
+    r"nursing home|nursing facility|health center|health system|imaging center|infirmary"
+)
+UNIT_WORDS = r"er|ew|ed|icu|snf|ltac"  # short: the word before must look like a name ("calvert er", not "the er")
+GENERIC = frozenset(
+    "outside another other same this that our their local referring prior previous the a an any osh nearest "
+    "nearby private".split()
+)
+_WORDS = r"[a-z][a-z'\-]*"
+_DOCTOR = re.compile(rf"(?i)\b(?:{DOCTOR_CUES})\b\.?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
+_MISTER = re.compile(rf"(?i)\b(?:mr|mrs|ms|miss)\b\.?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
+_ROLE = re.compile(rf"(?i)\b(?:{ROLE_CUES})\b:?[ \t]+(?:(?:{TITLE_CUES})\b\.?[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)")
+_RELATION = re.compile(rf"(?i)\b(?:{RELATION_CUES})(?:'s)?\b,?[ \t]+({_WORDS})")
+_FACILITY = re.compile(rf"(?i)((?:\b{_WORDS}\.?[ \t]+){{1,4}})(?:({FACILITY_WORDS})|({UNIT_WORDS}))\b")
+_SITE = re.compile(r"(?i)\b(?:at|to|from|transfer(?:red)?(?: to| from)?|via)[ \t]+([a-z]{2,5})\b(?![\-/'])")
+_PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
+_DIALOGUE = re.compile(
+    rf"(?i)(?:^|[\]:.?!,])[ \t]*(?:hi|hello|hey|thanks|thank you|bye|goodbye|good morning)[ \t]*,?[ \t]+({_WORDS})\b"
+)
+
+
+class CaseInsensitiveCueRecognizer(LocalRecognizer):
+    """PERSON after titles, roles, relation words and greetings; ORGANIZATION for institutions and site
+    abbreviations; in any case (reads the truecaser's word sets, not capitals)."""
+
+    def __init__(self, truecaser: Truecaser, clinical: frozenset[str]) -> None:
+        self.truecaser = truecaser
+        self.clinical = clinical
+        super().__init__(supported_entities=["PERSON", "ORGANIZATION"], name=NAME, supported_language="en")
+
+    def load(self) -> None:
+        return None
+
+    def _plain(self, word: str) -> bool:
+        w = word.lower().strip("'-.")
+        return not w or w in STOP_WORDS or w in self.clinical or bool(_PLACEHOLDER.fullmatch(w))
+
+    def _ordinary(self, word: str) -> bool:
+        w = word.lower().strip("'-.")
+        return self._plain(word) or (w in self.truecaser.ordinary and w not in self.truecaser.names)
+
+    def _name_words(self, text: str, m: re.Match[str], strict: bool) -> list[tuple[int, int]]:
+        """The leading words of group 1 that pass: after a doctor's title anything but a stop word or a
+        placeholder ("dr white"); otherwise (strict) not clinical and not an ordinary word either."""
+        out = []
+        for w in re.finditer(r"\S+", m.group(1)):
+            word = w.group(0)
+            low = word.lower().strip("'-.")
+            if not low or low in STOP_WORDS or _PLACEHOLDER.fullmatch(low) or (strict and self._ordinary(word)):
+                break
+            out.append((m.start(1) + w.start(), m.start(1) + w.end()))
+            strict = True  # a second word must look like a name on its own ("dr white reviewed" -> "white")
+        return out
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        results: list[RecognizerResult] = []
+        for rx, strict in ((_DOCTOR, False), (_MISTER, True), (_ROLE, True), (_RELATION, True), (_DIALOGUE, True)):
+            for m in rx.finditer(text):
+                found = self._name_words(text, m, strict)
+                if found:
+                    results.append(self._result("PERSON", found[0][0], found[-1][1]))
+        for m in _FACILITY.finditer(text):
+            words = list(re.finditer(r"\S+", m.group(1)))
+            keep: list[re.Match[str]] = []
+            for w in reversed(words):  # the words right before the facility word, back to a stop/generic word
+                low = w.group(0).lower().strip(".")
+                if low in STOP_WORDS or low in GENERIC or any(c.isdigit() for c in low):
+                    break
+                keep.append(w)
+            # "riverside general hospital", "kernan hosp", "calvert er"; not "pain clinic", "the er"
+            named = [w for w in keep if not self._plain(w.group(0))]
+            if named and (m.group(2) or not all(self._ordinary(w.group(0)) for w in named)):
+                results.append(self._result("ORGANIZATION", m.start(1) + keep[-1].start(), m.end()))
+        for m in _SITE.finditer(text):
+            if not self._ordinary(m.group(1)) and m.group(1).lower() not in GENERIC:
+                results.append(self._result("ORGANIZATION", m.start(1), m.end(1)))
+        return results
+
+    def _result(self, entity: str, start: int, end: int) -> RecognizerResult:
+        explanation = AnalysisExplanation(
+            recognizer=NAME, original_score=SCORE, textual_explanation="cue word before it, in any case"
+        )
+        return RecognizerResult(
+            entity,
+            start,
+            end,
+            SCORE,
+            analysis_explanation=explanation,
+            recognition_metadata={
+                RecognizerResult.RECOGNIZER_NAME_KEY: NAME,
+                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+            },
+        )
