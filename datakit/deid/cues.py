@@ -34,7 +34,11 @@ FACILITY_WORDS = (
     r"hospital|hosp|medical center|medical centre|med ctr|med center|clinic|rehab|rehabilitation center|"
     r"nursing home|nursing facility|health center|health system|imaging center|infirmary"
 )
-UNIT_WORDS = r"er|ew|ed|icu|snf|ltac"  # short: the word before must look like a name ("calvert er", not "the er")
+# short or common: the word before must look like a name ("calvert er", "witham health"; not "the er", "mental
+# health")
+UNIT_WORDS = r"er|ew|ed|icu|snf|ltac|health"
+SITE_CUES = r"at|to|from|transfer(?:red)?(?: to| from)?|via"
+GREETINGS = r"hi|hello|hey|thanks|thank you|bye|goodbye|good morning|good afternoon"
 GENERIC = frozenset(
     "outside another other same this that our their local referring prior previous the a an any osh nearest "
     "nearby private".split()
@@ -49,6 +53,20 @@ _SITE = re.compile(r"(?i)\b(?:at|to|from|transfer(?:red)?(?: to| from)?|via)[ \t
 _PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
 _DIALOGUE = re.compile(
     rf"(?i)(?:^|[\]:.?!,])[ \t]*(?:hi|hello|hey|thanks|thank you|bye|goodbye|good morning)[ \t]*,?[ \t]+({_WORDS})\b"
+)
+
+
+# where a name goes, for the corpus vocabulary (engine.cued_names): every cue above, each with its name position
+CUED_NAME = re.compile(
+    rf"(?i)\b(?:{TITLE_CUES}|{ROLE_CUES}|{RELATION_CUES}|{GREETINGS})\b\.?,?:?[ \t]+"
+    rf"(?:(?:{TITLE_CUES})\b\.?[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)"
+    rf"|\b({_WORDS}),?[ \t]+(?:md|do|np|rn|pa-c|phd)\b"
+    rf"|\b((?:{_WORDS}[ \t]+){{1,3}})(?:{FACILITY_WORDS}|{UNIT_WORDS})\b"
+    rf"|\b(?:{SITE_CUES})[ \t]+([a-z]{{2,5}})\b"  # read by Polars (Rust regex: no look-around)
+)
+CUE_WORDS = frozenset(
+    "dr drs doctor prof mr mrs ms miss md do np rn pa-c phd per cc attending resident fellow pcp hi hello hey thanks "
+    "bye".split()
 )
 
 
@@ -82,7 +100,9 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
             if not low or low in STOP_WORDS or _PLACEHOLDER.fullmatch(low) or (strict and self._ordinary(word)):
                 break
             out.append((m.start(1) + w.start(), m.start(1) + w.end()))
-            strict = True  # a second word must look like a name on its own ("dr white reviewed" -> "white")
+            # a second word must look like a name on its own ("dr white reviewed" -> "white"), unless the first is a
+            # known name ("dr hiroshi young")
+            strict = low not in self.truecaser.names
         return out
 
     def analyze(

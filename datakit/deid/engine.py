@@ -32,7 +32,7 @@ from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from datakit.content import PLACEHOLDER_PATTERN
-from datakit.deid.cues import CaseInsensitiveCueRecognizer
+from datakit.deid.cues import CUE_WORDS, CUED_NAME, CaseInsensitiveCueRecognizer
 from datakit.deid.gazetteer import NAME as GAZETTEER
 from datakit.deid.gazetteer import CityGazetteerRecognizer
 from datakit.deid.recognizers import CLINICAL_ALLOW, radiology_recognizers
@@ -51,21 +51,15 @@ _ONLY_PLACEHOLDERS = re.compile(rf"(?:[\s,.;:]|{PLACEHOLDER_PATTERN})+")
 
 CASELESS_MIN_RECORDS = 5  # a word of case-less lines is vocabulary when this many records
 CASELESS_MIN_SHARE = 0.001  # (and this share of them) use it, and it is no census name, place or cued name
-# words the corpus itself uses as names, in any case: after a title, before a credential, before a facility word
-_CUED_NAME = re.compile(
-    r"(?i)\b(?:dr|drs|doctor|mr|mrs|ms|miss)\.?[ \t]+([a-z][a-z'\-]+)(?:[ \t]+([a-z][a-z'\-]+))?"
-    r"|\b([a-z][a-z'\-]+),?[ \t]+(?:md|do|np|rn|pa-c|phd)\b"
-    r"|\b([a-z][a-z'\-]+)[ \t]+(?:hospital|hosp|clinic|medical center|imaging center|health center|infirmary)\b"
-)
 
 
 def cued_names(texts: pl.Series) -> frozenset[str]:
-    """Lower-case words the corpus writes after a title, before a credential or a facility word ("dr lindqvist",
-    "okafor, md", "methodist hospital")."""
-    found = texts.fill_null("").str.extract_all(_CUED_NAME.pattern).explode().drop_nulls()
+    """Lower-case words the corpus writes where a name goes, in any case: after a title, role, relation word or
+    greeting, before a credential or a facility word, a short abbreviation after at/to/from ("dr lindqvist",
+    "husband arjun", "hi, declan", "okafor, md", "methodist hospital", "transfer from cnh")."""
+    found = texts.fill_null("").str.extract_all(CUED_NAME.pattern).explode().drop_nulls()
     words = found.str.to_lowercase().str.extract_all(r"[a-z][a-z'\-]+").explode().drop_nulls()
-    titles = {"dr", "drs", "doctor", "mr", "mrs", "ms", "miss", "md", "do", "np", "rn", "pa-c", "phd"}
-    return frozenset(words.unique().to_list()) - titles - STOP_WORDS
+    return frozenset(words.unique().to_list()) - CUE_WORDS - STOP_WORDS
 
 
 def corpus_lexicon(texts: pl.Series, min_records: int = 3, places: frozenset[str] = frozenset()) -> frozenset[str]:

@@ -19,6 +19,7 @@ import json
 
 import regex
 from presidio_analyzer import Pattern, PatternRecognizer
+from spacy.lang.en.stop_words import STOP_WORDS
 
 FLAGS = regex.DOTALL | regex.MULTILINE  # no IGNORECASE: capitalisation is what marks a name
 
@@ -45,6 +46,17 @@ NAME_CUES_BEFORE = (
     r"radiologist|physician|provider|cc|copy to))"
 )
 PATIENT_CUES = r"(?i:patient(?: name)?|pt(?: name)?|name)"
+# "Patient:" is also a speaker tag in dialogue ("Patient: My husband drove me"): what follows it there is speech
+_SPEECH = sorted(
+    STOP_WORDS
+    | set(
+        "yes yeah yep no nope okay ok hi hello hey good great thanks thank oh um uh hmm well sure alright right "
+        "fine i'm i've i'd it's that's".split()
+    ),
+    key=len,
+    reverse=True,
+)
+NOT_SPEECH = rf"(?!(?i:{'|'.join(regex.escape(w) for w in _SPEECH)})\b)"
 
 
 def _p(name: str, rx: str, score: float) -> Pattern:
@@ -71,7 +83,15 @@ def radiology_recognizers() -> list[PatternRecognizer]:
         _p("d_month_y", rf"\b{_DAY}(?:st|nd|rd|th)?[ \-]{_MONTH_I}\.?[ \-,]+{_YEAR}\b", 0.9),
         _p("month_d", rf"\b{_MONTH_I}\.? {_DAY}(?:st|nd|rd|th)?\b(?!,? {_YEAR})(?! ?(?:mm|cm|%))", 0.6),
         _p("month_y", rf"\b{_MONTH_I} {_YEAR}\b", 0.6),
-        _p("on_the_nth", r"(?i:\bon the )(?:[12]?\d|3[01])(?:st|nd|rd|th)\b", 0.6),
+        _p("on_the_nth", r"(?i:\b(?:on |by |since |from |until )?the )(?:[12]?\d|3[01])(?:st|nd|rd|th)\b", 0.6),
+        # month/day without a year (HIPAA: every date element but the year): "on 7/22", "7/22 0800", "returned 2/15";
+        # not a fraction or a ratio ("1/2 tab", "3/4 of", "grade 2/4", "120/80", "5/5 strength")
+        _p(
+            "md_slash",
+            rf"(?<![\d/.\-])(?<!(?i:grade|ratio|score|strength|power|x|bp|tab|gcs)[ \t]?)(?:{_MON})/(?:{_DAY})"
+            r"(?![\d/])(?![ \t]*(?i:of|tabs?|tablets?|caps?|mm|cm|ml|mg|times|x|strength|views?)\b)",
+            0.55,
+        ),
         _p("compact", rf"(?<![\w.])(?:{_YEAR})(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\w)", 0.3),
     ]
     time = _p(
@@ -95,7 +115,8 @@ def radiology_recognizers() -> list[PatternRecognizer]:
                 _p("credential_after", rf"\b(?=[A-Z]){_NAME}(?=,?[ \t]+{CREDENTIALS}(?![A-Za-z]))", 0.9),
                 _p(
                     "patient_header",
-                    rf"(?=[A-Z])(?<=\b{PATIENT_CUES}[ \t]*[:#][ \t]*)(?:{_NAME_WORD}(?:,[ ]?|[ ])){{0,2}}{_NAME_WORD}",
+                    rf"(?=[A-Z])(?<=\b{PATIENT_CUES}[ \t]*[:#][ \t]*){NOT_SPEECH}"
+                    rf"(?:{_NAME_WORD}(?:,[ ]?|[ ])){{0,2}}{_NAME_WORD}",
                     0.9,
                 ),
             ],
@@ -188,6 +209,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
                     0.9,
                 ),
                 _p("ext", r"(?=\d)(?<=\b(?i:ext|x|pager|pgr|beeper)\.?[ \t]*:?[ \t]*)\d{3,6}\b", 0.6),
+                _p("ext_glued", r"(?<=\d{4}[ \t]?)(?i:x|ext\.?)[ \t]?\d{2,6}\b", 0.8),
             ],
             ["phone", "telephone", "tel", "fax", "call", "callback", "pager", "cell"],
         ),

@@ -60,8 +60,10 @@ CLINICAL_SHAPE = re.compile(
 )
 STREET = re.compile(
     r"(?i)\b\d{1,6}[ \t]+((?:[nsew]\.?[ \t]+)?(?:[a-z]+[ \t]+){1,3}(?:street|st|avenue|ave|road|rd|boulevard|blvd|"
-    r"lane|ln|drive|dr|way|court|ct|place|pl|terrace|parkway|pkwy|highway|hwy|circle|cir|trail|pike)\b)"
+    r"lane|ln|drive|dr|way|court|ct|place|pl|terrace|parkway|pkwy|highway|hwy|circle|cir|trail|pike)\b\.?)"
+    r"(?=[ \t]*(?:[,;\n]|$|(?:apt|suite|ste|unit|#)))"  # the suffix ends the address: not "0800 pt seen by dr x"
 )
+ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)")
 PLACE_ZIPF = 4.0  # a gazetteer place this rare as a word is capitalised ("indianapolis", "fort wayne"; not "normal")
 _STATE_ZIP = re.compile(r"\b[A-Za-z]{2}(?=[ \t]+\d{5}(?:-\d{4})?\b)")
 
@@ -110,8 +112,8 @@ class Truecaser:
 
     def word(self, word: str, next_char: str = "") -> str:
         low = word.lower()
-        if any(c.isdigit() for c in word):
-            return _same_length(word, word.upper())  # ids: "a123456789", "pjn482913"
+        if any(c.isdigit() for c in word):  # ids upper ("a123456789"), ordinals lower ("13th", "2nd")
+            return _same_length(word, low if ORDINAL.fullmatch(low) else word.upper())
         if low in UPPER:
             return _same_length(word, word.upper())
         if low in TITLES or low in self.names:
@@ -199,11 +201,11 @@ def english_words() -> frozenset[str]:
     def build() -> frozenset[str]:
         from wordfreq import top_n_list, zipf_frequency
 
-        return frozenset(
-            w for w in top_n_list("en", 60_000) if w.isalpha() and zipf_frequency(w, "en") >= ORDINARY_ZIPF
-        )
+        words = top_n_list("en", 60_000)
+        common = (w for w in words if w.isalpha() and len(w) > 2 and zipf_frequency(w, "en") >= ORDINARY_ZIPF)
+        return frozenset(common) | TWO_LETTER_WORDS
 
-    return cached_words(f"english-words-{ORDINARY_ZIPF}-2-{package_version('wordfreq')}", build)
+    return cached_words(f"english-words-{ORDINARY_ZIPF}-3-{package_version('wordfreq')}", build)
 
 
 def make_truecaser(
