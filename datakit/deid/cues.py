@@ -39,15 +39,18 @@ FACILITY_WORDS = (
 UNIT_WORDS = r"er|ew|ed|icu|snf|ltac|health"
 SITE_CUES = r"at|to|from|transfer(?:red)?(?: to| from)?|via"
 GREETINGS = r"hi|hello|hey|thanks|thank you|bye|goodbye|good morning|good afternoon"
-GENERIC = frozenset(
+GENERIC = frozenset(  # words before a facility word, or after at/to/from, that name no place of their own
     "outside another other same this that our their local referring prior previous the a an any osh nearest "
-    "nearby private".split()
+    "nearby private rehab icu ccu micu sicu nicu picu snf ltac ltach er ed or pacu cath ems home floor ward unit "
+    "clinic hospice".split()
 )
 _WORDS = r"[a-z][a-z'\-]*"
 _DOCTOR = re.compile(rf"(?i)\b(?:{DOCTOR_CUES})\b\.?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
 _MISTER = re.compile(rf"(?i)\b(?:mr|mrs|ms|miss)\b\.?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
 _ROLE = re.compile(rf"(?i)\b(?:{ROLE_CUES})\b:?[ \t]+(?:(?:{TITLE_CUES})\b\.?[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)")
-_RELATION = re.compile(rf"(?i)\b(?:{RELATION_CUES})(?:'s)?\b,?[ \t]+({_WORDS})")
+_RELATION = re.compile(rf"(?i)\b(?:{RELATION_CUES})(?:'s)?\b,?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
+# a name before a credential in any case ("elijah baptiste rn"); not "do" or "pa", which are words
+_CREDENTIAL = re.compile(rf"(?i)\b((?:{_WORDS}[ \t]+)?{_WORDS}),?[ \t]+(?:md|np|rn|phd|lpn|crna|dds|pa-c)\b")
 _FACILITY = re.compile(rf"(?i)((?:\b{_WORDS}\.?[ \t]+){{1,4}})(?:({FACILITY_WORDS})|({UNIT_WORDS}))\b")
 _SITE = re.compile(r"(?i)\b(?:at|to|from|transfer(?:red)?(?: to| from)?|via)[ \t]+([a-z]{2,5})\b(?![\-/'])")
 _PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
@@ -90,6 +93,11 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         w = word.lower().strip("'-.")
         return self._plain(word) or (w in self.truecaser.ordinary and w not in self.truecaser.names)
 
+    def _common(self, word: str) -> bool:
+        """Too frequent to be a name where a cue says one may follow ("husband called"; not "husband arjun")."""
+        w = word.lower().strip("'-.")
+        return self._plain(word) or (w in self.truecaser.common and w not in self.truecaser.names)
+
     def _name_words(self, text: str, m: re.Match[str], strict: bool) -> list[tuple[int, int]]:
         """The leading words of group 1 that pass: after a doctor's title anything but a stop word or a
         placeholder ("dr white"); otherwise (strict) not clinical and not an ordinary word either."""
@@ -97,12 +105,12 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         for w in re.finditer(r"\S+", m.group(1)):
             word = w.group(0)
             low = word.lower().strip("'-.")
-            if not low or low in STOP_WORDS or _PLACEHOLDER.fullmatch(low) or (strict and self._ordinary(word)):
+            if not low or low in STOP_WORDS or _PLACEHOLDER.fullmatch(low) or (strict and self._common(word)):
                 break
             out.append((m.start(1) + w.start(), m.start(1) + w.end()))
             # a second word must look like a name on its own ("dr white reviewed" -> "white"), unless the first is a
-            # known name ("dr hiroshi young")
-            strict = low not in self.truecaser.names
+            # known name ("dr john young") or both are capitalised in a line that mixes cases ("Dr Hiroshi Young")
+            strict = low not in self.truecaser.names and not (word[:1].isupper() and word[1:2].islower())
         return out
 
     def analyze(
@@ -126,8 +134,14 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
             named = [w for w in keep if not self._plain(w.group(0))]
             if named and (m.group(2) or not all(self._ordinary(w.group(0)) for w in named)):
                 results.append(self._result("ORGANIZATION", m.start(1) + keep[-1].start(), m.end()))
+        for m in _CREDENTIAL.finditer(text):  # the words before: the last one or two that look like a name
+            words = [w for w in re.finditer(r"\S+", m.group(1)) if not self._plain(w.group(0))]
+            if words and not all(self._ordinary(w.group(0)) for w in words):
+                results.append(self._result("PERSON", m.start(1) + words[0].start(), m.start(1) + words[-1].end()))
         for m in _SITE.finditer(text):
-            if not self._ordinary(m.group(1)) and m.group(1).lower() not in GENERIC:
+            word = m.group(1)
+            # an abbreviation: upper case in the view (as written, or a short non-word), or no ordinary word
+            if not self._plain(word) and word.lower() not in GENERIC and (word.isupper() or not self._common(word)):
                 results.append(self._result("ORGANIZATION", m.start(1), m.end(1)))
         return results
 

@@ -111,7 +111,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
             "PERSON",
             "RadiologyNameRecognizer",
             [
-                _p("cue_before", rf"(?=[A-Z])(?<=\b{NAME_CUES_BEFORE}:?[ \t]+)(?:{_NAME})", 0.9),
+                _p("cue_before", rf"(?=[A-Z])(?<=\b{NAME_CUES_BEFORE}:?[ \t]+){NOT_SPEECH}(?:{_NAME})", 0.9),
                 _p("credential_after", rf"\b(?=[A-Z]){_NAME}(?=,?[ \t]+{CREDENTIALS}(?![A-Za-z]))", 0.9),
                 _p(
                     "patient_header",
@@ -209,7 +209,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
                     0.9,
                 ),
                 _p("ext", r"(?=\d)(?<=\b(?i:ext|x|pager|pgr|beeper)\.?[ \t]*:?[ \t]*)\d{3,6}\b", 0.6),
-                _p("ext_glued", r"(?<=\d{4}[ \t]?)(?i:x|ext\.?)[ \t]?\d{2,6}\b", 0.8),
+                _p("ext_glued", r"(?<=\d{4})[ \t]?(?i:x|ext\.?)[ \t]?\d{2,6}\b", 0.8),
             ],
             ["phone", "telephone", "tel", "fax", "call", "callback", "pager", "cell"],
         ),

@@ -32,6 +32,7 @@ from pathlib import Path
 from datakit.deid.wordcache import cached_words, package_version
 
 ORDINARY_ZIPF = 3.0  # ~1 per million words: "bedside" 3.35, "unremarkable" 2.83, "healey" 2.90, "calvert" 3.10
+COMMON_ZIPF = 4.5  # a word this frequent is not a name after a relation word or greeting ("called", "is", "home")
 # A census name is a name in the view when it is rare as an English word, or a frequent name that is not a very
 # common word: first names below zipf 4.0 ("martha" 3.98), or in the top 200 and below 5.5 ("john" 5.38, "mary"
 # 4.78; not "will" 6.45, "hope" 5.44 at rank 426); surnames below zipf 3.0 ("healey" 2.90), or in the top 10,000
@@ -100,8 +101,15 @@ def _capitalised(text: str) -> str:
 class Truecaser:
     """Writes the truecased view of a text; `ordinary` and `names` are lower-case word sets."""
 
-    def __init__(self, ordinary: frozenset[str], names: frozenset[str], places: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        ordinary: frozenset[str],
+        names: frozenset[str],
+        places: frozenset[str] = frozenset(),
+        common: frozenset[str] = frozenset(),
+    ) -> None:
         self.ordinary = ordinary
+        self.common = common  # the most frequent English words (COMMON_ZIPF)
         self.names = names
         self.places = places  # lower case, as "fort wayne"
         self.place_words = max((p.count(" ") + 1 for p in places), default=0)
@@ -195,17 +203,17 @@ def census_names() -> frozenset[str]:
 
 
 @functools.cache
-def english_words() -> frozenset[str]:
-    """English words at least ORDINARY_ZIPF frequent (wordfreq), lower case."""
+def english_words(zipf: float = ORDINARY_ZIPF) -> frozenset[str]:
+    """English words at least `zipf` frequent (wordfreq), lower case; of two letters, only TWO_LETTER_WORDS."""
 
     def build() -> frozenset[str]:
         from wordfreq import top_n_list, zipf_frequency
 
         words = top_n_list("en", 60_000)
-        common = (w for w in words if w.isalpha() and len(w) > 2 and zipf_frequency(w, "en") >= ORDINARY_ZIPF)
-        return frozenset(common) | TWO_LETTER_WORDS
+        frequent = (w for w in words if w.isalpha() and len(w) > 2 and zipf_frequency(w, "en") >= zipf)
+        return frozenset(frequent) | TWO_LETTER_WORDS
 
-    return cached_words(f"english-words-{ORDINARY_ZIPF}-3-{package_version('wordfreq')}", build)
+    return cached_words(f"english-words-{zipf}-3-{package_version('wordfreq')}", build)
 
 
 def make_truecaser(
@@ -218,7 +226,7 @@ def make_truecaser(
 
     names = census_names() - lexicon
     lowered = {" ".join(p.lower().split()) for p in places}
-    rare_places = frozenset(
-        p for p in lowered if p not in lexicon and p not in allow and zipf_frequency(p, "en") < PLACE_ZIPF
+    rare_places = frozenset(  # a place of several words is a name ("fort wayne"); one word, only if rare
+        p for p in lowered if p not in lexicon and p not in allow and (" " in p or zipf_frequency(p, "en") < PLACE_ZIPF)
     )
-    return Truecaser(((english_words() | allow) - names) | lexicon, names, rare_places)
+    return Truecaser(((english_words() | allow) - names) | lexicon, names, rare_places, english_words(COMMON_ZIPF))
