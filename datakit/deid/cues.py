@@ -31,12 +31,13 @@ RELATION_CUES = (
     r"fiance|fiancee|niece|nephew|aunt|uncle|grandson|granddaughter|caregiver|boyfriend|girlfriend|spouse"
 )
 FACILITY_WORDS = (
-    r"hospital|hosp|medical center|medical centre|med ctr|med center|clinic|rehab|rehabilitation center|"
+    r"hospital|hosp|medical center|medical centre|med ctr|med center|clinic|rehabilitation center|"
     r"nursing home|nursing facility|health center|health system|imaging center|infirmary"
 )
 # short or common: the word before must look like a name ("calvert er", "witham health"; not "the er", "mental
 # health")
-UNIT_WORDS = r"er|ew|ed|icu|snf|ltac|health"
+UNIT_WORDS = r"er|ew|ed|icu|snf|ltac|rehab|health"
+NAMED_WITH = frozenset({"health"})  # a unit word that is part of the institution's name ("Witham Health")
 SITE_CUES = r"at|to|from|transfer(?:red)?(?: to| from)?|via"
 GREETINGS = r"hi|hello|hey|thanks|thank you|bye|goodbye|good morning|good afternoon"
 GENERIC = frozenset(  # words before a facility word, or after at/to/from, that name no place of their own
@@ -50,7 +51,7 @@ _MISTER = re.compile(rf"(?i)\b(?:mr|mrs|ms|miss)\b\.?[ \t]+({_WORDS}(?:[ \t]+{_W
 _ROLE = re.compile(rf"(?i)\b(?:{ROLE_CUES})\b:?[ \t]+(?:(?:{TITLE_CUES})\b\.?[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)")
 _RELATION = re.compile(rf"(?i)\b(?:{RELATION_CUES})(?:'s)?\b,?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
 # a name before a credential in any case ("elijah baptiste rn"); not "do" or "pa", which are words
-_CREDENTIAL = re.compile(rf"(?i)\b((?:{_WORDS}[ \t]+)?{_WORDS}),?[ \t]+(?:md|np|rn|phd|lpn|crna|dds|pa-c)\b")
+_CREDENTIAL = re.compile(rf"(?i)\b((?:{_WORDS}[ \t]+)?{_WORDS})[ \t]*,?[ \t]+(?:md|np|rn|phd|lpn|crna|dds|pa-c)\b")
 _FACILITY = re.compile(rf"(?i)((?:\b{_WORDS}\.?[ \t]+){{1,4}})(?:({FACILITY_WORDS})|({UNIT_WORDS}))\b")
 _SITE = re.compile(r"(?i)\b(?:at|to|from|transfer(?:red)?(?: to| from)?|via)[ \t]+([a-z]{2,5})\b(?![\-/'])")
 _PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
@@ -98,19 +99,25 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         w = word.lower().strip("'-.")
         return self._plain(word) or (w in self.truecaser.common and w not in self.truecaser.names)
 
-    def _name_words(self, text: str, m: re.Match[str], strict: bool) -> list[tuple[int, int]]:
+    def _name_words(self, text: str, m: re.Match[str], strict: bool, full: bool = False) -> list[tuple[int, int]]:
         """The leading words of group 1 that pass: after a doctor's title anything but a stop word or a
         placeholder ("dr white"); otherwise (strict) not clinical and not an ordinary word either."""
-        out = []
-        for w in re.finditer(r"\S+", m.group(1)):
+        out: list[tuple[int, int]] = []
+        first = ""
+        for i, w in enumerate(re.finditer(r"\S+", m.group(1))):
             word = w.group(0)
             low = word.lower().strip("'-.")
             if not low or low in STOP_WORDS or _PLACEHOLDER.fullmatch(low) or (strict and self._common(word)):
                 break
+            # a second word is a surname when it is capitalised (as written, or by the truecaser: no ordinary word)
+            # or follows a known name and is no common word ("dr john young"; not "husband joe called"); after a
+            # doctor's title (`full`: names are written whole there) a known name may be followed by any non-stop
+            # word ("dr karen white")
+            known = first in self.truecaser.names
+            if i and not (word[:1].isupper() or (known and (full or not self._common(word)))):
+                break
             out.append((m.start(1) + w.start(), m.start(1) + w.end()))
-            # a second word must look like a name on its own ("dr white reviewed" -> "white"), unless the first is a
-            # known name ("dr john young") or both are capitalised in a line that mixes cases ("Dr Hiroshi Young")
-            strict = low not in self.truecaser.names and not (word[:1].isupper() and word[1:2].islower())
+            first = low
         return out
 
     def analyze(
@@ -119,7 +126,7 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         results: list[RecognizerResult] = []
         for rx, strict in ((_DOCTOR, False), (_MISTER, True), (_ROLE, True), (_RELATION, True), (_DIALOGUE, True)):
             for m in rx.finditer(text):
-                found = self._name_words(text, m, strict)
+                found = self._name_words(text, m, strict, full=rx is _DOCTOR)
                 if found:
                     results.append(self._result("PERSON", found[0][0], found[-1][1]))
         for m in _FACILITY.finditer(text):
@@ -133,10 +140,11 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
             # "riverside general hospital", "kernan hosp", "calvert er"; not "pain clinic", "the er"
             named = [w for w in keep if not self._plain(w.group(0))]
             if named and (m.group(2) or not all(self._ordinary(w.group(0)) for w in named)):
-                results.append(self._result("ORGANIZATION", m.start(1) + keep[-1].start(), m.end()))
+                end = m.end() if m.group(2) or m.group(3).lower() in NAMED_WITH else m.start(3)
+                results.append(self._result("ORGANIZATION", m.start(1) + keep[-1].start(), end))
         for m in _CREDENTIAL.finditer(text):  # the words before: the last one or two that look like a name
             words = [w for w in re.finditer(r"\S+", m.group(1)) if not self._plain(w.group(0))]
-            if words and not all(self._ordinary(w.group(0)) for w in words):
+            if words and not all(self._common(w.group(0)) for w in words):
                 results.append(self._result("PERSON", m.start(1) + words[0].start(), m.start(1) + words[-1].end()))
         for m in _SITE.finditer(text):
             word = m.group(1)

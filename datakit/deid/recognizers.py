@@ -83,7 +83,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
         _p("d_month_y", rf"\b{_DAY}(?:st|nd|rd|th)?[ \-]{_MONTH_I}\.?[ \-,]+{_YEAR}\b", 0.9),
         _p("month_d", rf"\b{_MONTH_I}\.? {_DAY}(?:st|nd|rd|th)?\b(?!,? {_YEAR})(?! ?(?:mm|cm|%))", 0.6),
         _p("month_y", rf"\b{_MONTH_I} {_YEAR}\b", 0.6),
-        _p("on_the_nth", r"(?i:\b(?:on |by |since |from |until )?the )(?:[12]?\d|3[01])(?:st|nd|rd|th)\b", 0.6),
+        _p("on_the_nth", r"(?<=(?i:\bthe )[ \t]*)(?:[12]?\d|3[01])(?i:st|nd|rd|th)\b", 0.6),
         # month/day without a year (HIPAA: every date element but the year): "on 7/22", "7/22 0800", "returned 2/15";
         # not a fraction or a ratio ("1/2 tab", "3/4 of", "grade 2/4", "120/80", "5/5 strength")
         _p(
