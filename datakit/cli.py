@@ -41,6 +41,13 @@ SetOpt = Annotated[
     ),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="stop when any row is quarantined")]
+DemoKeyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-demo-key",
+        help="let the published demo key key a source other than the sample (public data only; reports say so)",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print a JSON summary on stdout (for scripts)")]
 DirArg = Annotated[Path, typer.Argument(help="a run directory or its shards/ folder")]
@@ -137,10 +144,13 @@ def run_warnings(outcomes: list[Outcome]) -> list[str]:
     return out
 
 
-def _resolve(recipe_path: Path, overrides: list[str] | None, out: Path | None) -> tuple[Recipe, Path]:
+def _resolve(
+    recipe_path: Path, overrides: list[str] | None, out: Path | None, allow_demo_key: bool = False
+) -> tuple[Recipe, Path]:
     from datakit.recipe import load_recipe
 
-    recipe = load_recipe(recipe_path, overrides or [])
+    extra = ["keys.allow_demo_for_real_data=true"] if allow_demo_key else []
+    recipe = load_recipe(recipe_path, [*(overrides or []), *extra])
     return recipe, out or Path("runs") / recipe.name
 
 
@@ -150,11 +160,12 @@ def _execute(
     overrides: list[str] | None,
     quiet: bool,
     as_json: bool,
+    allow_demo_key: bool = False,
     **kwargs: Any,
 ) -> None:
     from datakit.progress import RunDisplay
 
-    recipe, run_dir = _resolve(recipe_path, overrides, out)
+    recipe, run_dir = _resolve(recipe_path, overrides, out, allow_demo_key)
     console = _console(quiet, as_json)
     display = RunDisplay(console)
     outcomes = run_pipeline(
@@ -206,9 +217,10 @@ def run(
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    allow_demo_key: DemoKeyOpt = False,
 ) -> None:
     """Run the whole pipeline; stages whose inputs and config did not change are skipped."""
-    _execute(recipe, out, set_, quiet, as_json, from_stage=from_stage, strict=strict)
+    _execute(recipe, out, set_, quiet, as_json, allow_demo_key, from_stage=from_stage, strict=strict)
 
 
 def _stage_command(name: str, help_text: str) -> None:
@@ -220,8 +232,9 @@ def _stage_command(name: str, help_text: str) -> None:
         strict: StrictOpt = False,
         quiet: QuietOpt = False,
         as_json: JsonOpt = False,
+        allow_demo_key: DemoKeyOpt = False,
     ) -> None:
-        _execute(recipe, out, set_, quiet, as_json, only=[name], force=force, strict=strict)
+        _execute(recipe, out, set_, quiet, as_json, allow_demo_key, only=[name], force=force, strict=strict)
 
     command.__doc__ = f"Run only the {name} stage: {help_text}."
     app.command(name=name)(guarded(command))

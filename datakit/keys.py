@@ -52,12 +52,12 @@ class SecretKey:
 
 
 def load_key(recipe: Recipe) -> SecretKey:
-    """The recipe's key; read once per process for the same environment value and key settings."""
-    return _load(os.environ.get("DATAKIT_SECRET") or None, recipe.keys)
+    """The recipe's key; read once per process for the same environment value, key settings and source kind."""
+    return _load(os.environ.get("DATAKIT_SECRET") or None, recipe.keys, recipe.source.kind)
 
 
 @lru_cache(maxsize=8)
-def _load(env: str | None, keys: Keys) -> SecretKey:
+def _load(env: str | None, keys: Keys, source_kind: str) -> SecretKey:
     if env:
         return _checked(env.encode(), "env:DATAKIT_SECRET")
     if keys.secret_file:
@@ -66,6 +66,12 @@ def _load(env: str | None, keys: Keys) -> SecretKey:
             raise RecipeError(f"keys.secret_file '{path}' does not exist")
         return _checked(path.read_bytes().strip(), f"file:{path}")
     if keys.demo:
+        if source_kind != "sample" and not keys.allow_demo_for_real_data:
+            raise RecipeError(
+                f"the published demo key (keys.demo = true) keys only the embedded sample, not a {source_kind} source: "
+                "ids keyed with a public key are re-identified by trying every value. Set DATAKIT_SECRET (16+ "
+                "bytes) or keys.secret_file; for public data such as the IU reports pass --allow-demo-key"
+            )
         return SecretKey(DEMO_KEY, "demo")
     raise RecipeError(
         "no secret key: set DATAKIT_SECRET, or name a key file in the recipe (keys.secret_file), "

@@ -217,6 +217,11 @@ class Keys(Strict):
 
     secret_file: str | None = Field(None, description="file holding the secret key (at least 16 bytes)")
     demo: bool = Field(False, description="use the published demo key when no other key is given (sample data only)")
+    allow_demo_for_real_data: bool = Field(
+        False,
+        description="let the demo key key a source other than the embedded sample (public data only, e.g. the IU "
+        "reports; `--allow-demo-key` sets it): anyone can re-key ids with the published key",
+    )
 
 
 class MinHashConfig(Strict):

@@ -234,3 +234,18 @@ def test_inspect_refuses_a_changed_shard(sample_run: Path, tmp_path: Path) -> No
     shard.write_bytes(bytes(data))
     bad = datakit("inspect", str(shards))
     assert bad.returncode == 2 and "sha256 differs" in bad.stderr
+
+
+def test_the_demo_key_is_refused_for_real_data_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATAKIT_SECRET", raising=False)
+    source = tmp_path / "cases.csv"
+    source.write_bytes(_csv(_rows(12)))
+    args = [str(CODING_RECIPE), "--out", str(tmp_path / "run"), "--set", "source.kind=files"]
+    args += ["--set", f"source.path={source}"]
+    assert datakit("pull", *args).returncode == 0
+    refused = datakit("deid", *args)
+    assert refused.returncode == 2 and "--allow-demo-key" in refused.stderr and "DATAKIT_SECRET" in refused.stderr
+    allowed = datakit("deid", *args, "--allow-demo-key")
+    assert allowed.returncode == 0, allowed.stderr
+    audit = json.loads((tmp_path / "run" / "reports" / "deid.json").read_text())
+    assert audit["key"]["demo_key"] is True

@@ -14,7 +14,7 @@ from tests.conftest import IMPRESSION_RECIPE, ROOT, run_recipe
 
 def test_findings_to_impression_end_to_end(real_data: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(ROOT)  # recipe paths are relative to the working directory
-    recipe = load_recipe(IMPRESSION_RECIPE)
+    recipe = load_recipe(IMPRESSION_RECIPE, ["keys.allow_demo_for_real_data=true"])  # public IU reports
     run_recipe(recipe, tmp_path)
     source = pl.read_csv(real_data / "indiana_iu_cxr" / "indiana_reports.csv", infer_schema=False)
     empty_findings = source["findings"].fill_null("").str.strip_chars() == ""

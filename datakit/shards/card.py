@@ -72,6 +72,11 @@ def write_card(out: Path, recipe: Recipe, manifest: dict[str, Any], examples: pl
         seed=recipe.seed,
         recipe_hash=manifest["recipe_hash"][:16],
         datakit_version=manifest["datakit_version"],
+        key_line=(
+            "**Identifiers are keyed with the published demo key: anyone can re-key them; not for real patient data.**"
+            if manifest["key"]["demo_key"]
+            else f"Identifiers are keyed with a secret key (key id `{manifest['key']['key_id']}`)."
+        ),
         world_size=manifest["world_size"],
         description=recipe.description or f"Fine-tuning data for the `{recipe.task}` task.",
         data_files="\n".join(f'  - split: {s}\n    path: "{s}-*.parquet"' for s in present),

@@ -118,6 +118,7 @@ def run_shard(ctx: StageContext) -> StageResult:
         raise ValueError(f"examples carry unknown split names: {sorted(unknown)}")
     write_index(written, ctx.out_dir, recipe.shards)
     manifest = build_manifest(ctx.out_dir, recipe, written, stage_recipes(ctx.rundir, recipe))
+    manifest["key"] = {"key_id": ctx.key.key_id, "demo_key": ctx.key.is_demo}
     write_manifest(ctx.out_dir, manifest)
     write_card(ctx.out_dir, recipe, manifest, examples)
     stats = {

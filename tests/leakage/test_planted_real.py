@@ -40,7 +40,7 @@ def test_impression_recipe_on_real_reports_certifies(
     real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)  # recipe paths are relative to the working directory
-    run_recipe(load_recipe(IMPRESSION_RECIPE), tmp_path)
+    run_recipe(load_recipe(IMPRESSION_RECIPE, ["keys.allow_demo_for_real_data=true"]), tmp_path)  # public IU data
     rows = pl.read_parquet(tmp_path / "stages" / "leakage" / "part-*.parquet")
     assert (rows.group_by("leakage_group").agg(pl.col("split").n_unique())["split"] == 1).all()
     assert rows.filter(pl.col("split") != "train").height > 0.05 * rows.height

@@ -101,6 +101,17 @@ def test_certificate_fails_the_build_when_links_remain(tmp_path: Path, monkeypat
     assert cert["passed"] is False and cert["layers"]["patient"]["train_eval_links"] > 0
 
 
+def test_the_demo_key_keys_only_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATAKIT_SECRET", raising=False)
+    own_data = ("source.kind=files", "source.path=cases.parquet")
+    with pytest.raises(RecipeError, match=r"keys only the embedded sample.*DATAKIT_SECRET.*--allow-demo-key"):
+        load_key(coding_recipe(*own_data))
+    assert load_key(coding_recipe(*own_data, "keys.allow_demo_for_real_data=true")).is_demo
+    assert load_key(coding_recipe()).is_demo  # the sample
+    monkeypatch.setenv("DATAKIT_SECRET", "a-real-secret-of-enough-bytes")
+    assert not load_key(coding_recipe(*own_data)).is_demo
+
+
 def test_no_key_no_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATAKIT_SECRET", raising=False)
     with pytest.raises(RecipeError, match="no secret key"):
