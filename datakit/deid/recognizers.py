@@ -27,7 +27,9 @@ FLAGS = regex.DOTALL | regex.MULTILINE  # no IGNORECASE: capitalisation is what 
 _LABELS = (
     r"(?:Drs?|Mrs?|Ms|Miss|Doctor|MRN|MR|DOB|SSN|ACC|ACCESSION|EXAM|DATE|PATIENT|NAME|AGE|SEX|PHONE|FAX|MD|DO|NP|PA|RN)"
 )
-_NAME_WORD = rf"(?!{_LABELS}\b)(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]\.|[A-Z][A-Z]+(?:[-'][A-Z]+)?)"
+_NAME_WORD = (
+    rf"(?!{_LABELS}\b)(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]'[A-Z][a-z]+|[A-Z]\.|[A-Z]'?[A-Z]+(?:[-'][A-Z]+)?)"
+)
 _NAME = rf"{_NAME_WORD}(?:[ ]{_NAME_WORD}){{0,2}}"  # single spaces: a column gap ends the name
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
@@ -367,6 +369,7 @@ Pancreas Gallbladder Bladder Aorta Trachea Bowel Colon Stomach Uterus Ovary Ovar
 Hila Diaphragm Ribs Spine Vertebral Osseous Soft Tissues Tissue Impressions Electronically Signed Dictated Transcribed
 Exam Date Service Accession Patient Name Medical Record DOB SSN MRN MD Email Phone Fax Tel Acc Dr Mr Mrs Ms NP PA RN
 Callback Pager Cell Signed Read Reviewed Discussed Communicated Attending Resident Technologist Referring Ordering
+MAMMO Mammo Mammogram Tomo CC MLO ML LM XCCL
 """.split()
 )
 

@@ -23,12 +23,13 @@ from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
 from datakit.deid.operators import ENTITIES, RESIDUAL
 from datakit.deid.recognizers import radiology_fingerprint
+from datakit.deid.residual import summarise
 from datakit.deid.surrogates import date_offsets
 from datakit.deid.wordcache import package_version
 from datakit.errors import RecipeError, StageError
 from datakit.keys import load_key
 from datakit.recipe import Recipe
-from datakit.rundir import RunDir
+from datakit.rundir import RunDir, atomic_write_json
 from datakit.runner import StageContext, StageResult
 
 AUDIT = "deid.json"
@@ -75,6 +76,7 @@ def run_deid(ctx: StageContext) -> StageResult:
         operators=dict(cfg.operators),
         key=key.key,
         places=places,
+        scan_share=cfg.residual_scan_share,
     )
     records = list(
         zip(
@@ -121,11 +123,22 @@ def run_deid(ctx: StageContext) -> StageResult:
     audit = _audit(recipe, key.key_id, key.is_demo, counts, residual, quarantine, rows.height, kept.height, errored)
     audit["ner_gate"] = {"enabled": cfg.ner_gate, "lines": lines_seen, "lines_sent_to_ner": lines_ner}
     audit["throughput_records_per_s"] = round(rows.height / seconds, 1) if seconds else None
+    scan = summarise([o.scan for o in outcomes if not o.error], cfg.max_residual_per_1k_records)
+    audit["independent_scan"] = scan | {"share": cfg.residual_scan_share}
     (ctx.out_dir / AUDIT).write_text(json.dumps(audit, indent=2, sort_keys=True) + "\n")
+    if not scan["passed"]:  # fail closed; the audit still reaches reports/ so the auditor sees why
+        atomic_write_json(ctx.rundir.report(AUDIT), audit)
+        raise StageError(
+            f"deid: the independent residual scan found suspected PHI left in {scan['records_flagged']:,} of "
+            f"{scan['records_scanned']:,} scanned records ({scan['flagged_per_1k_records']} per 1,000, limit "
+            f"{cfg.max_residual_per_1k_records}); nothing was written: see {ctx.rundir.report(AUDIT)} "
+            "(independent_scan.hits_by_kind) and raise deid.max_residual_per_1k_records only after reading it"
+        )
     stats = {
         "quarantine_reasons": audit["quarantined"]["by_reason"],
         "entities": audit["entities"],
         "residual_hits": audit["residual_check"]["hits"],
+        "independent_scan": {k: scan[k] for k in ("records_scanned", "records_flagged", "flagged_per_1k_records")},
         "ner_gate": audit["ner_gate"],
         "demo_key": key.is_demo,
     }

@@ -203,6 +203,18 @@ def census_names() -> frozenset[str]:
 
 
 @functools.cache
+def rare_census_names() -> frozenset[str]:
+    """Census names that are rare as English words (zipf below ORDINARY_ZIPF): the residual scan's name lexicon."""
+
+    def build() -> frozenset[str]:
+        from wordfreq import zipf_frequency
+
+        return frozenset(n for n in census_names() if zipf_frequency(n, "en") < ORDINARY_ZIPF)
+
+    return cached_words(f"rare-census-names-{ORDINARY_ZIPF}-{package_version('wordfreq')}", build)
+
+
+@functools.cache
 def english_words(zipf: float = ORDINARY_ZIPF) -> frozenset[str]:
     """English words at least `zipf` frequent (wordfreq), lower case; of two letters, only TWO_LETTER_WORDS."""
 
