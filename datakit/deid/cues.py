@@ -88,7 +88,8 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
 
     def _plain(self, word: str) -> bool:
         w = word.lower().strip("'-.")
-        return not w or w in STOP_WORDS or w in self.clinical or bool(_PLACEHOLDER.fullmatch(w))
+        clinical = w in self.clinical and w not in self.truecaser.names  # "mary", "smith": names, eponyms or not
+        return not w or w in STOP_WORDS or clinical or bool(_PLACEHOLDER.fullmatch(w))
 
     def _ordinary(self, word: str) -> bool:
         w = word.lower().strip("'-.")

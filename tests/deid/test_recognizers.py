@@ -44,7 +44,7 @@ POSITIVE = [
     ("Prior study 2024-03-14 reviewed", "2024-03-14", "DATE_TIME"),
     ("Prior study March 14, 2024 reviewed", "March 14, 2024", "DATE_TIME"),
     ("Prior study 14-Mar-2024 reviewed", "14-Mar-2024", "DATE_TIME"),
-    ("It was performed on the 14th as planned", "on the 14th", "DATE_TIME"),
+    ("It was performed on the 14th as planned", "14th", "DATE_TIME"),
     ("Called at 14:30 on 03/14/2024", "14:30", "TIME"),
     ("93-year-old female with cough", "93", "AGE_OVER_89"),
     ("Callback 317-555-0199 please", "317-555-0199", "PHONE_NUMBER"),
