@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 
-from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
+from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from datakit.content import PLACEHOLDER_PATTERN
+from datakit.deid.recognizers import local_result
 from datakit.deid.truecase import Truecaser
 
 NAME = "CaseInsensitiveCueRecognizer"
@@ -155,17 +156,4 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         return results
 
     def _result(self, entity: str, start: int, end: int) -> RecognizerResult:
-        explanation = AnalysisExplanation(
-            recognizer=NAME, original_score=SCORE, textual_explanation="cue word before it, in any case"
-        )
-        return RecognizerResult(
-            entity,
-            start,
-            end,
-            SCORE,
-            analysis_explanation=explanation,
-            recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: NAME,
-                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-            },
-        )
+        return local_result(self, entity, start, end, SCORE, "cue word before it, in any case")

@@ -15,9 +15,10 @@ import hashlib
 import re
 from collections.abc import Callable
 
-from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
+from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from datakit.deid.recognizers import local_result
 from datakit.deid.wordcache import cached_words, package_version
 
 NAME = "CityGazetteerRecognizer"
@@ -90,17 +91,4 @@ class CityGazetteerRecognizer(LocalRecognizer):
         return results
 
     def _result(self, start: int, end: int) -> RecognizerResult:
-        explanation = AnalysisExplanation(
-            recognizer=NAME, original_score=SCORE, textual_explanation="place name in the gazetteer"
-        )
-        return RecognizerResult(
-            "LOCATION",
-            start,
-            end,
-            SCORE,
-            analysis_explanation=explanation,
-            recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: NAME,
-                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-            },
-        )
+        return local_result(self, "LOCATION", start, end, SCORE, "place name in the gazetteer")

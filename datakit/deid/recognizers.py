@@ -18,7 +18,7 @@ import hashlib
 import json
 
 import regex
-from presidio_analyzer import Pattern, PatternRecognizer
+from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
 
 FLAGS = regex.DOTALL | regex.MULTILINE  # no IGNORECASE: capitalisation is what marks a name
@@ -59,6 +59,25 @@ _SPEECH = sorted(
     reverse=True,
 )
 NOT_SPEECH = rf"(?!(?i:{'|'.join(regex.escape(w) for w in _SPEECH)})\b)"
+
+
+def local_result(
+    recognizer: EntityRecognizer, entity: str, start: int, end: int, score: float, why: str
+) -> RecognizerResult:
+    """A result of one of datakit's own (non-pattern) recognizers, with presidio's metadata and explanation."""
+    name = str(recognizer.name)  # type: ignore[has-type]
+    explanation = AnalysisExplanation(recognizer=name, original_score=score, textual_explanation=why)
+    return RecognizerResult(
+        entity,
+        start,
+        end,
+        score,
+        analysis_explanation=explanation,
+        recognition_metadata={
+            RecognizerResult.RECOGNIZER_NAME_KEY: name,
+            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id,
+        },
+    )
 
 
 def _p(name: str, rx: str, score: float) -> Pattern:
