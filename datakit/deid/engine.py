@@ -35,7 +35,7 @@ from datakit.content import PLACEHOLDER_PATTERN
 from datakit.deid.cues import CUE_WORDS, CUED_NAME, CaseInsensitiveCueRecognizer
 from datakit.deid.gazetteer import NAME as GAZETTEER
 from datakit.deid.gazetteer import CityGazetteerRecognizer
-from datakit.deid.recognizers import CLINICAL_ALLOW, radiology_recognizers
+from datakit.deid.recognizers import CLINICAL_ALLOW, local_result, radiology_recognizers
 from datakit.deid.truecase import Truecaser, caseless_lines, census_names, make_truecaser
 from datakit.deid.wordcache import cached_words, package_version
 
@@ -122,9 +122,12 @@ def is_clinical(word: str, lexicon: frozenset[str]) -> bool:
 
 
 def is_trigger(word: str, lexicon: frozenset[str]) -> bool:
-    """A word that can start a name NER should look for: capitalised, not all capitals, not a placeholder, and
-    not clinical (a hyphenated word is clinical when every part is: "Real-time", "XXXX-year-old")."""
+    """A word that can start a name NER should look for: capitalised, not all capitals, not a placeholder, not a
+    stop word or its contraction ("I'm", "We'll": dialogue), and not clinical (a hyphenated word is clinical when
+    every part is: "Real-time", "XXXX-year-old")."""
     if not word[0].isupper() or word.isupper() or _PLACEHOLDER.fullmatch(word) or is_clinical(word, lexicon):
+        return False
+    if word.lower().split("'")[0] in STOP_WORDS:
         return False
     parts = [p for p in word.split("-") if p]
     return not all(p.islower() or p.isupper() or is_clinical(p, lexicon) for p in parts)
@@ -201,6 +204,16 @@ class GatedSpacyNlpEngine(NlpEngine):
     ) -> Iterator[tuple[str, NlpArtifacts]]:
         """Artifacts per text; `covered[i]` are text i's spans the patterns already found (see `_union`)."""
         texts = list(texts)
+        for text, ents in zip(texts, self.entities(texts, covered, batch_size), strict=True):
+            yield text, self._artifacts(text, ents)
+
+    def entities(
+        self,
+        texts: list[str],
+        covered: Sequence[Sequence[tuple[int, int]]] | None = None,
+        batch_size: int | None = None,
+    ) -> list[list[tuple[int, int, str]]]:
+        """(start, end, presidio entity) of NER's entities per text, from the gated lines only."""
         segments: list[tuple[int, int, str]] = []  # (text index, offset, line)
         for i, text in enumerate(texts):
             offset = 0
@@ -217,8 +230,7 @@ class GatedSpacyNlpEngine(NlpEngine):
                 label = NER_LABELS.get(ent.label_)
                 if label:
                     found[i].append((offset + ent.start_char, offset + ent.end_char, label))
-        for text, ents in zip(texts, found, strict=True):
-            yield text, self._artifacts(text, ents)
+        return found
 
     def _artifacts(self, text: str, ents: list[tuple[int, int, str]]) -> NlpArtifacts:
         if not ents:  # nothing for SpacyRecognizer to report: skip tokenising the text
@@ -396,8 +408,10 @@ class Analyzer:
         batch_size: int,
         places: frozenset[str] = frozenset(),
     ) -> None:
-        self.nlp_engine = GatedSpacyNlpEngine(model, lexicon, gate, batch_size)
         self.truecaser = make_truecaser(lexicon, CLINICAL_ALLOW, places)
+        # the gate also lets pass the most common English words that are no names ("Thanks", "Oh", "Guest")
+        gate_words = lexicon | (self.truecaser.common - self.truecaser.names)
+        self.nlp_engine = GatedSpacyNlpEngine(model, gate_words, gate, batch_size)
         self.engine = build_analyzer(self.nlp_engine, places, lexicon, self.truecaser)
         self.ner = SpacyRecognizer(supported_entities=self.nlp_engine.get_supported_entities())
         self.lexicon = lexicon
@@ -416,11 +430,10 @@ class Analyzer:
         covered = [
             _union((r.start, r.end) for r in rs if r.score >= self.threshold and _name(r) != GAZETTEER) for rs in found
         ]
-        for (text, artifacts), results in zip(
-            self.nlp_engine.process_batch(texts, "en", covered=covered), found, strict=True
-        ):
-            if artifacts.entities:
-                results += self.ner.analyze(text, self.ner.supported_entities, artifacts)
+        # NER's entities become results directly (what presidio's SpacyRecognizer does with them, without
+        # tokenising the whole text again to build its NlpArtifacts)
+        for ents, results in zip(self.nlp_engine.entities(texts, covered), found, strict=True):
+            results += [local_result(self.ner, label, a, b, NER_SCORE, "spaCy NER") for a, b, label in ents]
         return [
             merge_spans(rs, t, self.lexicon, self.threshold, cl, self.truecaser.is_name_or_place)
             for rs, t, cl in zip(found, texts, caseless, strict=True)
