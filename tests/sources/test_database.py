@@ -286,11 +286,12 @@ def test_incremental_pull_returns_exactly_the_new_versions(
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_unchanged_source_leaves_later_stages_current(
-    kind: str, env: object, cases_table: CasesTable, tmp_path: Path
+    kind: str, env: object, cases_table: CasesTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datakit.pipeline import run_pipeline
     from tests.conftest import quiet
 
+    monkeypatch.setenv("DATAKIT_SECRET", "a-test-secret-for-a-database-source")  # the demo key keys only the sample
     cases_table.load(sample_rows(800))
     recipe = db_recipe(kind, cases_table.name)
     run_pipeline(recipe, tmp_path, quiet(), only=["pull", "deid"])
