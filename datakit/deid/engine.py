@@ -1,5 +1,9 @@
 """The presidio engine: datakit's radiology recognizers first, then spaCy NER on what they left, batched.
 
+Every pass reads the truecased view of a text (`datakit.deid.truecase`: lines written in one case are truecased
+with the same offsets), so detection does not depend on how the export capitalised it; a mixed-case note's
+all-caps header lines are also read by the patterns as written.
+
 Analysis runs in two passes over a batch of texts:
 
 1. presidio's `AnalyzerEngine` with the radiology pattern recognizers and the town gazetteer (no NLP pipeline

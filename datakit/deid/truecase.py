@@ -14,10 +14,10 @@ Lines that mix cases are left exactly as written.
   case in mixed-case lines, words frequent across its case-less lines that are not census names), the clinical
   allow-list, and words of a clinical or derived shape (`CLINICAL_SHAPE`: "-itis", "-ectomy", "-ular", "-ly",
   "hyper-", "peri-"...).
-- **Names** (capitalised): US census first names and last names (the `names` package) unless the word is a very
-  common English word ("will", "may", "white", "hill") or a clinical word (corpus, ICD-10-CM), and every word
-  that is not ordinary (rare words, surnames not in the census, towns). A short word (up to `ACRONYM_LETTERS`)
-  that is neither is an acronym ("MVC", "bmt") and is upper case, as acronyms are in prose.
+- **Names** (capitalised): US census first names (the `names` package) unless the word is a very common English
+  word ("will", "may"); census last names unless a very common word ("white", "hill") or in the lexicon ("bone");
+  and every word that is not ordinary (rare words, surnames not in the census, towns). A short word (up to
+  `ACRONYM_LETTERS`) that is neither is an acronym ("MVC", "bmt") and is upper case, as acronyms are in prose.
 - **Titles** ("dr", "mrs") are capitalised; credentials ("md", "rn") and letter+digit tokens (IDs such as
   "a123456789") are upper case; a two-letter US state before a ZIP code is upper case.
 """
@@ -118,7 +118,7 @@ class Truecaser:
         low = word.lower()
         return low in self.names or low in self.places
 
-    def word(self, word: str, next_char: str = "") -> str:
+    def word(self, word: str) -> str:
         low = word.lower()
         if any(c.isdigit() for c in word):  # ids upper ("a123456789"), ordinals lower ("13th", "2nd")
             return _same_length(word, low if ORDINAL.fullmatch(low) else word.upper())
