@@ -163,21 +163,17 @@ def _execute(
     allow_demo_key: bool = False,
     **kwargs: Any,
 ) -> None:
-    from datakit.progress import RunDisplay
-
     recipe, run_dir = _resolve(recipe_path, overrides, out, allow_demo_key)
     console = _console(quiet, as_json)
-    display = RunDisplay(console)
     outcomes = run_pipeline(
         recipe,
         run_dir,
         console,
         on_stage=lambda o: console.print(_stage_table(o)),
         debug=STATE["debug"],
-        display=display,
         **kwargs,
     )
-    warnings = [*display.warnings, *run_warnings(outcomes)]
+    warnings = run_warnings(outcomes)
     shards = run_dir / "shards"
     if as_json:
         summary = {

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from datakit.errors import StageError
 from datakit.progress import RunDisplay, quiet_libraries
-from datakit.rundir import RunDir, read_record
+from datakit.rundir import RunDir
 from datakit.runner import Outcome, Stage, is_current, run_stage
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def _input_fingerprints(stage: Stage, task: str, run_dir: Path) -> dict[str, str
     if position == 0:
         return {}
     previous = names[position - 1]
-    record = read_record(stage_by_name(previous).record_path(run_dir))
+    record = RunDir(run_dir).record(previous)
     if record is None:
         raise StageError(
             f"stage '{stage.name}' needs the output of '{previous}', which {run_dir} does not have: "
@@ -138,7 +138,7 @@ def check_provenance(stages: tuple[Stage, ...], upto: int, recipe: Recipe, run_d
     (same config hash, same inputs, untouched output); otherwise the differing recipe keys are named.
     """
     for stage in stages[:upto]:
-        record = read_record(stage.record_path(run_dir))
+        record = RunDir(run_dir).record(stage.name)
         if record is None:
             continue  # the missing-input error names it
         inputs = _input_fingerprints(stage, recipe.task, run_dir)
@@ -164,7 +164,7 @@ def _run_or_skip(
     if not must_run and not stage.volatile(recipe) and is_current(stage, config, run_dir, inputs):
         if stage.publish is not None:
             stage.publish(run_dir)
-        return Outcome(stage.name, "skipped", read_record(stage.record_path(run_dir)) or {})
+        return Outcome(stage.name, "skipped", RunDir(run_dir).record(stage.name) or {})
     sp = display.start(stage.name)
     status = "failed"
     record: dict[str, Any] = {}
@@ -200,7 +200,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 def previous_status(run_dir: Path) -> str | None:
     """The status run.json holds; a 'running' run whose process is gone was killed: 'interrupted'."""
-    record = read_record(RunDir(run_dir).run_json)
+    record = RunDir(run_dir).run_record()
     if record is None:
         return None
     status = record.get("status")
@@ -223,11 +223,7 @@ def _alive(pid: int) -> bool:
 def _run_json(recipe: Recipe, rd: RunDir, extra: dict[str, Any]) -> None:
     from datakit import __version__
 
-    stage_recipes = {
-        name: record.get("recipe_hash")
-        for name in STAGE_NAMES
-        if (record := read_record(rd.stage_record(name))) is not None
-    }
+    stage_recipes = {name: record.get("recipe_hash") for name in STAGE_NAMES if (record := rd.record(name)) is not None}
     rd.write_run_json(
         {
             "recipe": recipe.canonical(),
@@ -251,7 +247,6 @@ def run_pipeline(
     strict: bool = False,
     debug: bool = False,
     on_stage: Callable[[Outcome], None] | None = None,
-    display: RunDisplay | None = None,
 ) -> list[Outcome]:
     """Run the recipe's stages in order; skip the ones whose inputs and config did not change."""
     stages = pipeline_for(recipe.task)
@@ -269,7 +264,7 @@ def run_pipeline(
     rd.clean_temporaries()
     started = {"pid": os.getpid(), "previous_status": earlier}
     _run_json(recipe, rd, {"status": "running", **started})
-    display = display or RunDisplay(console)
+    display = RunDisplay(console)
     outcomes: list[Outcome] = []
     try:
         with _terminate_as_interrupt(), quiet_libraries(debug), display:

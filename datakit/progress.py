@@ -117,7 +117,6 @@ class RunDisplay:
             transient=True,
             disable=not self.live,
         )
-        self.warnings: list[str] = []
 
     def __enter__(self) -> RunDisplay:
         self.progress.__enter__()
@@ -152,8 +151,3 @@ class RunDisplay:
             seconds = time.perf_counter() - sp.started
             rows = f", {rows_out:,} rows out" if rows_out is not None else ""
             self.console.print(f"{sp.stage}: {status} in {seconds:.1f} s{rows}", highlight=False)
-
-    def warn(self, message: str) -> None:
-        """A warning shown now and repeated in the run's final summary."""
-        self.warnings.append(message)
-        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)

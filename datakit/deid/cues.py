@@ -54,11 +54,9 @@ _RELATION = re.compile(rf"(?i)\b(?:{RELATION_CUES})(?:'s)?\b,?[ \t]+({_WORDS}(?:
 # a name before a credential in any case ("elijah baptiste rn"); not "do" or "pa", which are words
 _CREDENTIAL = re.compile(rf"(?i)\b((?:{_WORDS}[ \t]+)?{_WORDS})[ \t]*,?[ \t]+(?:md|np|rn|phd|lpn|crna|dds|pa-c)\b")
 _FACILITY = re.compile(rf"(?i)((?:\b{_WORDS}\.?[ \t]+){{1,4}})(?:({FACILITY_WORDS})|({UNIT_WORDS}))\b")
-_SITE = re.compile(r"(?i)\b(?:at|to|from|transfer(?:red)?(?: to| from)?|via)[ \t]+([a-z]{2,5})\b(?![\-/'])")
+_SITE = re.compile(rf"(?i)\b(?:{SITE_CUES})[ \t]+([a-z]{{2,5}})\b(?![\-/'])")
 _PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
-_DIALOGUE = re.compile(
-    rf"(?i)(?:^|[\]:.?!,])[ \t]*(?:hi|hello|hey|thanks|thank you|bye|goodbye|good morning)[ \t]*,?[ \t]+({_WORDS})\b"
-)
+_DIALOGUE = re.compile(rf"(?i)(?:^|[\]:.?!,])[ \t]*(?:{GREETINGS})[ \t]*,?[ \t]+({_WORDS})\b")
 
 
 # where a name goes, for the corpus vocabulary (engine.cued_names): every cue above, each with its name position

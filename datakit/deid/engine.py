@@ -46,7 +46,7 @@ from datakit.deid.wordcache import cached_words, package_version
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
 NER_SCORE = 0.85
 NOT_NER = ["tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter", "transformer"]
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _CONTEXT_WORD = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
 _PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
 # text an earlier de-identification already replaced ("XXXX", "[NAME]", "[**Last Name**]"): nothing left to remove
@@ -114,7 +114,7 @@ def code_set_vocabulary() -> frozenset[str]:
     def build() -> frozenset[str]:
         from datakit.codes.icd10 import code_table
 
-        words = code_table()["description"].str.extract_all(_WORD.pattern).explode().drop_nulls()
+        words = code_table()["description"].str.extract_all(WORD.pattern).explode().drop_nulls()
         return frozenset(words.str.to_lowercase().unique().to_list())
 
     return cached_words(f"icd10cm-words-{package_version('simple-icd-10-cm')}", build)
@@ -194,7 +194,7 @@ class GatedSpacyNlpEngine(NlpEngine):
         """Whether `line` (at `offset` in its text) has a trigger word outside the `covered` spans."""
         return any(
             is_trigger(m.group(0), self.lexicon) and not _covered(covered, offset + m.start())
-            for m in _WORD.finditer(line)
+            for m in WORD.finditer(line)
         )
 
     def process_batch(
@@ -332,6 +332,12 @@ def _name(result: RecognizerResult) -> str:
     return str((result.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY, ""))
 
 
+def is_notation(span: str) -> bool:
+    """All-capital acronyms and headings, abbreviations and notation with digits ("STIR", "M.D.", "G2P1"): what
+    NER may label but is never a name."""
+    return any(c.isdigit() for c in span) or span.isupper() or bool(re.search(r"[A-Za-z]\.[A-Za-z]", span))
+
+
 def _trim(
     result: RecognizerResult, text: str, lexicon: frozenset[str], known: Callable[[str], bool] | None = None
 ) -> RecognizerResult | None:
@@ -345,9 +351,9 @@ def _trim(
     if _name(result) != "SpacyRecognizer":
         return result
     span = text[result.start : result.end]
-    if any(c.isdigit() for c in span) or span.isupper() or re.search(r"[A-Za-z]\.[A-Za-z]", span):
+    if is_notation(span):
         return None
-    words = list(_WORD.finditer(span))
+    words = list(WORD.finditer(span))
     names = [m for m in words if not is_clinical(m.group(0), lexicon)]
     if not names:
         return None

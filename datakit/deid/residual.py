@@ -12,15 +12,14 @@ closed when flagged records per 1,000 scanned exceed `deid.max_residual_per_1k_r
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from datakit.deid.engine import WORD, is_notation
 from datakit.deid.truecase import Truecaser, caseless_lines, line_case
 
 NER_KINDS = {"PERSON": "NER_PERSON", "GPE": "NER_PLACE", "LOC": "NER_PLACE", "FAC": "NER_PLACE", "ORG": "NER_ORG"}
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 
 
 def selected(texts: list[str | None], share: float) -> bool:
@@ -57,10 +56,9 @@ class ResidualScanner:
         self.rare_names = rare_names
 
     def _not_phi(self, span: str) -> bool:
-        if any(c.isdigit() for c in span) or span.isupper() or re.search(r"[A-Za-z]\.[A-Za-z]", span):
-            return True
-        words = _WORD.findall(span)
-        return not words or all(self.is_clinical(w) for w in words)
+        """As the de-identifier's NER trim reads a hit: notation, or clinical words only."""
+        words = WORD.findall(span)
+        return is_notation(span) or not words or all(self.is_clinical(w) for w in words)
 
     def scan(self, text: str, inserted: list[tuple[int, int]]) -> Counter[str]:
         """Hits by kind in what is left of `text` (counts only). In a line of one case the capitals NER reads were
@@ -75,14 +73,14 @@ class ResidualScanner:
                 kind = NER_KINDS.get(ent.label_)
                 if not kind or self._not_phi(ent.text):
                     continue
-                words = _WORD.findall(ent.text)
+                words = WORD.findall(ent.text)
                 if caseless and not any(self.truecaser.is_name_or_place(w) for w in words):
                     continue
                 if not caseless and not any(w[:1].isupper() for w in words):  # as written, names have capitals
                     continue
                 hits[kind] += 1
         caseless_spans = list(caseless_lines(left))
-        for m in _WORD.finditer(view):
+        for m in WORD.finditer(view):
             low = m.group(0).lower()
             as_written = not any(a <= m.start() < b for a, b in caseless_spans)
             if self.is_clinical(low) or (as_written and not left[m.start()].isupper()):

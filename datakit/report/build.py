@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from datakit.errors import StageError
 from datakit.recipe import Recipe
-from datakit.rundir import RunDir
+from datakit.rundir import STAGE_FILE, RunDir, read_record
 
 REPAIR_MOVES = "repair_moves.parquet"  # written by the leakage stage
 
@@ -217,15 +217,11 @@ def _blocked_retrievals(run_dir: Path) -> pl.DataFrame | None:
 
 def _retrieval_guard(run_dir: Path, stage_dir: Path) -> dict[str, Any] | None:
     """The assemble stage's blocked retrievals, shots and candidate recall, when it ran on this leakage output."""
-    record_path = RunDir(run_dir).stage_record("assemble")
-    leakage_path = stage_dir / "_stage.json"
-    if not record_path.is_file():
+    record = RunDir(run_dir).record("assemble")
+    if record is None:
         return None
-    record = json.loads(record_path.read_text())
     stats = record.get("stats", {})
-    current = None
-    if leakage_path.is_file():
-        current = json.loads(leakage_path.read_text()).get("output_fingerprint")
+    current = (read_record(stage_dir / STAGE_FILE) or {}).get("output_fingerprint")
     return {
         "current": record.get("inputs", {}).get("leakage") == current,
         "blocked_retrievals": stats.get("blocked_retrievals"),

@@ -30,9 +30,8 @@ import polars as pl
 
 from datakit.errors import SourceError
 from datakit.recipe import Database, RowFilter, config_hash
-from datakit.rundir import atomic_write_json, read_record, replace_dir
+from datakit.rundir import RunDir, atomic_write_json, read_record, replace_dir
 
-STATE_DIR = "pull_state"
 KEY_UPDATED = "_key_updated"  # Datetime(us, UTC) of the row's updated column
 KEY_ID = "_key_id"  # the row's id as text
 _SEQ = "_seq"
@@ -152,7 +151,7 @@ class PullState:
     """`<run>/pull_state/`: the last complete pull (state.json + snapshot/) and the pull in flight (inflight/)."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.root = run_dir / STATE_DIR
+        self.root = RunDir(run_dir).pull_state
         self.inflight = self.root / "inflight"
         self.snapshot = self.root / "snapshot"
 
