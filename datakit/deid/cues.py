@@ -11,21 +11,26 @@ from __future__ import annotations
 
 import re
 
+import regex
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from datakit.content import PLACEHOLDER_PATTERN
 from datakit.deid.recognizers import local_result
-from datakit.deid.truecase import Truecaser
+from datakit.deid.truecase import Truecaser, common_first_names, common_surnames, english_words, in_vocabulary
 
 NAME = "CaseInsensitiveCueRecognizer"
+GREETED_ZIPF = 3.8  # "dragon" 4.1 is a word after "hey"; "sven" 3.3, "leopold" 3.3 are names
+SUBJECTS = frozenset("pt pts patient child infant baby neonate toddler gentleman lady".split())  # "pt is a 92 yo"
 SCORE = 0.85
 DOCTOR_CUES = r"dr|drs|doctor|prof"
 TITLE_CUES = rf"{DOCTOR_CUES}|mr|mrs|ms|miss"
 ROLE_CUES = (
     r"per|seen by|called|spoke with|spoke to|discussed with|d/w|paged|notified|signed by|dictated by|read by|"
-    r"attending|resident|fellow|pcp|cc"
+    r"attending|resident|fellow|pcp|cc|"
+    # dictated and spoken introductions ("next patient is paul edwards", "today i'm seeing christina cooper")
+    r"patient is|next patient is|new patient|this is|seeing|next is|my name is|name is"
 )
 RELATION_CUES = (
     r"husband|wife|son|daughter|mother|father|mom|dad|sister|brother|friend|neighbor|neighbour|guardian|partner|"
@@ -40,32 +45,75 @@ FACILITY_WORDS = (
 UNIT_WORDS = r"er|ew|ed|icu|snf|ltac|rehab|health"
 NAMED_WITH = frozenset({"health"})  # a unit word that is part of the institution's name ("Witham Health")
 SITE_CUES = r"at|to|from|transfer(?:red)?(?: to| from)?|via"
-GREETINGS = r"hi|hello|hey|thanks|thank you|bye|goodbye|good morning|good afternoon"
+PLACE_CUES = rf"{SITE_CUES}|of|in"  # before an institution's name ("dr sato of major hospital")
+# words that make a facility word generic, not a name, even after at/to/from ("at pain clinic", "to cardiology
+# clinic"): an institution named only by other words ("transferred to major hospital") is a name
+SERVICES = frozenset(
+    "pain cancer eye heart wound urgent care cardiology cardiac dialysis mental behavioral behavioural sleep "
+    "fertility allergy dermatology surgery surgical orthopedic orthopaedic orthopedics oncology psychiatric psych "
+    "women's womens family primary specialty outpatient inpatient walk-in free va vascular vein spine kidney "
+    "diabetes endocrine gi ent ob obgyn ob/gyn pediatric paediatric peds teaching memory imaging radiology lab "
+    "laboratory anticoagulation coumadin infusion transplant chest lung breast hand foot rheumatology neurology "
+    "urology hepatology gastroenterology pulmonary nephrology hematology oncology infectious disease diseases "
+    "travel vaccine vaccination flu covid student employee health medical day surgery rehab "
+    "rehabilitation physical therapy occupational speech hearing dental vision wellness weight loss bariatric "
+    "stroke trauma burn sports medicine internal psychiatry obstetrics gynecology maternity newborn".split()
+)
+GREETINGS = (
+    r"hi|hello|hey|thanks|thank you|bye|goodbye|good morning|good afternoon|good evening|okay|ok|alright|all right|"
+    r"welcome|sorry|sure|great|perfect|excuse me|nice to meet you"
+)
 GENERIC = frozenset(  # words before a facility word, or after at/to/from, that name no place of their own
     "outside another other same this that our their local referring prior previous the a an any osh nearest "
     "nearby private rehab icu ccu micu sicu nicu picu snf ltac ltach er ed or pacu cath ems home floor ward unit "
     "clinic hospice".split()
 )
-_WORDS = r"[a-z][a-z'\-]*"
-_DOCTOR = re.compile(rf"(?i)\b(?:{DOCTOR_CUES})\b\.?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
-_MISTER = re.compile(rf"(?i)\b(?:mr|mrs|ms|miss)\b\.?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
-_ROLE = re.compile(rf"(?i)\b(?:{ROLE_CUES})\b:?[ \t]+(?:(?:{TITLE_CUES})\b\.?[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)")
-_RELATION = re.compile(rf"(?i)\b(?:{RELATION_CUES})(?:'s)?\b,?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
+_WORDS = r"\p{L}[\p{L}'\-]*"  # letters of any script ("grünewald", "o'donnell")
+_DOT = r"(?:[ \t]*\.)?"  # a title's full stop, also as transcripts write it ("dr . lopez")
+_DOCTOR = regex.compile(rf"(?i)\b(?:{DOCTOR_CUES})\b{_DOT}[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
+_MISTER = regex.compile(rf"(?i)\b(?:mr|mrs|ms|miss)\b{_DOT}[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
+_ROLE = regex.compile(
+    rf"(?i)\b(?:{ROLE_CUES})\b[ \t]*[:,]?[ \t]+(?:(?:{TITLE_CUES})\b{_DOT}[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)"
+)
+# a name introduced by what follows it: "carolyn is a 34-year-old", "beverly's a 24 year old", "kayla ward , date
+# of birth", "Elijah Reyes is a pleasant 62-year-old"
+_INTRODUCED = regex.compile(
+    rf"(?i)\b({_WORDS}(?:[ \t]+{_WORDS})?)(?:(?:[ \t]+is|'s)[ \t]+an?[ \t]+(?:(?:very[ \t]+)?pleasant\b|\d{{1,3}}"
+    rf"[ \t]*-?[ \t]*(?:year|yr|yo\b|y/o|y\.o\.|month|week))|[ \t]*[,.][ \t]*(?:date of birth|dob\b|birth date|born\b)"
+    rf"|[ \t]+(?:states|reports|denies|presents|returns|complains|endorses)\b)"
+)
+_RELATION = regex.compile(rf"(?i)\b(?:{RELATION_CUES})(?:'s)?\b,?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
 # a name before a credential in any case ("elijah baptiste rn"); not "do" or "pa", which are words
-_CREDENTIAL = re.compile(rf"(?i)\b((?:{_WORDS}[ \t]+)?{_WORDS})[ \t]*,?[ \t]+(?:md|np|rn|phd|lpn|crna|dds|pa-c)\b")
-_FACILITY = re.compile(rf"(?i)((?:\b{_WORDS}\.?[ \t]+){{1,4}})(?:({FACILITY_WORDS})|({UNIT_WORDS}))\b")
-_SITE = re.compile(rf"(?i)\b(?:{SITE_CUES})[ \t]+([a-z]{{2,5}})\b(?![\-/'])")
-_PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
-_DIALOGUE = re.compile(rf"(?i)(?:^|[\]:.?!,])[ \t]*(?:{GREETINGS})[ \t]*,?[ \t]+({_WORDS})\b")
+_CREDENTIAL = regex.compile(
+    rf"(?i)\b((?:{_WORDS}[ \t]+)?{_WORDS})[ \t]*,?[ \t]+(?:(?:md|np|rn|phd|lpn|crna|dds|pa-c)\b|m\.d\.)"
+)
+_FACILITY = regex.compile(rf"(?i)\b(?:({FACILITY_WORDS})|({UNIT_WORDS}))\b")
+_BEFORE_FACILITY = regex.compile(rf"(?i)(?:\b({PLACE_CUES})[ \t]+)?((?:\b{_WORDS}\.?[ \t]+){{1,4}})$")
+_FACILITY_NEXT = regex.compile(rf"(?i)[ \t]+(?:{FACILITY_WORDS})\b")
+# what may follow an institution's facility word as part of its name: a campus or a place ("community hospital
+# east", "memorial hospital of south bend": the place's words are capitalised in the view)
+_FACILITY_TAIL = regex.compile(
+    r"[ \t]+(?i:east|west|north|south|downtown|campus)\b|[ \t]+(?i:of)(?:[ \t]+\p{Lu}\p{L}*){1,3}"
+)
+# a saint's name after at/to/from, with the word before it ("at ascension st. vincent", "to st. elizabeth")
+_SAINT = regex.compile(rf"(?i)\b(?:{SITE_CUES})[ \t]+((?:{_WORDS}[ \t]+)?(?:st\.?|saint)[ \t]+{_WORDS})")
+_SITE = regex.compile(rf"(?i)\b(?:{SITE_CUES})[ \t]+([a-z]{{2,5}})\b(?![\-/'])")
+_ALONE = regex.compile(r"[ \t]*(?:[,.;:!?)]|$)", regex.M)  # a word said on its own: a comma, a stop, the line's end
+_PLACEHOLDER = regex.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
+_DIALOGUE = regex.compile(
+    rf"(?i)(?:^|[\]:.?!,]|\b(?:so|well|oh|um|uh|yeah|yes|and)\b)[ \t]*(?:(?:{GREETINGS})[ \t]*,?[ \t]+)+({_WORDS})\b"
+)
 
 
 # where a name goes, for the corpus vocabulary (engine.cued_names): every cue above, each with its name position
-CUED_NAME = re.compile(
+CUED_NAME = regex.compile(
     rf"(?i)\b(?:{TITLE_CUES}|{ROLE_CUES}|{RELATION_CUES}|{GREETINGS})\b\.?,?:?[ \t]+"
     rf"(?:(?:{TITLE_CUES})\b\.?[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)"
     rf"|\b({_WORDS}),?[ \t]+(?:md|do|np|rn|pa-c|phd)\b"
     rf"|\b((?:{_WORDS}[ \t]+){{1,3}})(?:{FACILITY_WORDS}|{UNIT_WORDS})\b"
     rf"|\b(?:{SITE_CUES})[ \t]+([a-z]{{2,5}})\b"  # read by Polars (Rust regex: no look-around)
+    rf"|\b({_WORDS}(?:[ \t]+{_WORDS})?)"
+    rf"(?:[ \t]+is[ \t]+an?[ \t]+(?:pleasant[ \t]+)?\d|[ \t]*,[ \t]*(?:date of birth|dob))"
 )
 CUE_WORDS = frozenset(
     "dr drs doctor prof mr mrs ms miss md do np rn pa-c phd per cc attending resident fellow pcp hi hello hey thanks "
@@ -79,6 +127,10 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
 
     def __init__(self, truecaser: Truecaser, clinical: frozenset[str]) -> None:
         self.truecaser = truecaser
+        self.surnames = common_surnames()
+        self.first_names = common_first_names()
+        # after a greeting, an English word this frequent is no name ("hey dragon"); "sven", "leopold" may be
+        self.greeting_words = english_words(GREETED_ZIPF)
         self.clinical = clinical
         super().__init__(supported_entities=["PERSON", "ORGANIZATION"], name=NAME, supported_language="en")
 
@@ -88,7 +140,9 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
     def _plain(self, word: str) -> bool:
         w = word.lower().strip("'-.")
         clinical = w in self.clinical and w not in self.truecaser.names  # "mary", "smith": names, eponyms or not
-        return not w or w in STOP_WORDS or clinical or bool(_PLACEHOLDER.fullmatch(w))
+        # a contraction of a stop or common word is no name ("that's", "let's", "we'll"); "o'brien" is one
+        spoken = "'" in w and in_vocabulary(w, STOP_WORDS | self.truecaser.common)
+        return not w or w in STOP_WORDS or clinical or spoken or bool(_PLACEHOLDER.fullmatch(w))
 
     def _ordinary(self, word: str) -> bool:
         w = word.lower().strip("'-.")
@@ -99,22 +153,45 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         w = word.lower().strip("'-.")
         return self._plain(word) or (w in self.truecaser.common and w not in self.truecaser.names)
 
-    def _name_words(self, text: str, m: re.Match[str], strict: bool, full: bool = False) -> list[tuple[int, int]]:
+    def _name_words(
+        self,
+        text: str,
+        m: regex.Match[str],
+        strict: bool,
+        full: bool = False,
+        relation: bool = False,
+        titled: bool = False,
+        greeted: bool = False,
+    ) -> list[tuple[int, int]]:
         """The leading words of group 1 that pass: after a doctor's title anything but a stop word or a
-        placeholder ("dr white"); otherwise (strict) not clinical and not an ordinary word either."""
+        placeholder ("dr white"), after mr/mrs/ms a frequent surname too ("mr. fox"; not "MR images"); otherwise
+        (strict) not clinical and not an ordinary word either, unless a frequent first name after a relation word
+        ("son faith at bedside") or said on its own ("okay dawn, you can")."""
         out: list[tuple[int, int]] = []
         first = ""
         for i, w in enumerate(re.finditer(r"\S+", m.group(1))):
             word = w.group(0)
             low = word.lower().strip("'-.")
-            if not low or low in STOP_WORDS or _PLACEHOLDER.fullmatch(low) or (strict and self._common(word)):
+            # a frequent surname, or a capitalised word, after a name's first word is a surname ("dr ngozi hill",
+            # "attending mei king", "daughter, Gary Field"); a frequent first name said on its own, before a
+            # comma or a stop, is a name ("my wife, faith, made me", "okay dawn, you can")
+            surname = (i > 0 or titled) and (self._surname(word) or (word[:1].isupper() and not word.isupper()))
+            alone = i == 0 and low in self.first_names and (relation or bool(_ALONE.match(text, m.start(1) + w.end())))
+            if (
+                not low
+                or low in STOP_WORDS
+                or _PLACEHOLDER.fullmatch(low)
+                or (strict and self._common(word) and not (surname or alone))
+                # a greeting is followed by a name, not an ordinary word ("hey dragon, show me")
+                or (greeted and i == 0 and low in self.greeting_words and low not in self.truecaser.names and not alone)
+            ):
                 break
             # a second word is a surname when it is capitalised (as written, or by the truecaser: no ordinary word)
             # or follows a known name and is no common word ("dr john young"; not "husband joe called"); after a
             # doctor's title (`full`: names are written whole there) a known name may be followed by any non-stop
             # word ("dr karen white")
             known = first in self.truecaser.names
-            if i and not (word[:1].isupper() or (known and (full or not self._common(word)))):
+            if i and not (word[:1].isupper() or surname or (known and (full or not self._common(word)))):
                 break
             out.append((m.start(1) + w.start(), m.start(1) + w.end()))
             first = low
@@ -126,32 +203,106 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         results: list[RecognizerResult] = []
         for rx, strict in ((_DOCTOR, False), (_MISTER, True), (_ROLE, True), (_RELATION, True), (_DIALOGUE, True)):
             for m in rx.finditer(text):
-                found = self._name_words(text, m, strict, full=rx is _DOCTOR)
+                found = self._name_words(
+                    text,
+                    m,
+                    strict,
+                    full=rx is _DOCTOR,
+                    relation=rx is _RELATION,
+                    titled=rx is _MISTER,
+                    greeted=rx is _DIALOGUE,
+                )
                 if found:
                     results.append(self._result("PERSON", found[0][0], found[-1][1]))
         for m in _FACILITY.finditer(text):
-            words = list(re.finditer(r"\S+", m.group(1)))
-            keep: list[re.Match[str]] = []
-            for w in reversed(words):  # the words right before the facility word, back to a stop/generic word
-                low = w.group(0).lower().strip(".")
-                if low in STOP_WORDS or low in GENERIC or any(c.isdigit() for c in low):
-                    break
-                keep.append(w)
-            # "riverside general hospital", "kernan hosp", "calvert er"; not "pain clinic", "the er"
-            named = [w for w in keep if not self._plain(w.group(0))]
-            if named and (m.group(2) or not all(self._ordinary(w.group(0)) for w in named)):
-                end = m.end() if m.group(2) or m.group(3).lower() in NAMED_WITH else m.start(3)
-                results.append(self._result("ORGANIZATION", m.start(1) + keep[-1].start(), end))
+            found = self._institution(text, m)
+            if found:
+                results.append(self._result("ORGANIZATION", *found))
+        for m in _SAINT.finditer(text):  # a saint's name that is a name: "st. vincent", not "st. louis" (a place)
+            words = list(regex.finditer(r"\S+", m.group(1)))
+            saint = words[-1].group(0)
+            if self._ordinary(saint) and saint.lower() not in self.truecaser.names:
+                continue
+            lead = words[0].group(0).lower()
+            first = words[0] if len(words) > 2 and lead not in STOP_WORDS and lead not in GENERIC else words[-2]
+            results.append(self._result("ORGANIZATION", m.start(1) + first.start(), m.end(1)))
+        for m in _INTRODUCED.finditer(text):
+            found = self._name_before(m)
+            if found:
+                results.append(self._result("PERSON", *found))
         for m in _CREDENTIAL.finditer(text):  # the words before: the last one or two that look like a name
-            words = [w for w in re.finditer(r"\S+", m.group(1)) if not self._plain(w.group(0))]
-            if words and not all(self._common(w.group(0)) for w in words):
-                results.append(self._result("PERSON", m.start(1) + words[0].start(), m.start(1) + words[-1].end()))
+            words = list(re.finditer(r"\S+", m.group(1)))
+            lead = words[0].group(0).lower()
+            paired = (
+                len(words) == 2
+                and self._surname(words[1].group(0))
+                and (not self._common(lead) or lead in self.first_names)
+            )
+            named = words if paired else [w for w in words if not self._plain(w.group(0))]
+            # "priya stone rn", "faith little m.d." (a first name and a surname), "okafor, md"
+            if named and (paired or not all(self._common(w.group(0)) for w in named)):
+                results.append(self._result("PERSON", m.start(1) + named[0].start(), m.start(1) + named[-1].end()))
         for m in _SITE.finditer(text):
             word = m.group(1)
             # an abbreviation: upper case in the view (as written, or a short non-word), or no ordinary word
             if not self._plain(word) and word.lower() not in GENERIC and (word.isupper() or not self._common(word)):
                 results.append(self._result("ORGANIZATION", m.start(1), m.end(1)))
         return results
+
+    def _name_before(self, m: regex.Match[str]) -> tuple[int, int] | None:
+        """The one or two words of group 1 that name someone, read from the last: the last must look like a name
+        (no common word, or a frequent surname after a first name: "kayla ward"), the one before joins it when it
+        looks like a name or is a first name ("julie cruz"; not "patient kayla")."""
+        words = list(regex.finditer(r"\S+", m.group(1)))
+        last = words[-1].group(0)
+        first = words[0].group(0) if len(words) == 2 else ""
+        paired = bool(first) and first.lower() in self.first_names and self._surname(last)
+        if not paired and (self._common(last) or last.lower() in STOP_WORDS or last.lower() in SUBJECTS):
+            return None
+        start = words[-1]
+        if (
+            first
+            and first.lower() not in SUBJECTS
+            and (paired or not self._common(first) or first.lower() in self.first_names)
+        ):
+            start = words[0]
+        return m.start(1) + start.start(), m.start(1) + words[-1].end()
+
+    def _surname(self, word: str) -> bool:
+        """A frequent census surname, ordinary words among them ("hill", "stone"): read as one after a name."""
+        return word.lower().strip("'-.,") in self.surnames
+
+    def _institution(self, text: str, m: regex.Match[str]) -> tuple[int, int] | None:
+        """The institution a facility or unit word `m` ends, as (start, end), or None: the words right before it
+        back to a stop or generic word, when one of them names something ("riverside general hospital", "kernan
+        hosp", "calvert er", "franciscan health clinic"), or, for a facility word after at/to/from/of, when they
+        are not all service words ("transferred to major hospital"; not "at pain clinic", "the er")."""
+        if m.group(2) and _FACILITY_NEXT.match(text, m.end()):
+            return None  # "witham health clinic": the facility word that follows ends the name
+        before = _BEFORE_FACILITY.search(text, max(0, m.start() - 80), m.start())
+        if before is None:
+            return None
+        keep: list[re.Match[str]] = []
+        cued = before.group(1) is not None
+        for w in reversed(list(re.finditer(r"\S+", before.group(2)))):
+            low = w.group(0).lower().strip(".")
+            if low in STOP_WORDS or low in GENERIC or any(c.isdigit() for c in low):
+                cued = low in ("of", "in", "to", "at", "from")
+                break
+            keep.append(w)
+        if not keep:
+            return None
+        named = [w for w in keep if not self._plain(w.group(0))]
+        strong = m.group(1) is not None
+        lows = [w.group(0).lower().strip(".") for w in keep]
+        if not (
+            (named and (strong or not all(self._ordinary(w.group(0)) for w in named)))
+            or (strong and cued and not all(w in SERVICES for w in lows))
+        ):
+            return None
+        end = m.end() if strong or m.group(2).lower() in NAMED_WITH else m.start(2)
+        tail = _FACILITY_TAIL.match(text, end) if strong else None
+        return before.start(2) + keep[-1].start(), tail.end() if tail else end
 
     def _result(self, entity: str, start: int, end: int) -> RecognizerResult:
         return local_result(self, entity, start, end, SCORE, "cue word before it, in any case")

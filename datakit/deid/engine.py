@@ -40,7 +40,15 @@ from datakit.deid.cues import CUE_WORDS, CUED_NAME, CaseInsensitiveCueRecognizer
 from datakit.deid.gazetteer import NAME as GAZETTEER
 from datakit.deid.gazetteer import CityGazetteerRecognizer
 from datakit.deid.recognizers import CLINICAL_ALLOW, local_result, radiology_recognizers
-from datakit.deid.truecase import Truecaser, caseless_lines, census_names, make_truecaser
+from datakit.deid.truecase import (
+    Truecaser,
+    caseless_lines,
+    census_names,
+    common_first_names,
+    common_surnames,
+    in_vocabulary,
+    make_truecaser,
+)
 from datakit.deid.wordcache import cached_words, package_version
 
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
@@ -122,7 +130,7 @@ def code_set_vocabulary() -> frozenset[str]:
 
 def is_clinical(word: str, lexicon: frozenset[str]) -> bool:
     w = word.lower().strip("'-")
-    return w in CLINICAL_ALLOW or w in lexicon or w.removesuffix("'s") in lexicon
+    return w in CLINICAL_ALLOW or in_vocabulary(w, lexicon)
 
 
 def is_trigger(word: str, lexicon: frozenset[str]) -> bool:
@@ -317,7 +325,10 @@ def build_analyzer(
     for r in radiology_recognizers():
         registry.add_recognizer(r)
     if places:
-        registry.add_recognizer(CityGazetteerRecognizer(places, lambda w: is_clinical(w, lexicon)))
+        names = census_names() | common_surnames() | common_first_names()
+        registry.add_recognizer(
+            CityGazetteerRecognizer(places, lambda w: is_clinical(w, lexicon), lambda w: w.lower() in names)
+        )
     if truecaser is not None:
         registry.add_recognizer(CaseInsensitiveCueRecognizer(truecaser, clinical_words(lexicon)))
     return AnalyzerEngine(
@@ -339,7 +350,11 @@ def is_notation(span: str) -> bool:
 
 
 def _trim(
-    result: RecognizerResult, text: str, lexicon: frozenset[str], known: Callable[[str], bool] | None = None
+    result: RecognizerResult,
+    text: str,
+    lexicon: frozenset[str],
+    known: Callable[[str], bool] | None = None,
+    common: frozenset[str] = frozenset(),
 ) -> RecognizerResult | None:
     """An NER hit, or None when it is not a name: hits made only of clinical words (eponyms, drugs, headings,
     words the corpus writes in lower case), all-capital acronyms and headings ("STIR", "MLO", "NM BONE SCAN"),
@@ -354,7 +369,9 @@ def _trim(
     if is_notation(span):
         return None
     words = list(WORD.finditer(span))
-    names = [m for m in words if not is_clinical(m.group(0), lexicon)]
+    # a word that names no one: clinical, or one of the most common English words that is no census name
+    # ("Medical Reasoning", "Specialist Referrals": headings NER reads as an organisation)
+    names = [m for m in words if not is_clinical(m.group(0), lexicon) and m.group(0).lower() not in common]
     if not names:
         return None
     if known is not None and len(words) == 1 and not known(words[0].group(0)):
@@ -371,12 +388,15 @@ def merge_spans(
     threshold: float,
     caseless: Sequence[tuple[int, int]] = (),
     known: Callable[[str], bool] | None = None,
+    common: frozenset[str] = frozenset(),
 ) -> list[Span]:
     """Kept results above `threshold` (a span made only of earlier de-identification placeholders is not PHI),
     overlaps merged into their union (recall first); the merged span takes the
     entity of its highest-scoring part (patterns win ties over NER)."""
     trimmed = (
-        _trim(r, text, lexicon, known if _covered(caseless, r.start) else None) for r in results if r.score >= threshold
+        _trim(r, text, lexicon, known if _covered(caseless, r.start) else None, common)
+        for r in results
+        if r.score >= threshold
     )
     kept = sorted(
         (r for r in trimmed if r is not None and not _ONLY_PLACEHOLDERS.fullmatch(text[r.start : r.end].lower())),
@@ -426,6 +446,11 @@ class Analyzer:
         self.ner = SpacyRecognizer(supported_entities=self.nlp_engine.get_supported_entities())
         self.lexicon = lexicon
         self.threshold = threshold
+        self.census = census_names() | common_surnames() | common_first_names()
+        self.common = self.truecaser.common - self.census  # the most common English words that are no names
+
+    def _named_place(self, place: str) -> bool:
+        return any(w in self.census for w in place.lower().split())
 
     def analyze(self, texts: list[str]) -> list[list[Span]]:
         caseless = [list(caseless_lines(t)) for t in texts]
@@ -436,16 +461,22 @@ class Analyzer:
             # name there); a note written wholly in one case is read through its view only
             if view != original and _has_mixed_line(original, lines):
                 results += self.engine.analyze(original, language="en", nlp_artifacts=self.nlp_engine.no_entities)
-        # a gazetteer hit does not keep a line from NER: "Thomas" is a town and a name, and NER labels names
+        # a gazetteer hit keeps a line from NER only when it is no name: "Thomas" is a town and a name, and NER
+        # labels names; "Brownsburg" is only a town
         covered = [
-            _union((r.start, r.end) for r in rs if r.score >= self.threshold and _name(r) != GAZETTEER) for rs in found
+            _union(
+                (r.start, r.end)
+                for r in rs
+                if r.score >= self.threshold and (_name(r) != GAZETTEER or not self._named_place(t[r.start : r.end]))
+            )
+            for rs, t in zip(found, texts, strict=True)
         ]
         # NER's entities become results directly (what presidio's SpacyRecognizer does with them, without
         # tokenising the whole text again to build its NlpArtifacts)
         for ents, results in zip(self.nlp_engine.entities(texts, covered), found, strict=True):
             results += [local_result(self.ner, label, a, b, NER_SCORE, "spaCy NER") for a, b, label in ents]
         return [
-            merge_spans(rs, t, self.lexicon, self.threshold, cl, self.truecaser.is_name_or_place)
+            merge_spans(rs, t, self.lexicon, self.threshold, cl, self.truecaser.is_name_or_place, self.common)
             for rs, t, cl in zip(found, texts, caseless, strict=True)
         ]
 

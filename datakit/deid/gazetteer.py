@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
+from spacy.lang.en.stop_words import STOP_WORDS
 
 from datakit.deid.recognizers import local_result
 from datakit.deid.wordcache import cached_words, package_version
@@ -26,6 +27,14 @@ SCORE = 0.6
 MAX_WORDS = 4
 _RUN = re.compile(r"\b(?:St\.|[A-Z][a-z]+(?:['\-][A-Za-z]+)*)(?:[ ](?:St\.|[A-Z][a-z]+(?:['\-][A-Za-z]+)*))*")
 _RUN_WORD = re.compile(r"\S+")
+# a place named after a cue, in any case ("from anderson", "lives in columbus", "MOVED HERE FROM LEBANON")
+_CUED = re.compile(r"(?i)\b(?:from|in|near|to|at)[ \t]+([a-z][a-z'\-]*(?:[ \t]+[a-z][a-z'\-]*){0,2})")
+_NEXT_WORD = re.compile(r"[ \t]*([A-Za-z][A-Za-z'\-]*)")
+CUED_MAX_ZIPF = 4.5  # a place this common as a word is not read from a cue alone ("to home", "to hurt")
+NOT_PLACES = frozenset(  # months and days are places somewhere ("August", Georgia): not after "in" ("in august")
+    "january february march april may june july august september october november december monday tuesday "
+    "wednesday thursday friday saturday sunday".split()
+)
 
 
 @functools.cache
@@ -60,8 +69,18 @@ def places_fingerprint(names: frozenset[str]) -> str:
 class CityGazetteerRecognizer(LocalRecognizer):
     """LOCATION for capitalised word runs that name a place in `names` (longest match first)."""
 
-    def __init__(self, names: frozenset[str], is_clinical_word: Callable[[str], bool] = lambda w: False) -> None:
+    def __init__(
+        self,
+        names: frozenset[str],
+        is_clinical_word: Callable[[str], bool] = lambda w: False,
+        is_eponym: Callable[[str], bool] = lambda w: False,
+    ) -> None:
+        from datakit.deid.truecase import english_words
+
         self.names = names
+        self.is_eponym = is_eponym
+        self.lowered = {" ".join(n.lower().split()) for n in names}
+        self.very_common = english_words(CUED_MAX_ZIPF)
         self.longest = max((len(n.split()) for n in names), default=1)
         self.is_clinical_word = is_clinical_word
         super().__init__(supported_entities=["LOCATION"], name=NAME, supported_language="en")
@@ -88,6 +107,32 @@ class CityGazetteerRecognizer(LocalRecognizer):
                         break
                 else:
                     i += 1
+        return results + self._cued(text)
+
+    def _cued(self, text: str) -> list[RecognizerResult]:
+        """Places after from/in/near/to/at in any case, longest first: not a very common word ("to home"), not a
+        clinical word unless an eponym that is also a name ("from anderson"; not "in normal"), and not before a
+        clinical word ("wilson disease")."""
+        results = []
+        for m in _CUED.finditer(text):
+            words = list(_RUN_WORD.finditer(m.group(1)))
+            for n in range(len(words), 0, -1):
+                end = m.start(1) + words[n - 1].end()
+                phrase = " ".join(w.group(0).lower() for w in words[:n])
+                if phrase not in self.lowered or phrase in NOT_PLACES:
+                    continue
+                one = n == 1 and (
+                    phrase in self.very_common or (self.is_clinical_word(phrase) and not self.is_eponym(phrase))
+                )
+                after = _NEXT_WORD.match(text, end)
+                next_clinical = (
+                    after is not None
+                    and after.group(1).lower() not in STOP_WORDS
+                    and self.is_clinical_word(after.group(1))
+                )
+                if not one and not next_clinical:
+                    results.append(self._result(m.start(1), end))
+                break
         return results
 
     def _result(self, start: int, end: int) -> RecognizerResult:

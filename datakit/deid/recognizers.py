@@ -27,8 +27,9 @@ FLAGS = regex.DOTALL | regex.MULTILINE  # no IGNORECASE: capitalisation is what 
 _LABELS = (
     r"(?:Drs?|Mrs?|Ms|Miss|Doctor|MRN|MR|DOB|SSN|ACC|ACCESSION|EXAM|DATE|PATIENT|NAME|AGE|SEX|PHONE|FAX|MD|DO|NP|PA|RN)"
 )
+_UP, _LOW = r"\p{Lu}", r"\p{Ll}"  # letters of any script: "Grünewald", "Ødegaard"
 _NAME_WORD = (
-    rf"(?!{_LABELS}\b)(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]'[A-Z][a-z]+|[A-Z]\.|[A-Z]'?[A-Z]+(?:[-'][A-Z]+)?)"
+    rf"(?!{_LABELS}\b)(?:{_UP}{_LOW}+(?:[-']{_UP}?{_LOW}+)?|{_UP}'{_UP}{_LOW}+|{_UP}\.|{_UP}'?{_UP}+(?:[-']{_UP}+)?)"
 )
 _NAME = rf"{_NAME_WORD}(?:[ ]{_NAME_WORD}){{0,2}}"  # single spaces: a column gap ends the name
 _MONTH = (
@@ -42,12 +43,14 @@ _YEAR = r"(?:19|20)\d{2}"
 
 CREDENTIALS = r"(?:M\.?D\.?|D\.?O\.?|N\.?P\.?|P\.?A\.?(?:-C)?|R\.?N\.?|MBBS|PhD|RT\(R\)|RDMS|RTR)"
 NAME_CUES_BEFORE = (
-    r"(?:Drs?\.?|Doctor|Mr\.?|Mrs\.?|Ms\.?|Miss|(?i:dictated by|signed by|read by|reviewed by|interpreted by|"
+    r"(?:Drs?\.?|Doctor(?!:)|(?<!^)Doctor:|Mr\.?|Mrs\.?|Ms\.?|Miss|"
+    r"(?i:dictated by|signed by|read by|reviewed by|interpreted by|"
     r"transcribed by|discussed with|communicated to|conveyed to|reported to|called to|notified|spoke with|"
     r"attending|resident|technologist|tech|referring(?: physician)?|ordering(?: physician| provider)?|"
     r"radiologist|physician|provider|cc|copy to))"
 )
 PATIENT_CUES = r"(?i:patient(?: name)?|pt(?: name)?|name)"
+# "Doctor:" at a line's start is a speaker tag ("Doctor: Come on in"), not a title
 # "Patient:" is also a speaker tag in dialogue ("Patient: My husband drove me"): what follows it there is speech
 _SPEECH = sorted(
     STOP_WORDS
@@ -293,7 +296,8 @@ def radiology_recognizers() -> list[PatternRecognizer]:
                     "facility",
                     r"\b(?:(?:St\.?|Saint|Mount|Mt\.?)[ \t]+)?(?:[A-Z][a-z]+[ \t]+){1,4}(?:Hospital|Medical Center|"
                     r"Medical Centre|Health(?:care)? System|Health Center|Clinic|Imaging(?: Center)?|Radiology|"
-                    r"Infirmary|Institute|Memorial|Regional|University Hospital|Children's|Cancer Center)\b",
+                    r"Infirmary|Institute|Memorial|Regional|University Hospital|Children's|Cancer Center)\b"
+                    r"(?:[ \t]+(?:East|West|North|South|Downtown|Campus))?",
                     0.85,
                 ),
                 _p("facility_of", r"\b(?:University|Hospital|Clinic) of (?:[A-Z][a-z]+[ \t]?){1,3}\b", 0.85),

@@ -65,20 +65,26 @@ STREET = re.compile(
     r"(?=[ \t]*(?:[,;\n]|$|(?:apt|suite|ste|unit|#)))"  # the suffix ends the address: not "0800 pt seen by dr x"
 )
 ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)")
+# what speech-to-text transcripts and their speaker tags write ("wan na", "gon na", "lem me", "guest_clinician:")
+TRANSCRIPT = frozenset(
+    "wan gon na ta lem gim kinda sorta gotta gonna wanna yeah yep nope uh um hmm mm mhm huh uh-huh clinician".split()
+)
+CONTRACTIONS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})  # "don't", "it's", "we're", "i've", "we'll"
+CONTRACTION_BASES = frozenset(
+    "don doesn didn isn wasn weren aren haven hasn hadn couldn wouldn shouldn won can".split()
+)
+PLURALS = (("ies", "y"), ("ses", "sis"), ("es", ""), ("s", ""))  # "arteries", "metastases", "rashes", "cysts"
 PLACE_ZIPF = 4.0  # a gazetteer place this rare as a word is capitalised ("indianapolis", "fort wayne"; not "normal")
 _STATE_ZIP = re.compile(r"\b[A-Za-z]{2}(?=[ \t]+\d{5}(?:-\d{4})?\b)")
 
 
+_PLACE_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+
+
 def line_case(line: str) -> str:
     """'upper' or 'lower' when the line's letters (at least MIN_LETTERS) are all of one case, else 'mixed'."""
-    letters = [c for c in line if c.isalpha()]
-    if len(letters) < MIN_LETTERS:
-        return "mixed"
-    if not any(c.islower() for c in letters):
-        return "upper"
-    if not any(c.isupper() for c in letters):
-        return "lower"
-    return "mixed"
+    how = "upper" if line.isupper() else "lower" if line.islower() else "mixed"  # str methods: C speed
+    return how if how == "mixed" or sum(map(str.isalpha, line)) >= MIN_LETTERS else "mixed"
 
 
 def caseless_lines(text: str) -> Iterator[tuple[int, int]]:
@@ -88,6 +94,17 @@ def caseless_lines(text: str) -> Iterator[tuple[int, int]]:
         if line_case(line) != "mixed":
             yield offset, offset + len(line)
         offset += len(line) + 1
+
+
+def in_vocabulary(low: str, words: frozenset[str]) -> bool:
+    """A lower-case word is in `words`, or is a contraction ("don't", "we'll") or the plural ("osteophytes",
+    "rashes", "metastases") of one."""
+    if low in words:
+        return True
+    base, _, tail = low.partition("'")
+    if tail in CONTRACTIONS:
+        return base in words or base in CONTRACTION_BASES
+    return len(low) > 4 and any(low.endswith(s) and low[: -len(s)] + r in words for s, r in PLURALS)
 
 
 def _same_length(word: str, new: str) -> str:
@@ -113,10 +130,16 @@ class Truecaser:
         self.names = names
         self.places = places  # lower case, as "fort wayne"
         self.place_words = max((p.count(" ") + 1 for p in places), default=0)
+        self.place_starts = frozenset(p.split(" ", 1)[0] for p in places if " " in p)  # "fort" of "fort wayne"
 
     def is_name_or_place(self, word: str) -> bool:
         low = word.lower()
         return low in self.names or low in self.places
+
+    def is_ordinary(self, low: str) -> bool:
+        """A lower-case word is ordinary: in the set, a contraction of one ("don't", "we'll"), or the plural of one
+        ("osteophytes", "rashes", "metastases")."""
+        return in_vocabulary(low, self.ordinary)
 
     def word(self, word: str) -> str:
         low = word.lower()
@@ -127,9 +150,10 @@ class Truecaser:
         if low in TITLES or low in self.names:
             parts = re.split(r"([\-'])", low)
             return _same_length(word, "".join(p[:1].upper() + p[1:] for p in parts))
-        if low not in self.ordinary and len(low) <= ACRONYM_LETTERS:
+        ordinary = self.is_ordinary(low)
+        if not ordinary and len(low) <= ACRONYM_LETTERS:
             return _same_length(word, word.upper())
-        if low not in self.ordinary and not CLINICAL_SHAPE.match(low):
+        if not ordinary and not CLINICAL_SHAPE.match(low):
             parts = re.split(r"([\-'])", low)
             return _same_length(word, "".join(p[:1].upper() + p[1:] for p in parts))
         return _same_length(word, low)
@@ -155,10 +179,12 @@ class Truecaser:
 
     def _places(self, line: str, start: int, out: list[str]) -> None:
         """Gazetteer places (longest first, up to its longest name) are capitalised: "transferred from fishers"."""
-        words = list(re.finditer(r"[A-Za-z][A-Za-z'\-]*", line))
+        words = list(_PLACE_WORD.finditer(line))
         i = 0
         while i < len(words):
-            for n in range(min(self.place_words, len(words) - i), 0, -1):
+            first = words[i].group(0).lower()
+            longest = min(self.place_words, len(words) - i) if first in self.place_starts else 1
+            for n in range(longest, 0, -1):
                 a, b = words[i].start(), words[i + n - 1].end()
                 phrase = line[a:b]
                 if (" ".join(phrase.lower().split()) in self.places and " " in phrase) or (
@@ -203,6 +229,30 @@ def census_names(kind: str = "all") -> frozenset[str]:
     return cached_words(f"census-{kind}-{rule}-{package_version('names')}-{package_version('wordfreq')}", build)
 
 
+COMMON_SURNAME_RANK = 2000  # the census's most frequent surnames: "Hill" (32), "Stone" (157), "Park" (460)
+COMMON_FIRST_NAME_RANK = 1000  # and first names, per sex: "Faith", "Dawn", "Grace"
+
+
+@functools.cache
+def common_surnames() -> frozenset[str]:
+    """The `COMMON_SURNAME_RANK` most frequent US census surnames, ordinary words among them ("hill", "young",
+    "stone", "white"), lower case. Only where a name has begun ("dr ngozi hill", "attending mei king") is such a word
+    read as a surname: the view keeps them ordinary."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(n for n, _ in _census("dist.all.last")[:COMMON_SURNAME_RANK]) - STOP_WORDS
+
+
+@functools.cache
+def common_first_names() -> frozenset[str]:
+    """The `COMMON_FIRST_NAME_RANK` most frequent US census first names of each sex, ordinary words among them
+    ("faith", "dawn", "grace"), lower case: read as a name only where a cue says one is said on its own."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    files = ("dist.male.first", "dist.female.first")
+    return frozenset(n for f in files for n, _ in _census(f)[:COMMON_FIRST_NAME_RANK]) - STOP_WORDS
+
+
 @functools.cache
 def rare_census_names() -> frozenset[str]:
     """Census names that are rare as English words (zipf below ORDINARY_ZIPF): the residual scan's name lexicon."""
@@ -229,17 +279,28 @@ def english_words(zipf: float = ORDINARY_ZIPF) -> frozenset[str]:
     return cached_words(f"english-words-{zipf}-3-{package_version('wordfreq')}", build)
 
 
+def _rare_places(places: frozenset[str]) -> frozenset[str]:
+    """`places` lower case, those of one word only if rarer than PLACE_ZIPF as a word: a place of several words is
+    a name ("fort wayne"), "normal" is not (cached per place list and wordfreq version: no wordfreq import)."""
+    import hashlib
+
+    def build() -> frozenset[str]:
+        from wordfreq import zipf_frequency
+
+        lowered = {" ".join(p.lower().split()) for p in places}
+        return frozenset(p for p in lowered if " " in p or zipf_frequency(p, "en") < PLACE_ZIPF)
+
+    digest = hashlib.sha256("\n".join(sorted(places)).encode()).hexdigest()[:16]
+    return cached_words(f"rare-places-{PLACE_ZIPF}-{digest}-{package_version('wordfreq')}", build)
+
+
 def make_truecaser(
     lexicon: frozenset[str], allow: frozenset[str] = frozenset(), places: frozenset[str] = frozenset()
 ) -> Truecaser:
     """`lexicon`: lower-case words known to be ordinary here (mixed-case corpus words, ICD-10-CM words): never
     names in the view. `allow`: the clinical allow-list, ordinary unless it is a name too (eponyms: "smith").
     `places`: gazetteer names; those rarer than PLACE_ZIPF as words, and not in the lexicon, are capitalised."""
-    from wordfreq import zipf_frequency
-
     names = census_names("first") | (census_names("last") - lexicon)  # "mary" stays a name, "bone" a word
-    lowered = {" ".join(p.lower().split()) for p in places}
-    rare_places = frozenset(  # a place of several words is a name ("fort wayne"); one word, only if rare
-        p for p in lowered if p not in lexicon and p not in allow and (" " in p or zipf_frequency(p, "en") < PLACE_ZIPF)
-    )
-    return Truecaser(((english_words() | allow) - names) | lexicon, names, rare_places, english_words(COMMON_ZIPF))
+    rare_places = frozenset(p for p in _rare_places(places) if p not in lexicon and p not in allow)
+    ordinary = ((english_words() | allow | TRANSCRIPT) - names) | lexicon
+    return Truecaser(ordinary, names, rare_places, english_words(COMMON_ZIPF))

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -50,17 +52,31 @@ SITE_ABBREVIATIONS = ["GH", "CNH", "UMC", "SSH", "WMH", "HRH"]
 PHONES = ["({a}) {b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}", "{a} {b} {c}", "{a}-{b}-{c} x{d}"]
 
 
-def _values(r: random.Random) -> dict[str, str]:
+@dataclass(frozen=True)
+class Pools:
+    """The values PHI placeholders draw from."""
+
+    first: list[str]
+    last: list[str]
+    towns: list[str]
+    facilities: list[str]
+    sites: list[str]
+
+
+TUNING = Pools(FIRST, LAST, TOWNS, FACILITIES, SITE_ABBREVIATIONS)
+
+
+def _values(r: random.Random, pools: Pools = TUNING) -> dict[str, str]:
     m, d = r.randint(1, 12), r.randint(1, 28)
     a, b, c = r.randint(201, 989), r.randint(201, 989), r.randint(1000, 9999)
     return {
-        "FIRST": r.choice(FIRST),
-        "LAST": r.choice(LAST),
-        "FIRST2": r.choice(FIRST),
-        "LAST2": r.choice(LAST),
-        "TOWN": r.choice(TOWNS),
-        "FAC": r.choice(FACILITIES),
-        "SITE": r.choice(SITE_ABBREVIATIONS),
+        "FIRST": r.choice(pools.first),
+        "LAST": r.choice(pools.last),
+        "FIRST2": r.choice(pools.first),
+        "LAST2": r.choice(pools.last),
+        "TOWN": r.choice(pools.towns),
+        "FAC": r.choice(pools.facilities),
+        "SITE": r.choice(pools.sites),
         "MD": f"{m}/{d}",
         "MDY": f"{m}/{d}/{r.randint(15, 24)}",
         "NTH": f"{d}{'th' if 4 <= d <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(d % 10, 'th')}",
@@ -69,6 +85,7 @@ def _values(r: random.Random) -> dict[str, str]:
         "PHONE": r.choice(PHONES).format(a=a, b=b, c=c, d=r.randint(100, 9999)),
         "AGE": str(r.randint(90, 103)),
         "MRN": str(r.randint(10**6, 10**8)),
+        "MRN2": f"{r.choice('ABCHV')}{r.randint(10**5, 10**9)}",
     }
 
 
@@ -138,7 +155,9 @@ def _fill(template: str, kinds: dict[str, str], values: dict[str, str]) -> tuple
     return out, spans
 
 
-def _compose(parts: list[str | tuple[str, dict[str, str]]], r: random.Random, sep: str = "\n") -> Annotated:
+def _compose(
+    parts: list[str | tuple[str, dict[str, str]]], r: random.Random, sep: str = "\n", pools: Pools = TUNING
+) -> Annotated:
     text, spans = "", []
     for i, part in enumerate(parts):
         if i:
@@ -146,42 +165,53 @@ def _compose(parts: list[str | tuple[str, dict[str, str]]], r: random.Random, se
         if isinstance(part, str):
             text += part
         else:
-            filled, found = _fill(part[0], part[1], _values(r))
+            filled, found = _fill(part[0], part[1], _values(r, pools))
             spans += [(start + len(text), end + len(text), kind) for start, end, kind in found]
             text += filled
     return Annotated(text, spans)
 
 
-def _insert(body: str, planted: list[tuple[str, dict[str, str]]], r: random.Random) -> Annotated:
+def _insert(body: str, planted: list[tuple[str, dict[str, str]]], r: random.Random, pools: Pools = TUNING) -> Annotated:
     parts: list[str | tuple[str, dict[str, str]]] = [body]
     for p in planted:
         parts.insert(r.randint(0, len(parts)), p)
-    return _compose(parts, r)
+    return _compose(parts, r, pools=pools)
 
 
-def nursing_notes(n: int, seed: int = 11) -> list[Annotated]:
+Templates = list[tuple[str, dict[str, str]]]
+
+
+def nursing_notes(n: int, seed: int = 11, templates: Templates = NURSING, pools: Pools = TUNING) -> list[Annotated]:
     r = random.Random(seed)
-    return [_compose(list(r.sample(NURSING, r.randint(3, 6))), r) for _ in range(n)]
+    return [_compose(list(r.sample(templates, r.randint(3, 6))), r, pools=pools) for _ in range(n)]
 
 
-def radiology_notes(texts: list[str], seed: int = 12) -> list[Annotated]:
+def radiology_notes(
+    texts: list[str], seed: int = 12, templates: Templates = RADIOLOGY, pools: Pools = TUNING
+) -> list[Annotated]:
     r = random.Random(seed)
-    return [_insert(t, r.sample(RADIOLOGY, 3), r) for t in texts]
+    return [_insert(t, r.sample(templates, 3), r, pools) for t in texts]
 
 
-def case_notes(texts: list[str], seed: int = 13) -> list[Annotated]:
+def case_notes(texts: list[str], seed: int = 13, templates: Templates = CASE, pools: Pools = TUNING) -> list[Annotated]:
     r = random.Random(seed)
-    return [_insert(t, r.sample(CASE, 2), r) for t in texts]
+    return [_insert(t, r.sample(templates, 2), r, pools) for t in texts]
 
 
-def dialogue_notes(dialogues: list[str], seed: int = 14) -> list[Annotated]:
+def dialogue_notes(
+    dialogues: list[str],
+    seed: int = 14,
+    opening: Templates = DIALOGUE_OPEN,
+    templates: Templates = DIALOGUE_TURNS,
+    pools: Pools = TUNING,
+) -> list[Annotated]:
     r = random.Random(seed)
     out = []
     for d in dialogues:
         turns: list[str | tuple[str, dict[str, str]]] = [t for t in d.split("\n") if t.strip()]
-        for planted in r.sample(DIALOGUE_TURNS, 2):
+        for planted in r.sample(templates, 2):
             turns.insert(r.randint(1, len(turns)), planted)
-        out.append(_compose([r.choice(DIALOGUE_OPEN), *turns], r))
+        out.append(_compose([r.choice(opening), *turns], r, pools=pools))
     return out
 
 
@@ -211,3 +241,140 @@ def wide_set(real_data: Path, per_style: int = 100) -> dict[str, list[Annotated]
         ),
     }
     return {name: make() for name, make in styles.items()}
+
+
+# A held-out set: other name pools, other phrasings, other texts (rows the tuning set does not use). It was written
+# before the de-identifier was measured on it and is not tuned against: bench/deid.py reports it beside the wide set.
+HOLDOUT_POOLS = Pools(
+    first=(
+        "Agnes Bartholomew Cedric Dolores Esperanza Florian Gwendolyn Horatio Ignatius Jolene Kofi Leopold Magdalena "
+        "Nikolai Octavia Percival Quincy Rosalind Stanislaw Thaddeus Ursula Valentina Winifred Xiomara Yolanda "
+        "Zbigniew Amara Bao Chiamaka Dagny Emeka Farida Gunnar Halima Ismael Gary Marion Dawn Faith Rusty"
+    ).split(),
+    last=(
+        "Fox Little Rivers Banks Field Gardner Cook Fisher Baker Walker Woods Lane Sharp Frost Snow Bush Marsh Ward "
+        "Hall Nash Okonkwo Szymanski Papadopoulos Nakamura Gallagher Ostrowski Achterberg Mbatha Quispe Thorvaldsen "
+        "Balogun Kowalski Iwu Lindqvist Moreau Grünewald O'Donnell Da Silva"
+    ).split(),
+    towns=(
+        "Bloomington|Muncie|Lafayette|Anderson|Carmel|Fishers|Merrillville|Hammond|Evansville|Richmond|Columbus|"
+        "Madison|Marion|Warsaw|Goshen|Auburn|Angola|Frankfort|Lebanon|Mishawaka|Kendallville|Peru|Princeton"
+    ).split("|"),
+    facilities=(
+        "IU Health Methodist Hospital|Eskenazi Health|Community Hospital East|Parkview Regional Medical Center|"
+        "Deaconess Hospital|Good Samaritan Hospital|Memorial Hospital of South Bend|Reid Health|"
+        "Ascension St. Vincent|Lutheran Hospital|Saint Joseph Regional Medical Center|Beacon Health Clinic"
+    ).split("|"),
+    sites=["MHS", "SVH", "CHE", "PRMC", "LH", "DHC"],
+)
+HOLDOUT_NURSING = [
+    (
+        "{MD} @ {TIME} - pt's son {FIRST} at bedside, updated by {FIRST2} {LAST2} rn",
+        {"MD": "DATE", "TIME": "DATE", "FIRST": "RELATIVE", "FIRST2": "NAME", "LAST2": "NAME"},
+    ),
+    ("d/c'd to {FAC} on {MD} , report called to receiving rn", {"FAC": "FACILITY", "MD": "DATE"}),
+    ("pcp: dr. {LAST} ({PHONE})", {"LAST": "NAME", "PHONE": "PHONE"}),
+    ("discussed w/ dr {FIRST} {LAST} (cards) - ok to start asa", {"FIRST": "NAME", "LAST": "NAME"}),
+    ("pt states she lives w/ her sister {FIRST} in {TOWN}", {"FIRST": "RELATIVE", "TOWN": "LOCATION"}),
+    ("admitted {MONTH_DAY} via ed from {SITE}", {"MONTH_DAY": "DATE", "SITE": "FACILITY"}),
+    ("dob {MDY} ; {AGE} y/o w/ hx chf", {"MDY": "DATE", "AGE": "AGE"}),
+    ("wife {FIRST} {LAST} is hcpoa , cell {PHONE}", {"FIRST": "RELATIVE", "LAST": "RELATIVE", "PHONE": "PHONE"}),
+    ("signed: {FIRST} {LAST}, pa-c {MD} {TIME}", {"FIRST": "NAME", "LAST": "NAME", "MD": "DATE", "TIME": "DATE"}),
+    ("transported to {FAC} by ems at {TIME}", {"FAC": "FACILITY", "TIME": "DATE"}),
+    ("resident dr {LAST} aware of bp 180/95 ; will recheck", {"LAST": "NAME"}),
+    ("mrn: {MRN} / acct {MRN2}", {"MRN": "ID", "MRN2": "ID"}),
+]
+HOLDOUT_RADIOLOGY = [
+    ("CLINICAL HISTORY: Outside study from {FAC} ({MDY}).", {"FAC": "FACILITY", "MDY": "DATE"}),
+    (
+        "These findings were discussed with {FIRST} {LAST}, NP, on {MONTH_DAY} at {TIME}.",
+        {"FIRST": "NAME", "LAST": "NAME", "MONTH_DAY": "DATE", "TIME": "DATE"},
+    ),
+    ("Electronically signed by {FIRST} {LAST} M.D. on {MDY}", {"FIRST": "NAME", "LAST": "NAME", "MDY": "DATE"}),
+    ("Comparison is made to prior exam from {SITE} dated {MD}.", {"SITE": "FACILITY", "MD": "DATE"}),
+    ("Accession {MRN}. Ordering physician: Dr. {LAST}.", {"MRN": "ID", "LAST": "NAME"}),
+]
+HOLDOUT_CASE = [
+    (
+        "A {AGE}-year-old woman from {TOWN} was sent by her physician, Dr. {LAST}.",
+        {"AGE": "AGE", "TOWN": "LOCATION", "LAST": "NAME"},
+    ),
+    ("She had been treated at {FAC} since {MONTH_DAY}.", {"FAC": "FACILITY", "MONTH_DAY": "DATE"}),
+    ("Her daughter, {FIRST} {LAST}, accompanied her.", {"FIRST": "RELATIVE", "LAST": "RELATIVE"}),
+]
+HOLDOUT_OPEN = [
+    ("Doctor: Hello {FIRST}, nice to see you again.", {"FIRST": "NAME"}),
+    ("Doctor: Come on in, Mr. {LAST}. Have a seat.", {"LAST": "NAME"}),
+]
+HOLDOUT_TURNS = [
+    ("Patient: My wife, {FIRST}, made me come in.", {"FIRST": "RELATIVE"}),
+    ("Patient: I had my surgery at {FAC} on {MD}.", {"FAC": "FACILITY", "MD": "DATE"}),
+    ("Guest_family: I'm her son, {FIRST} {LAST}.", {"FIRST": "RELATIVE", "LAST": "RELATIVE"}),
+    ("Doctor: Okay {FIRST}, you can reach the nurse at {PHONE}.", {"FIRST": "NAME", "PHONE": "PHONE"}),
+    ("Patient: We moved here from {TOWN} two years ago.", {"TOWN": "LOCATION"}),
+]
+
+
+def holdout_set(real_data: Path, per_style: int = 100) -> dict[str, list[Annotated]]:
+    """The held-out set: `HOLDOUT_POOLS` and the `HOLDOUT_*` phrasings on texts the tuning set does not use (IU rows
+    2,000-3,000, MedPix's last cases, MTS-Dialog's first test set)."""
+    from datakit.evaluation.planted_phi import iu_texts
+
+    pools = HOLDOUT_POOLS
+    medpix = medpix_texts(real_data / "medpix_2_0" / "Case_topic.json", 10_000)
+    mts = real_data / "mts_dialog" / "MTS-Dialog-TestSet-1-MEDIQA-Chat-2023.csv"
+    styles: dict[str, Callable[[], list[Annotated]]] = {
+        "nursing": lambda: nursing_notes(per_style, 21, HOLDOUT_NURSING, pools),
+        "radiology": lambda: radiology_notes(
+            iu_texts(str(real_data / "indiana_iu_cxr" / "indiana_reports.csv"), 3000)[-per_style:],
+            22,
+            HOLDOUT_RADIOLOGY,
+            pools,
+        ),
+        "case": lambda: case_notes(medpix[-per_style:], 23, HOLDOUT_CASE, pools),
+        "dialogue": lambda: dialogue_notes(mts_dialogues(mts, per_style), 24, HOLDOUT_OPEN, HOLDOUT_TURNS, pools),
+    }
+    return {name: make() for name, make in styles.items()}
+
+
+def _title_or_pair(text: str, start: int, end: int, parts: list[str]) -> bool:
+    before = text[max(0, start - 6) : start].lower()
+    after = text[end : end + 30].lower()
+    other = [p.lower() for p in parts if p.lower() != text[start:end].lower()]
+    return bool(re.search(r"\b(?:mr|mrs|ms|dr|miss)\.?\s+$", before)) or any(
+        after.lstrip(" ,").startswith(o) or before.rstrip(" ,").endswith(o) for o in other
+    )
+
+
+def aci_names(real_data: Path, field: str = "dialogue") -> list[Annotated]:
+    """ACI-Bench encounters (every split) with the patient's and the doctor's names annotated where the
+    encounter's metadata gives them and the text says them ("[doctor] hi , martha ."): real name mentions that
+    no one here planted. A name part that is also a common English word ("White", "Hope") counts only after a
+    title or beside the other part of the name. Only these names are annotated (other PHI the text may hold is
+    not), so the set measures name recall, not precision."""
+    from wordfreq import zipf_frequency
+
+    out = []
+    folder = real_data / "aci_bench"
+    for path in sorted(folder.glob("*.csv")):
+        if path.stem.endswith("_metadata"):
+            continue
+        frame = pl.read_csv(path).join(
+            pl.read_csv(folder / f"{path.stem}_metadata.csv"), on=["dataset", "encounter_id"], how="left"
+        )
+        for row in frame.iter_rows(named=True):
+            text = row[field]
+            parts = [
+                p
+                for key in ("patient_firstname", "patient_familyname", "doctor_name")
+                for p in str(row.get(key) or "").replace(".", " ").split()
+                if len(p) > 1 and p.lower() not in {"dr", "mr", "mrs", "ms", "md"}
+            ]
+            spans = []
+            for part in parts:
+                for m in re.finditer(rf"(?i)\b{re.escape(part)}\b", text):
+                    if zipf_frequency(part.lower(), "en") < 4.0 or _title_or_pair(text, m.start(), m.end(), parts):
+                        spans.append((m.start(), m.end(), "NAME"))
+            if spans:
+                out.append(Annotated(text, sorted(set(spans))))
+    return out
