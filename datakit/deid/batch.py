@@ -14,6 +14,7 @@ quote the text). A record whose batch raised is retried alone so one bad record 
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing as mp
 import os
 import signal
@@ -82,7 +83,19 @@ class Deidentifier:
         by_record: list[list] = [[] for _ in records]
         for (i, _), s in zip(flat, spans, strict=True):
             by_record[i].append(s)
-        return [self._apply(r, iter(by_record[i])) for i, r in enumerate(records)]
+        scans: list[tuple[int, str, list[tuple[int, int]]]] = []  # the scanned share, read in one batch
+        outcomes = [self._apply(r, iter(by_record[i]), scans, i) for i, r in enumerate(records)]
+        try:
+            found = self.scanner.scan_many([(text, inserted) for _, text, inserted in scans])
+        except Exception as err:  # fail closed: the scanned records are quarantined
+            for i in {i for i, _, _ in scans}:
+                outcomes[i] = Outcome(texts=[None] * len(records[i][2]), error=type(err).__name__)
+            return outcomes
+        for (i, _, _), hits in zip(scans, found, strict=True):
+            scan = outcomes[i].scan
+            if scan is not None:
+                scan.update(hits)
+        return outcomes
 
     def _one(self, record: Record) -> Outcome:
         try:
@@ -91,7 +104,15 @@ class Deidentifier:
             return Outcome(texts=[None] * len(record[2]), error=type(err).__name__)
         return self._apply(record, iter(spans))
 
-    def _apply(self, record: Record, spans: Iterator[list]) -> Outcome:
+    def _apply(
+        self,
+        record: Record,
+        spans: Iterator[list],
+        scans: list[tuple[int, str, list[tuple[int, int]]]] | None = None,
+        index: int = 0,
+    ) -> Outcome:
+        """The record's texts with its spans replaced; a scanned record's texts are scanned here, or, given
+        `scans`, added to it for one batched scan."""
         patient, offset, texts = record
         keyed = Keyed(self.settings.key, patient)
         outcome = Outcome(texts=[])
@@ -106,7 +127,9 @@ class Deidentifier:
                 new, inserted = replace_spans(text, next(spans), keyed, offset, self.settings.operators, outcome.counts)
                 outcome.texts.append(new)
                 outcome.residual += residual_hits(new, inserted)
-                if outcome.scan is not None:
+                if outcome.scan is not None and scans is not None:
+                    scans.append((index, new, inserted))
+                elif outcome.scan is not None:
                     outcome.scan.update(self.scanner.scan(new, inserted))
         except Exception as err:
             return Outcome(texts=[None] * len(texts), error=type(err).__name__)
@@ -168,6 +191,9 @@ def deidentify(
         return outcomes, worker.gate_stats
     if fork:  # the workers inherit the engine built here
         _WORKER = Deidentifier(settings)
+        # objects the workers inherit are left out of garbage collection: a collection in a worker would write to
+        # every page of the model and the word sets it shares with this process (copy-on-write) and copy them
+        gc.freeze()
         pool = mp.get_context("fork").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(None, os.getpid()))
     else:  # a clean interpreter per worker, which builds its own engine
         pool = mp.get_context("spawn").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(settings, os.getpid()))
@@ -181,4 +207,5 @@ def deidentify(
                 progress(len(out))
     finally:
         _WORKER = None
+        gc.unfreeze()
     return outcomes, (seen, ner)

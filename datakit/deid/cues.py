@@ -10,6 +10,7 @@ a title the word is taken unless it is a stop word or clinical ("dr white" is a 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import regex
 from presidio_analyzer import LocalRecognizer, RecognizerResult
@@ -77,16 +78,23 @@ _ROLE = regex.compile(
 )
 # a name introduced by what follows it: "carolyn is a 34-year-old", "beverly's a 24 year old", "kayla ward , date
 # of birth", "Elijah Reyes is a pleasant 62-year-old"
-_INTRODUCED = regex.compile(
-    rf"(?i)\b({_WORDS}(?:[ \t]+{_WORDS})?)(?:(?:[ \t]+is|'s)[ \t]+an?[ \t]+(?:(?:very[ \t]+)?pleasant\b|\d{{1,3}}"
-    rf"[ \t]*-?[ \t]*(?:year|yr|yo\b|y/o|y\.o\.|month|week))|[ \t]*[,.][ \t]*(?:date of birth|dob\b|birth date|born\b)"
-    rf"|[ \t]+(?:states|reports|denies|presents|returns|complains|endorses)\b)"
+# (what follows a name, the words before it): an anchor is searched first, then the one or two words right before
+# it, so the costly part runs only where an anchor is (not at every word of the text)
+_INTRODUCED = (
+    regex.compile(
+        r"(?i)(?:\bis|'s)[ \t]+an?[ \t]+(?:(?:very[ \t]+)?pleasant\b|\d{1,3}[ \t]*-?[ \t]*(?:year|yr|yo\b|y/o|y\.o\.|"
+        r"month|week))|[,.][ \t]*(?:date of birth|dob\b|birth date|born\b)"
+        r"|\b(?:states|reports|denies|presents|returns|complains|endorses)\b"
+    ),
+    regex.compile(rf"\b({_WORDS}(?:[ \t]+{_WORDS})?)[ \t]*$"),
 )
 _RELATION = regex.compile(rf"(?i)\b(?:{RELATION_CUES})(?:'s)?\b,?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
 # a name before a credential in any case ("elijah baptiste rn"); not "do" or "pa", which are words
-_CREDENTIAL = regex.compile(
-    rf"(?i)\b((?:{_WORDS}[ \t]+)?{_WORDS})[ \t]*,?[ \t]+(?:(?:md|np|rn|phd|lpn|crna|dds|pa-c)\b|m\.d\.)"
+_CREDENTIAL = (
+    regex.compile(r"(?i)\b(?:(?:md|np|rn|phd|lpn|crna|dds|pa-c)\b|m\.d\.)"),
+    regex.compile(rf"\b((?:{_WORDS}[ \t]+)?{_WORDS})[ \t]*,?[ \t]+$"),
 )
+_LOOK_BACK = 80  # characters before an anchor where its name is looked for
 _FACILITY = regex.compile(rf"(?i)\b(?:({FACILITY_WORDS})|({UNIT_WORDS}))\b")
 _BEFORE_FACILITY = regex.compile(rf"(?i)(?:\b({PLACE_CUES})[ \t]+)?((?:\b{_WORDS}\.?[ \t]+){{1,4}})$")
 _FACILITY_NEXT = regex.compile(rf"(?i)[ \t]+(?:{FACILITY_WORDS})\b")
@@ -119,6 +127,16 @@ CUE_WORDS = frozenset(
     "dr drs doctor prof mr mrs ms miss md do np rn pa-c phd per cc attending resident fellow pcp hi hello hey thanks "
     "bye".split()
 )
+
+
+def _preceded(rules: tuple[regex.Pattern[str], regex.Pattern[str]], text: str) -> Iterator[regex.Match[str]]:
+    """For each match of the anchor `rules[0]`, the match of `rules[1]` (anchored at the text's end) on the
+    `_LOOK_BACK` characters before it, in the text's offsets."""
+    anchor, before = rules
+    for m in anchor.finditer(text):
+        found = before.search(text, max(0, m.start() - _LOOK_BACK), m.start())
+        if found:
+            yield found
 
 
 class CaseInsensitiveCueRecognizer(LocalRecognizer):
@@ -184,6 +202,8 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
                 or (strict and self._common(word) and not (surname or alone))
                 # a greeting is followed by a name, not an ordinary word ("hey dragon, show me")
                 or (greeted and i == 0 and low in self.greeting_words and low not in self.truecaser.names and not alone)
+                # after mr/ms an ordinary word must be a surname or a name ("mr fox"; not "ms flare", "MR images")
+                or (titled and i == 0 and self._ordinary(word) and not surname and low not in self.truecaser.names)
             ):
                 break
             # a second word is a surname when it is capitalised (as written, or by the truecaser: no ordinary word)
@@ -226,11 +246,11 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
             lead = words[0].group(0).lower()
             first = words[0] if len(words) > 2 and lead not in STOP_WORDS and lead not in GENERIC else words[-2]
             results.append(self._result("ORGANIZATION", m.start(1) + first.start(), m.end(1)))
-        for m in _INTRODUCED.finditer(text):
+        for m in _preceded(_INTRODUCED, text):
             found = self._name_before(m)
             if found:
                 results.append(self._result("PERSON", *found))
-        for m in _CREDENTIAL.finditer(text):  # the words before: the last one or two that look like a name
+        for m in _preceded(_CREDENTIAL, text):  # the words before: the last one or two that look like a name
             words = list(re.finditer(r"\S+", m.group(1)))
             lead = words[0].group(0).lower()
             paired = (
@@ -292,7 +312,7 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
             keep.append(w)
         if not keep:
             return None
-        named = [w for w in keep if not self._plain(w.group(0))]
+        named = [w for w in keep if not self._plain(w.group(0)) and w.group(0).lower() not in SERVICES]
         strong = m.group(1) is not None
         lows = [w.group(0).lower().strip(".") for w in keep]
         if not (

@@ -420,6 +420,14 @@ def clinical_words(lexicon: frozenset[str]) -> frozenset[str]:
     return lexicon | CLINICAL_ALLOW
 
 
+def _only(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with everything outside `spans` blank but its line breaks (same offsets)."""
+    out = [c if c == "\n" else " " for c in text]
+    for a, b in spans:
+        out[a:b] = text[a:b]
+    return "".join(out)
+
+
 def _has_mixed_line(text: str, caseless: list[tuple[int, int]]) -> bool:
     return sum(b - a for a, b in caseless) + len(caseless) < len(text.strip()) + 1
 
@@ -460,7 +468,8 @@ class Analyzer:
             # a mixed-case note's all-caps header lines are also read as written ("PATIENT: MILLER, LINDA" is a
             # name there); a note written wholly in one case is read through its view only
             if view != original and _has_mixed_line(original, lines):
-                results += self.engine.analyze(original, language="en", nlp_artifacts=self.nlp_engine.no_entities)
+                header = _only(original, lines)  # the case-less lines as written, the rest blank (same offsets)
+                results += self.engine.analyze(header, language="en", nlp_artifacts=self.nlp_engine.no_entities)
         # a gazetteer hit keeps a line from NER only when it is no name: "Thomas" is a town and a name, and NER
         # labels names; "Brownsburg" is only a town
         covered = [

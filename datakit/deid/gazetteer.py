@@ -107,7 +107,8 @@ class CityGazetteerRecognizer(LocalRecognizer):
                         break
                 else:
                     i += 1
-        return results + self._cued(text)
+        found = {(r.start, r.end) for r in results}
+        return results + [r for r in self._cued(text) if (r.start, r.end) not in found]
 
     def _cued(self, text: str) -> list[RecognizerResult]:
         """Places after from/in/near/to/at in any case, longest first: not a very common word ("to home"), not a

@@ -40,6 +40,7 @@ COMMON_ZIPF = 4.5  # a word this frequent is not a name after a relation word or
 FIRST_NAME = (4.0, 200, 5.5)  # (any rank below this zipf, top ranks, below this zipf)
 SURNAME = (3.0, 10_000, 4.0)
 ACRONYM_LETTERS = 3  # a short word that is neither ordinary nor a name reads as an acronym ("MVC", "bmt"): upper
+WORD_CACHE = 200_000  # words the view remembers before it starts again
 MIN_LETTERS = 6  # a line needs this many letters before its case is read as a profile
 TITLES = frozenset({"dr", "drs", "mr", "mrs", "ms", "miss", "doctor", "prof", "sr", "jr"})
 UPPER = frozenset({"md", "np", "rn", "phd", "mbbs", "dds", "dpm", "lpn", "crna", "pa-c", "mrn", "dob", "ssn", "acc"})
@@ -131,6 +132,8 @@ class Truecaser:
         self.places = places  # lower case, as "fort wayne"
         self.place_words = max((p.count(" ") + 1 for p in places), default=0)
         self.place_starts = frozenset(p.split(" ", 1)[0] for p in places if " " in p)  # "fort" of "fort wayne"
+        self.place_words_any = self.place_starts | frozenset(p for p in places if " " not in p)
+        self._seen: dict[str, str] = {}
 
     def is_name_or_place(self, word: str) -> bool:
         low = word.lower()
@@ -142,6 +145,15 @@ class Truecaser:
         return in_vocabulary(low, self.ordinary)
 
     def word(self, word: str) -> str:
+        """The word as the view writes it (memoised: the words of a corpus repeat)."""
+        new = self._seen.get(word)
+        if new is None:
+            if len(self._seen) > WORD_CACHE:
+                self._seen.clear()
+            new = self._seen[word] = self._word(word)
+        return new
+
+    def _word(self, word: str) -> str:
         low = word.lower()
         if any(c.isdigit() for c in word):  # ids upper ("a123456789"), ordinals lower ("13th", "2nd")
             return _same_length(word, low if ORDINAL.fullmatch(low) else word.upper())
@@ -179,6 +191,8 @@ class Truecaser:
 
     def _places(self, line: str, start: int, out: list[str]) -> None:
         """Gazetteer places (longest first, up to its longest name) are capitalised: "transferred from fishers"."""
+        if self.place_words_any.isdisjoint(_PLACE_WORD.findall(line.lower())):
+            return  # most lines name no place: one set test
         words = list(_PLACE_WORD.finditer(line))
         i = 0
         while i < len(words):

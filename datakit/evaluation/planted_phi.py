@@ -137,8 +137,10 @@ def render(annotated: list[Annotated], how: str) -> list[Annotated]:
 
 
 def char_scores(annotated: list[Annotated], found: list[list[tuple[int, int]]]) -> dict[str, object]:
-    """PHI recall and precision by character, per-type recall, and the share of clinical (non-PHI) words changed."""
+    """PHI recall and precision by character, phrase recall (a phrase counts when all its letters and digits are
+    removed), per-type recall, and the share of clinical (non-PHI) words changed."""
     tp = fn = fp = 0
+    phrases = phrases_found = 0
     per: dict[str, list[int]] = {}
     words_total = words_lost = 0
     for a, spans in zip(annotated, found, strict=True):
@@ -147,6 +149,8 @@ def char_scores(annotated: list[Annotated], found: list[list[tuple[int, int]]]) 
             for i in range(s, e):
                 gold[i] = True
             hit = sum(1 for i in range(s, e) if any(fs <= i < fe for fs, fe in spans))
+            phrases += 1  # a phrase is removed when every letter and digit of it is
+            phrases_found += all(any(fs <= i < fe for fs, fe in spans) for i in range(s, e) if a.text[i].isalnum())
             per.setdefault(kind, [0, 0])
             per[kind][0] += hit
             per[kind][1] += e - s
@@ -166,6 +170,8 @@ def char_scores(annotated: list[Annotated], found: list[list[tuple[int, int]]]) 
             words_lost += any(pred[m.start() : m.end()])
     return {
         "recall": round(tp / max(1, tp + fn), 4),
+        "phrase_recall": round(phrases_found / max(1, phrases), 4),
+        "phrases": phrases,
         "precision": round(tp / max(1, tp + fp), 4),
         "clinical_words_lost": round(words_lost / max(1, words_total), 4),
         "per_type_recall": {k: round(v[0] / max(1, v[1]), 4) for k, v in sorted(per.items())},

