@@ -101,7 +101,7 @@ class CityGazetteerRecognizer(LocalRecognizer):
                 for n in range(min(self.longest, MAX_WORDS, len(words) - i), 0, -1):
                     start, end = run.start() + words[i].start(), run.start() + words[i + n - 1].end()
                     phrase = text[start:end]
-                    if phrase in self.names and not (n == 1 and self.is_clinical_word(phrase)):
+                    if phrase in self.names and not (n == 1 and self._not_a_place(phrase)):
                         results.append(self._result(start, end))
                         i += n
                         break
@@ -109,6 +109,12 @@ class CityGazetteerRecognizer(LocalRecognizer):
                     i += 1
         found = {(r.start, r.end) for r in results}
         return results + [r for r in self._cued(text) if (r.start, r.end) not in found]
+
+    def _not_a_place(self, word: str) -> bool:
+        """A one-word run that names a place but is read as a word: a clinical word ("Normal"), a month ("August"),
+        or a very common English word that is no name ("Welcome", "Mobile"; not "Anderson")."""
+        low = word.lower()
+        return self.is_clinical_word(word) or low in NOT_PLACES or (low in self.very_common and not self.is_eponym(low))
 
     def _cued(self, text: str) -> list[RecognizerResult]:
         """Places after from/in/near/to/at in any case, longest first: not a very common word ("to home"), not a

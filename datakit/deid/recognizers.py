@@ -116,6 +116,15 @@ def radiology_recognizers() -> list[PatternRecognizer]:
             r"(?![\d/])(?![ \t]*(?i:of|tabs?|tablets?|caps?|mm|cm|ml|mg|times|x|strength|views?|murmur|sm|hsm|dsm)\b)",
             0.55,
         ),
+        # month-day with a dash only after a date cue ("seen on 7-22", "dob 3-14"): a dash between numbers is
+        # mostly a range ("2-3 days", "5-10 mg", "c5-6")
+        _p(
+            "md_dash",
+            r"(?<=\b(?i:on|dated|date|dob|born|since|seen|admitted|discharged|until|through|returned|birth(?: is)?)"
+            rf"[ \t:,]*)(?<![\d\-])(?:{_MON})-(?:{_DAY})(?![\d\-])"
+            r"(?![ \t]*(?i:days?|weeks?|months?|years?|hours?|hrs?|times|occasions|mm|cm|ml|mg|x|%|minutes?|min)\b)",
+            0.6,
+        ),
         _p("compact", rf"(?<![\w.])(?:{_YEAR})(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\w)", 0.3),
     ]
     time = _p(
@@ -394,6 +403,7 @@ Exam Date Service Accession Patient Name Medical Record DOB SSN MRN MD Email Pho
 Callback Pager Cell Signed Read Reviewed Discussed Communicated Attending Resident Technologist Referring Ordering
 MAMMO Mammo Mammogram Tomo CC MLO ML LM XCCL Apex Apices Apical Hilum Hilar Carina Lingula Lingular Costophrenic
 Cardiophrenic Hemidiaphragm Hemidiaphragms Retrocardiac Paratracheal Perihilar Subsegmental Bibasilar
+Preop Postop Periop Intraop Followup Workup Fig Figs Noncontrast Clinician
 """.split()
 )
 

@@ -76,8 +76,14 @@ class ResidualScanner:
             view = self.truecaser.view(left)
             lefts.append((left, view))
             for a, b in zip(left.split("\n"), view.split("\n"), strict=True):
-                if b.strip():
-                    lines.append((i, line_case(a) != "mixed", b))
+                caseless = line_case(a) != "mixed"
+                # a line where no hit could count is not read (the same counts, less NER): a case-less line with no
+                # word the name and place lists know, a mixed line with no capital
+                if caseless and not any(self.truecaser.is_name_or_place(w) for w in WORD.findall(b)):
+                    continue
+                if not caseless and not any(c.isupper() for c in a):
+                    continue
+                lines.append((i, caseless, b))
         for (i, caseless, _), doc in zip(
             lines, self.nlp.pipe((b for *_, b in lines), batch_size=batch_size), strict=True
         ):

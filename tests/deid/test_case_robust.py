@@ -81,6 +81,7 @@ NOTES = [
     ("treated at community hospital east and memorial hospital of south bend .", ["community hospital east"]),
     ("outside study from ascension st. vincent ; moved here from anderson .", ["ascension st. vincent", "anderson"]),
     ("discussed with farida grünewald, np .", ["farida grünewald"]),
+    ("seen on 7-22 by the team ; dob 3-14 .", ["7-22", "3-14"]),
 ]
 KEEP = [
     "1/2 tab po bid ; grade 2/4 murmur ; bp 120/80 ; strength 5/5 .",
@@ -92,6 +93,7 @@ KEEP = [
     "mr images show no enhancement ; ms flare in june , seen at cardiology clinic .",
     "it started to hurt in august ; in wilson disease the liver is involved .",
     "pt is a 70-year-old woman ; patient reports less pain ; we're gon na wait .",
+    "cough for 2-3 days ; on 5-10 mg daily ; seen 2-3 times ; c5-6 disc .",
 ]
 
 
