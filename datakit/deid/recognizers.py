@@ -56,7 +56,8 @@ _SPEECH = sorted(
     STOP_WORDS
     | set(
         "yes yeah yep no nope okay ok hi hello hey good great thanks thank oh um uh hmm well sure alright right "
-        "fine i'm i've i'd it's that's".split()
+        "fine i'm i've i'd it's that's correct hm hmm ah aw mhm uh-huh nice perfect exactly absolutely wow gotcha "
+        "really sorry please let's tell actually welcome wonderful awesome cool".split()
     ),
     key=len,
     reverse=True,
