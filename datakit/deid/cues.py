@@ -147,6 +147,7 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         self.truecaser = truecaser
         self.surnames = common_surnames()
         self.first_names = common_first_names()
+        self.spoken_words = frozenset(STOP_WORDS) | truecaser.common  # "that's", "let's", "we'll": no names
         # after a greeting, an English word this frequent is no name ("hey dragon"); "sven", "leopold" may be
         self.greeting_words = english_words(GREETED_ZIPF)
         self.clinical = clinical
@@ -159,7 +160,7 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         w = word.lower().strip("'-.")
         clinical = w in self.clinical and w not in self.truecaser.names  # "mary", "smith": names, eponyms or not
         # a contraction of a stop or common word is no name ("that's", "let's", "we'll"); "o'brien" is one
-        spoken = "'" in w and in_vocabulary(w, STOP_WORDS | self.truecaser.common)
+        spoken = "'" in w and in_vocabulary(w, self.spoken_words)
         return not w or w in STOP_WORDS or clinical or spoken or bool(_PLACEHOLDER.fullmatch(w))
 
     def _ordinary(self, word: str) -> bool:
@@ -235,9 +236,9 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
                 if found:
                     results.append(self._result("PERSON", found[0][0], found[-1][1]))
         for m in _FACILITY.finditer(text):
-            found = self._institution(text, m)
-            if found:
-                results.append(self._result("ORGANIZATION", *found))
+            institution = self._institution(text, m)
+            if institution:
+                results.append(self._result("ORGANIZATION", *institution))
         for m in _SAINT.finditer(text):  # a saint's name that is a name: "st. vincent", not "st. louis" (a place)
             words = list(regex.finditer(r"\S+", m.group(1)))
             saint = words[-1].group(0)
@@ -247,9 +248,9 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
             first = words[0] if len(words) > 2 and lead not in STOP_WORDS and lead not in GENERIC else words[-2]
             results.append(self._result("ORGANIZATION", m.start(1) + first.start(), m.end(1)))
         for m in _preceded(_INTRODUCED, text):
-            found = self._name_before(m)
-            if found:
-                results.append(self._result("PERSON", *found))
+            introduced = self._name_before(m)
+            if introduced:
+                results.append(self._result("PERSON", *introduced))
         for m in _preceded(_CREDENTIAL, text):  # the words before: the last one or two that look like a name
             words = list(re.finditer(r"\S+", m.group(1)))
             lead = words[0].group(0).lower()
