@@ -177,7 +177,6 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         text: str,
         m: regex.Match[str],
         strict: bool,
-        full: bool = False,
         relation: bool = False,
         titled: bool = False,
         greeted: bool = False,
@@ -207,12 +206,11 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
                 or (titled and i == 0 and self._ordinary(word) and not surname and low not in self.truecaser.names)
             ):
                 break
-            # a second word is a surname when it is capitalised (as written, or by the truecaser: no ordinary word)
-            # or follows a known name and is no common word ("dr john young"; not "husband joe called"); after a
-            # doctor's title (`full`: names are written whole there) a known name may be followed by any non-stop
-            # word ("dr karen white")
+            # a second word is a surname when it is capitalised (as written, or by the truecaser: no ordinary word),
+            # a frequent surname ("dr karen white"), or follows a known name and is no ordinary word ("dr john
+            # smithers"; not "husband camila drove me in", "dr gallagher aware of")
             known = first in self.truecaser.names
-            if i and not (word[:1].isupper() or surname or (known and (full or not self._common(word)))):
+            if i and not (word[:1].isupper() or surname or (known and not self._ordinary(word))):
                 break
             out.append((m.start(1) + w.start(), m.start(1) + w.end()))
             first = low
@@ -228,7 +226,6 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
                     text,
                     m,
                     strict,
-                    full=rx is _DOCTOR,
                     relation=rx is _RELATION,
                     titled=rx is _MISTER,
                     greeted=rx is _DIALOGUE,

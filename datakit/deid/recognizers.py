@@ -28,8 +28,10 @@ _LABELS = (
     r"(?:Drs?|Mrs?|Ms|Miss|Doctor|MRN|MR|DOB|SSN|ACC|ACCESSION|EXAM|DATE|PATIENT|NAME|AGE|SEX|PHONE|FAX|MD|DO|NP|PA|RN)"
 )
 _UP, _LOW = r"\p{Lu}", r"\p{Ll}"  # letters of any script: "Grünewald", "Ødegaard"
+_CAPS_STOP = "THE|AND|OF|ON|TO|IN|AT|FOR|WITH|IS|WAS|ARE|BY|FROM|OR|AS|AN"  # "BACK TO THE" is no name
 _NAME_WORD = (
-    rf"(?!{_LABELS}\b)(?:{_UP}{_LOW}+(?:[-']{_UP}?{_LOW}+)?|{_UP}'{_UP}{_LOW}+|{_UP}\.|{_UP}'?{_UP}+(?:[-']{_UP}+)?)"
+    rf"(?!(?:{_LABELS}|{_CAPS_STOP})\b)"
+    rf"(?:{_UP}{_LOW}+(?:[-']{_UP}?{_LOW}+)?|{_UP}'{_UP}{_LOW}+|{_UP}\.(?!{_UP}\.)|{_UP}'?{_UP}+(?:[-']{_UP}+)?)"
 )
 _NAME = rf"{_NAME_WORD}(?:[ ]{_NAME_WORD}){{0,2}}"  # single spaces: a column gap ends the name
 _MONTH = (

@@ -120,7 +120,7 @@ def test_quality_on_the_wide_set_in_every_rendering(real_data: Path, rendering: 
     sets = wide_set(real_data, per_style=60)
     scores = _scores([a for style in sets.values() for a in render(style, rendering)])
     assert float(str(scores["phrase_recall"])) >= 0.99 and float(str(scores["precision"])) >= 0.90, scores
-    assert float(str(scores["clinical_words_lost"])) <= 0.008, scores
+    assert float(str(scores["clinical_words_lost"])) <= 0.006, scores  # 0.40-0.51% measured (bench: 100 per style)
     per_type = scores["per_type_recall"]
     assert isinstance(per_type, dict) and min(per_type.values()) >= 0.98, per_type
 
@@ -134,7 +134,7 @@ def test_quality_on_the_held_out_set_is_the_same_in_every_rendering(real_data: P
     recalls = [float(str(s["phrase_recall"])) for s in found.values()]
     assert min(recalls) >= 0.99 and max(recalls) - min(recalls) <= 0.005, found
     for scores in found.values():
-        assert float(str(scores["precision"])) >= 0.90 and float(str(scores["clinical_words_lost"])) <= 0.008, scores
+        assert float(str(scores["precision"])) >= 0.90 and float(str(scores["clinical_words_lost"])) <= 0.005, scores
 
 
 @pytest.mark.real_data
