@@ -17,6 +17,7 @@ NER + patterns + cue rules, worker per core, surrogates, residual checks incl. t
 share) vs presidio default `AnalyzerEngine()` + `AnonymizerEngine()` one text at a time on a subset.
 
     python bench/deid.py --n 2000
+    python bench/deid.py --n 2000 --speed-only --rounds 5
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def main() -> None:
     ap.add_argument("--baseline-docs", type=int, default=300)
     ap.add_argument("--jobs", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=3, help="speed rounds per rendering (medians compared)")
+    ap.add_argument("--speed-only", action="store_true", help="only the speed comparison")
     args = ap.parse_args()
     if not (REAL / "indiana_iu_cxr" / "indiana_reports.csv").is_file():
         raise SystemExit(f"{REAL} not found: the benchmark needs ../shared/real_data")
@@ -85,7 +87,7 @@ def main() -> None:
     for how in RENDERINGS:
         sets = {"planted_iu": render(iu, how), "wide": render(wide, how), "held_out": render(held, how)}
         sets["aci_names"] = render(aci, how)
-        for name, annotated in sets.items():
+        for name, annotated in sets.items() if not args.speed_only else ():
             ours = quality(annotated, settings_for([a.text for a in annotated], places))
             sub = annotated[: args.baseline_docs]
             base = char_scores(sub, [[(r.start, r.end) for r in analyzer.analyze(a.text, language="en")] for a in sub])

@@ -455,7 +455,24 @@ class Analyzer:
         self.lexicon = lexicon
         self.threshold = threshold
         self.census = census_names() | common_surnames() | common_first_names()
+        self.recognizers = self.engine.registry.get_recognizers(language="en", all_fields=True)
+        self.entities = self.engine.get_supported_entities(language="en")
         self.common = self.truecaser.common - self.census  # the most common English words that are no names
+
+    def _patterns(self, text: str) -> list[RecognizerResult]:
+        """The registry's recognizers on `text` with the context rule: what presidio's `AnalyzerEngine.analyze`
+        does here, without its per-recognizer context loop (every recognizer here keeps the base class's no-op),
+        its zero score floor and its duplicate removal (overlaps are merged into their union afterwards)."""
+        results: list[RecognizerResult] = []
+        for recognizer in self.recognizers:
+            found = recognizer.analyze(text=text, entities=self.entities, nlp_artifacts=self.nlp_engine.no_entities)
+            for result in found or ():
+                meta = result.recognition_metadata = result.recognition_metadata or {}
+                meta.setdefault(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY, recognizer.id)
+                meta.setdefault(RecognizerResult.RECOGNIZER_NAME_KEY, getattr(recognizer, "name", ""))
+                results.append(result)
+        enhancer = self.engine.context_aware_enhancer
+        return enhancer.enhance_using_context(text, results, self.nlp_engine.no_entities, self.recognizers)
 
     def _named_place(self, place: str) -> bool:
         return any(w in self.census for w in place.lower().split())
@@ -463,13 +480,13 @@ class Analyzer:
     def analyze(self, texts: list[str]) -> list[list[Span]]:
         caseless = [list(caseless_lines(t)) for t in texts]
         originals, texts = texts, [self.truecaser.view(t) for t in texts]
-        found = [self.engine.analyze(t, language="en", nlp_artifacts=self.nlp_engine.no_entities) for t in texts]
+        found = [self._patterns(t) for t in texts]
         for results, original, view, lines in zip(found, originals, texts, caseless, strict=True):
             # a mixed-case note's all-caps header lines are also read as written ("PATIENT: MILLER, LINDA" is a
             # name there); a note written wholly in one case is read through its view only
             if view != original and _has_mixed_line(original, lines):
                 header = _only(original, lines)  # the case-less lines as written, the rest blank (same offsets)
-                results += self.engine.analyze(header, language="en", nlp_artifacts=self.nlp_engine.no_entities)
+                results += self._patterns(header)
         # a gazetteer hit keeps a line from NER only when it is no name: "Thomas" is a town and a name, and NER
         # labels names; "Brownsburg" is only a town
         covered = [
