@@ -14,7 +14,6 @@ quote the text). A record whose batch raised is retried alone so one bad record 
 from __future__ import annotations
 
 import ctypes
-import gc
 import multiprocessing as mp
 import os
 import signal
@@ -191,9 +190,6 @@ def deidentify(
         return outcomes, worker.gate_stats
     if fork:  # the workers inherit the engine built here
         _WORKER = Deidentifier(settings)
-        # objects the workers inherit are left out of garbage collection: a collection in a worker would write to
-        # every page of the model and the word sets it shares with this process (copy-on-write) and copy them
-        gc.freeze()
         pool = mp.get_context("fork").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(None, os.getpid()))
     else:  # a clean interpreter per worker, which builds its own engine
         pool = mp.get_context("spawn").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(settings, os.getpid()))
@@ -207,5 +203,4 @@ def deidentify(
                 progress(len(out))
     finally:
         _WORKER = None
-        gc.unfreeze()
     return outcomes, (seen, ner)

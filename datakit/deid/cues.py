@@ -1,10 +1,14 @@
-"""Cue rules that do not read capitalisation: names after titles, roles and relation words, institutions before a
-facility word, site abbreviations after at/to/from (a presidio `LocalRecognizer`).
+"""Cue rules that do not read capitalisation (a presidio `LocalRecognizer`): names after titles, roles, relation
+words, greetings and spoken introductions and before credentials; institutions before a facility word; saints'
+names and site abbreviations after at/to/from.
 
 The pattern recognizers find "Dr. Healey" by its capital; these rules find "dr healey", "DR WHITE", "husband joe",
-"per dr x", "kernan hosp", "followed at gh" in text of any case. A candidate word must look like a name: not a
-stop word, not clinical, and (after a relation word or a preposition) not an ordinary English word either; after
-a title the word is taken unless it is a stop word or clinical ("dr white" is a name, "dr to review" is not).
+"per dr x", "next patient is paul edwards", "kernan hosp", "followed at gh" in text of any case. A candidate word
+must look like a name: not a stop word, not clinical, and (after a relation word, a greeting or a preposition) not
+an ordinary English word either; after a doctor's title the word is taken unless it is a stop word or clinical
+("dr white" is a name, "dr to review" is not). Ordinary words that are also names count only where a name has
+begun or a cue says one is said: a frequent surname after a first name ("dr ngozi hill"), a frequent first name
+after a relation word or on its own ("son faith at bedside", "okay dawn, you can").
 """
 
 from __future__ import annotations
@@ -55,8 +59,8 @@ SERVICES = frozenset(
     "women's womens family primary specialty outpatient inpatient walk-in free va vascular vein spine kidney "
     "diabetes endocrine gi ent ob obgyn ob/gyn pediatric paediatric peds teaching memory imaging radiology lab "
     "laboratory anticoagulation coumadin infusion transplant chest lung breast hand foot rheumatology neurology "
-    "urology hepatology gastroenterology pulmonary nephrology hematology oncology infectious disease diseases "
-    "travel vaccine vaccination flu covid student employee health medical day surgery rehab "
+    "urology hepatology gastroenterology pulmonary nephrology hematology infectious disease diseases "
+    "travel vaccine vaccination flu covid student employee health medical day rehab "
     "rehabilitation physical therapy occupational speech hearing dental vision wellness weight loss bariatric "
     "stroke trauma burn sports medicine internal psychiatry obstetrics gynecology maternity newborn".split()
 )
@@ -77,9 +81,9 @@ _ROLE = regex.compile(
     rf"(?i)\b(?:{ROLE_CUES})\b[ \t]*[:,]?[ \t]+(?:(?:{TITLE_CUES})\b{_DOT}[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)"
 )
 # a name introduced by what follows it: "carolyn is a 34-year-old", "beverly's a 24 year old", "kayla ward , date
-# of birth", "Elijah Reyes is a pleasant 62-year-old"
-# (what follows a name, the words before it): an anchor is searched first, then the one or two words right before
-# it, so the costly part runs only where an anchor is (not at every word of the text)
+# of birth", "Elijah Reyes is a pleasant 62-year-old", "Kayla reports". A pair (anchor, words before it): the anchor
+# is searched first, then the one or two words right before it (`_preceded`), so the costly part runs only where
+# an anchor is, not at every word of the text
 _INTRODUCED = (
     regex.compile(
         r"(?i)(?:\bis|'s)[ \t]+an?[ \t]+(?:(?:very[ \t]+)?pleasant\b|\d{1,3}[ \t]*-?[ \t]*(?:year|yr|yo\b|y/o|y\.o\.|"
