@@ -42,10 +42,9 @@ from datakit.deid.gazetteer import CityGazetteerRecognizer
 from datakit.deid.recognizers import CLINICAL_ALLOW, local_result, radiology_recognizers
 from datakit.deid.truecase import (
     Truecaser,
+    any_census_name,
     caseless_lines,
     census_names,
-    common_first_names,
-    common_surnames,
     in_vocabulary,
     make_truecaser,
 )
@@ -325,7 +324,7 @@ def build_analyzer(
     for r in radiology_recognizers():
         registry.add_recognizer(r)
     if places:
-        names = census_names() | common_surnames() | common_first_names()
+        names = any_census_name()
         registry.add_recognizer(
             CityGazetteerRecognizer(places, lambda w: is_clinical(w, lexicon), lambda w: w.lower() in names)
         )
@@ -454,7 +453,7 @@ class Analyzer:
         self.ner = SpacyRecognizer(supported_entities=self.nlp_engine.get_supported_entities())
         self.lexicon = lexicon
         self.threshold = threshold
-        self.census = census_names() | common_surnames() | common_first_names()
+        self.census = any_census_name()
         self.recognizers = self.engine.registry.get_recognizers(language="en", all_fields=True)
         self.entities = self.engine.get_supported_entities(language="en")
         self.common = self.truecaser.common - self.census  # the most common English words that are no names

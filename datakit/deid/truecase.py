@@ -268,6 +268,13 @@ def common_first_names() -> frozenset[str]:
 
 
 @functools.cache
+def any_census_name() -> frozenset[str]:
+    """Every census name the rules know, ordinary words among them: `census_names`, `common_surnames`,
+    `common_first_names` ("anderson", "faith", "hill")."""
+    return census_names() | common_surnames() | common_first_names()
+
+
+@functools.cache
 def rare_census_names() -> frozenset[str]:
     """Census names that are rare as English words (zipf below ORDINARY_ZIPF): the residual scan's name lexicon."""
 
