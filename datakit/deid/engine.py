@@ -6,15 +6,17 @@ all-caps header lines are also read by the patterns as written.
 
 Analysis runs in two passes over a batch of texts:
 
-1. presidio's `AnalyzerEngine` with the radiology pattern recognizers and the town gazetteer (no NLP pipeline
-   needed: context words are read from the text before a match by `WindowContextEnhancer`, presidio's lemma rule
-   without the token search and the deep copy of every result);
+1. the recognizers of presidio's registry (radiology patterns, the town gazetteer, the case-insensitive cue
+   rules), called directly by `Analyzer._patterns` (no NLP pipeline needed: context words are read from the text
+   before a match by `WindowContextEnhancer`, presidio's lemma rule without the token search and the deep copy of
+   every result);
 2. spaCy NER (the `ner` component only) on the lines that can still hold a name: a line goes to the model when
    it has a capitalised word that no pattern already covers, that is not all capitals (an all-capital NER hit is
    dropped anyway), not an earlier de-identification placeholder, not on the clinical allow-list and not a word
    the corpus writes in lower case (each part of a hyphenated word is checked). Report prose, headings, exam
-   titles, dates, facility and address lines the patterns found never reach the model. presidio's
-   `SpacyRecognizer` turns the entities into results.
+   titles, dates, facility and address lines the patterns found never reach the model. The entities become
+   results of presidio's `SpacyRecognizer` directly (`GatedSpacyNlpEngine.entities`; the `NlpEngine` methods
+   `process_text`/`process_batch` serve presidio's own `AnalyzerEngine.analyze`, which datakit no longer calls).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from datakit.deid.gazetteer import NAME as GAZETTEER
 from datakit.deid.gazetteer import CityGazetteerRecognizer
 from datakit.deid.recognizers import CLINICAL_ALLOW, local_result, radiology_recognizers
 from datakit.deid.truecase import (
+    WORD,
     Truecaser,
     any_census_name,
     caseless_lines,
@@ -53,7 +56,6 @@ from datakit.deid.wordcache import cached_words, package_version
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
 NER_SCORE = 0.85
 NOT_NER = ["tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter", "transformer"]
-WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _CONTEXT_WORD = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
 _PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
 # text an earlier de-identification already replaced ("XXXX", "[NAME]", "[**Last Name**]"): nothing left to remove

@@ -79,7 +79,7 @@ PLACE_ZIPF = 4.0  # a gazetteer place this rare as a word is capitalised ("india
 _STATE_ZIP = re.compile(r"\b[A-Za-z]{2}(?=[ \t]+\d{5}(?:-\d{4})?\b)")
 
 
-_PLACE_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")  # a word of letters (the de-identifier's word)
 
 
 def line_case(line: str) -> str:
@@ -191,9 +191,9 @@ class Truecaser:
 
     def _places(self, line: str, start: int, out: list[str]) -> None:
         """Gazetteer places (longest first, up to its longest name) are capitalised: "transferred from fishers"."""
-        if self.place_words_any.isdisjoint(_PLACE_WORD.findall(line.lower())):
+        if self.place_words_any.isdisjoint(WORD.findall(line.lower())):
             return  # most lines name no place: one set test
-        words = list(_PLACE_WORD.finditer(line))
+        words = list(WORD.finditer(line))
         i = 0
         while i < len(words):
             first = words[i].group(0).lower()
