@@ -251,14 +251,49 @@ class Embedding(Strict):
     batch_size: int = Field(256, ge=1)
 
 
+class WordsConfig(Strict):
+    """The `words` layer: IDF-weighted word containment of canonical texts (edited and paraphrased copies)."""
+
+    enabled: bool = Field(
+        False,
+        description="run the words layer (off by default until its guard cost is tuned: on the sample it blocks "
+        "most same-diagnosis neighbours and ICD candidate recall falls from 0.52 to 0.21; see the README)",
+    )
+    lexicon: bool = Field(True, description="write clinical synonyms and abbreviations one way before comparing")
+    threshold: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="IDF-weighted share of the lighter text's words found in the other that makes a link "
+        "(calibrated on bench/leakage_quality.py: see the README)",
+    )
+    min_ratio: float = Field(
+        0.3, ge=0, le=1, description="the lighter text must carry at least this share of the heavier one's weight"
+    )
+    specific_df: float = Field(
+        0.01, gt=0, le=1, description="words in at most this share of texts (and at least 50) generate candidates"
+    )
+    candidate_floor: float = Field(
+        0.4, gt=0, le=1, description="shared share of specific words that makes a candidate pair (then verified)"
+    )
+    mutual_top: int = Field(
+        2,
+        ge=1,
+        description="a words link groups records only when each text is among the other's mutual_top closest "
+        "linked texts (bounds chains of look-alike reports); the others are template_words links, still blocked "
+        "as few-shot examples",
+    )
+
+
 class Leakage(Strict):
-    """The leakage stage: three layers, groups, certificate."""
+    """The leakage stage: text layers (exact, near, cosine, words), metadata layers, groups, certificate."""
 
     fields: tuple[str, ...] = Field(
         ("exam_description", "reason_for_exam", "report_text"), description="the text that is hashed and compared"
     )
     minhash: MinHashConfig = MinHashConfig()
     embedding: Embedding = Embedding()
+    words: WordsConfig = WordsConfig()
     cosine_threshold: float = Field(
         0.97, gt=0, le=1, description="cosine similarity (of corpus-centred embeddings) that makes a link"
     )

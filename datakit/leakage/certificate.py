@@ -18,7 +18,7 @@ import polars as pl
 
 from datakit import __version__
 from datakit.keys import SecretKey
-from datakit.leakage import embed, minhash
+from datakit.leakage import embed, minhash, words
 from datakit.leakage.fingerprint import METADATA_LAYERS
 from datakit.leakage.groups import content_edges
 from datakit.leakage.splits import EVAL_SPLITS, membership_hash
@@ -45,7 +45,7 @@ class Certificate:
     ) -> dict[str, Any]:
         layers = dict(self.layers)
         layers["pair"] = _pair_check(out)
-        passed = all(v["ran"] and v["train_eval_links"] == 0 for v in layers.values())
+        passed = all(v.get("disabled") or (v["ran"] and v["train_eval_links"] == 0) for v in layers.values())
         per_split = out.group_by("split").agg(pl.len().alias("rows"), pl.col("case_id").n_unique().alias("cases"))
         return {
             "certificate_version": 1,
@@ -171,5 +171,32 @@ def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate
         "search": "exact" if len(train_ids) <= cfg.exact_index_max else "ivf",
     }
     edges.append(content_edges(cos, eval_c, train_c, "cosine", "score"))
+    if det.word_index is not None:
+        w = cfg.words
+        found_w = words.linked_pairs(det.word_index, w, 2.0, rows=eval_ids, cols=train_ids).filter(pl.col("linked"))
+        # a cross link binds when it is one of detection's mutual links (the same rule, the same corpus)
+        binding = det.word_binding.select("a", "b", pl.lit(True).alias("binds"))
+        keyed = found_w.with_columns(
+            pl.min_horizontal("a", "b").alias("lo"), pl.max_horizontal("a", "b").alias("hi")
+        ).join(binding.rename({"a": "lo", "b": "hi"}), on=["lo", "hi"], how="left")
+        w_exempt = ~keyed["binds"].fill_null(False).to_numpy()
+        hits = keyed.filter(pl.col("binds").fill_null(False)).select("a", "b", pl.col("containment").alias("score"))
+        cert.layers["words"] = {
+            "ran": True,
+            "train_eval_links": hits.height,
+            "template_links_exempt": int(w_exempt.sum()),
+            "threshold": w.threshold,
+            "min_ratio": w.min_ratio,
+            "candidate_floor": w.candidate_floor,
+            "search": "complete (sparse product over specific words)",
+        }
+        edges.append(content_edges(hits, eval_c, train_c, "words", "score"))
+    else:
+        cert.layers["words"] = {
+            "ran": False,
+            "disabled": True,
+            "train_eval_links": 0,
+            "note": "leakage.words.enabled = false",
+        }
     cert.cross_edges = pl.concat([e.select(list(EDGE_SCHEMA)).cast(EDGE_SCHEMA) for e in edges])  # type: ignore[arg-type]
     return cert

@@ -9,7 +9,8 @@ counts; one candidate may trip several):
   leakage stage's MinHash layer: estimated Jaccard >= threshold, or containment for addenda). The test is applied
   to the pair itself, so it also blocks pairs that LSH banding happened not to bucket together;
 - layer 2: `cosine` of the corpus-centred embeddings >= `leakage.cosine_threshold` (the leakage layer's vectors,
-  read from the content-addressed cache, centred on the same corpus);
+  read from the content-addressed cache, centred on the same corpus); `words`: the words layer's test
+  (`WordIndex.linked`: IDF-weighted containment of canonical words), mutual or not;
 - layer 3: `exam_fingerprint`, `accession` (keyed metadata fingerprints) or `patient`;
 - `leakage_group`: the two records are in the same leakage group.
 
@@ -33,7 +34,7 @@ import polars as pl
 
 from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey
-from datakit.leakage import embed, minhash
+from datakit.leakage import embed, minhash, words
 from datakit.leakage.fingerprint import METADATA_LAYERS, fingerprints
 from datakit.leakage.stage import distinct_contents, make_encoder
 from datakit.recipe import Leakage
@@ -43,6 +44,7 @@ LAYERS = (
     "content_hash",
     "minhash",
     "cosine",
+    "words",
     "exam_fingerprint",
     "accession",
     "patient",
@@ -63,6 +65,7 @@ class Guard:
     signatures: np.ndarray
     sizes: np.ndarray
     vectors: np.ndarray  # corpus-centred, unit length, per content
+    word_index: words.WordIndex | None
     cfg: Leakage
     embedding: dict[str, Any]
 
@@ -76,6 +79,12 @@ class Guard:
             "content_hash": qc == cc,
             "minhash": self._near(qc, cc),
             "cosine": self.cosine(qc, cc) >= self.cfg.cosine_threshold,
+            # the words layer's own definition; every linked pair is blocked, mutual (grouping) or not
+            "words": (
+                self.word_index.linked(qc, cc, self.cfg.words)[0]
+                if self.word_index is not None
+                else np.zeros(len(qc), dtype=bool)
+            ),
         }
         for layer in KEY_LAYERS:
             ids = self.keys[layer]
@@ -115,13 +124,14 @@ def build_guard(
     if missing:
         raise StageError(f"the retrieval guard needs the leakage stage's output (missing columns: {missing})")
     try:
-        cases, contents = distinct_contents(rows, cfg.fields)
+        cases, contents = distinct_contents(rows, cfg.fields, cfg.words.lexicon)
         cases = cases.with_columns(fingerprints(cases, key))
         mh = cfg.minhash
         keyed = contents.select(pl.col("dedup_hash").alias("content_hash"), "text")
         signatures, _ = minhash.cached_signatures(keyed, cache_root, k=mh.k, num_perm=mh.num_perm)
         sizes = minhash.shingle_counts(contents["text"], mh.k)
         vectors, stats = embed.embed_contents(keyed, (encoder_factory or make_encoder)(cfg), cache_root)
+        word_index = words.build_index(contents["canonical"], cfg.words.specific_df) if cfg.words.enabled else None
     except DatakitError:
         raise
     except Exception as err:  # the guard cannot run: stop, naming the error type only (never record text)
@@ -147,6 +157,7 @@ def build_guard(
         signatures=signatures,
         sizes=sizes,
         vectors=embed.centred(vectors),
+        word_index=word_index,
         cfg=cfg,
         embedding=stats,
     )

@@ -34,7 +34,8 @@ import polars as pl
 from datakit.content import FIELD_SEPARATOR, normalise_text, sha256_hex
 from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey, load_key
-from datakit.leakage import embed, minhash
+from datakit.leakage import embed, minhash, words
+from datakit.leakage.canonical import canonical_text
 from datakit.leakage.certificate import Certificate, certify
 from datakit.leakage.fingerprint import fingerprints
 from datakit.leakage.groups import connected_components, content_edges, group_links, key_links
@@ -48,6 +49,7 @@ REPAIR_ROUNDS = 10
 BANDS_PER_CHUNK = 4
 JACCARD_FLOOR = 0.5  # similarities at or above these are kept for the report and for threshold what-ifs
 COSINE_FLOOR = 0.80
+CONTAINMENT_FLOOR = 0.5
 
 
 def frozen_eval_files(path: str | None) -> list[Path]:
@@ -126,9 +128,11 @@ class Detection:
     signatures: np.ndarray
     shingle_counts: np.ndarray
     vectors: np.ndarray
+    word_index: words.WordIndex | None
+    word_binding: pl.DataFrame  # content pairs (a < b) whose words link groups records (mutual)
     edges: pl.DataFrame  # a, b (nodes), kind, score: the links that group records
     template_edges: pl.DataFrame  # content links inside template clusters (kind template_*): reported only
-    similarities: pl.DataFrame  # content pairs: a, b, jaccard, cosine (floors applied)
+    similarities: pl.DataFrame  # content pairs: a, b, jaccard, cosine, containment (floors applied)
     embedding: dict[str, Any]
     signatures_cached: dict[str, int]  # MinHash signatures computed / read from the cache
 
@@ -140,11 +144,15 @@ def content_text(fields: tuple[str, ...], columns: list[str]) -> pl.Expr:
     return pl.concat_str(present, separator=FIELD_SEPARATOR)
 
 
-def distinct_contents(rows: pl.DataFrame, fields: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def distinct_contents(
+    rows: pl.DataFrame, fields: tuple[str, ...], lexicon: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(cases, contents). `cases`: one row per case id in case-id order, with `rows` (examples of the case),
     `dedup_hash` (sha256 of the normalised text), `node` (row number) and `content`; `contents`: one row per
-    distinct normalised text (content, dedup_hash, text, rep = its first node). The leakage stage and the
-    retrieval guard both number cases and texts with this function, so their layers see the same corpus."""
+    distinct normalised text (content, dedup_hash, text, canonical, rep = its first node); `canonical` is the
+    words layer's text (`canonical.canonical_text`: synonyms written one way, boilerplate and filler removed).
+    The leakage stage and the retrieval guard both number cases and texts with this function, so their layers
+    see the same corpus."""
     counts = rows.group_by("case_id").agg(pl.len().alias("rows"))
     # nodes are numbered in case-id order: components and group names depend on it, so it must not vary
     cases = rows.unique("case_id", keep="first", maintain_order=True).join(counts, on="case_id").sort("case_id")
@@ -158,6 +166,7 @@ def distinct_contents(rows: pl.DataFrame, fields: tuple[str, ...]) -> tuple[pl.D
         .agg(pl.col("text").first(), pl.col("node").min().alias("rep"))
         .with_row_index("content")
     )
+    contents = contents.with_columns(canonical_text(pl.col("text"), lexicon).alias("canonical"))
     cases = cases.join(contents.select("dedup_hash", "content"), on="dedup_hash", maintain_order="left")
     return cases, contents
 
@@ -179,7 +188,7 @@ def detect(
     """Run the three layers over the distinct cases of `rows` (pair examples share their case's node)."""
     clock.phase("exact", rows.height, "records")
     with clock.layer("exact"):
-        cases, contents = distinct_contents(rows, cfg.fields)
+        cases, contents = distinct_contents(rows, cfg.fields, cfg.words.lexicon)
         exact = key_links(cases, "dedup_hash", "exact")
     clock.advance(rows.height)
     rep = contents.select(pl.col("content").cast(pl.UInt32), pl.col("rep"))
@@ -211,6 +220,21 @@ def detect(
             vectors, cfg.cosine_neighbours, min(COSINE_FLOOR, cfg.cosine_threshold), cfg.exact_index_max
         ).rename({"score": "cosine"})
         cosine = content_edges(cpairs.filter(pl.col("cosine") >= cfg.cosine_threshold), rep, rep, "cosine", "cosine")
+    word_index, wpairs = None, pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "containment": pl.Float32})
+    word_links = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32})
+    loose = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "containment": pl.Float32, "linked": pl.Boolean})
+    if cfg.words.enabled:
+        clock.phase("words", 1, "indexes")
+        with clock.layer("words"):
+            w = cfg.words
+            word_index = words.build_index(contents["canonical"], w.specific_df)
+            scored = words.linked_pairs(word_index, w, CONTAINMENT_FLOOR)
+            wlinked = scored.filter(pl.col("linked"))
+            word_links = wlinked.filter(words.mutual_top(wlinked, w.mutual_top)).select("a", "b")
+            loose = wlinked.join(word_links, on=["a", "b"], how="anti")
+            wpairs = scored.drop("linked")
+        clock.advance(1)
+    wordlinks = content_edges(wpairs.join(word_links, on=["a", "b"]), rep, rep, "words", "containment")
     clock.phase("fingerprints", rows.height, "records")
     with clock.layer("fingerprint"):
         fps = fingerprints(cases, key)
@@ -223,7 +247,12 @@ def detect(
             ]
         )
     clock.advance(rows.height)
-    similarities = jpairs.drop("linked").join(cpairs, on=["a", "b"], how="full", coalesce=True).sort("a", "b")
+    similarities = (
+        jpairs.drop("linked")
+        .join(cpairs, on=["a", "b"], how="full", coalesce=True)
+        .join(wpairs, on=["a", "b"], how="full", coalesce=True)
+        .sort("a", "b")
+    )
     template = template_contents(
         len(contents),
         pl.concat(
@@ -249,15 +278,29 @@ def detect(
         "template",
     )
     content_links = pl.concat([exact, near, cosine])
-    is_template = content_links.join(nodes.select(pl.col("node").alias("a"), "template"), on="a")["template"]
+    flags = nodes.select("node", "template")
+    is_template = (
+        content_links.join(flags.rename({"node": "a"}), on="a", how="left", maintain_order="left")
+        .join(flags.rename({"node": "b", "template": "template_b"}), on="b", how="left", maintain_order="left")
+        .select(pl.col("template") | pl.col("template_b"))
+        .to_series()
+    )
     return Detection(
         nodes=nodes,
         texts=contents["text"],
         signatures=sig,
         shingle_counts=sizes,
         vectors=vectors,
-        edges=pl.concat([content_links.filter(~is_template), meta]),
-        template_edges=content_links.filter(is_template).with_columns(("template_" + pl.col("kind")).alias("kind")),
+        word_index=word_index,
+        # words links bind when mutual (their own bound on look-alike chains), whatever the template rule says
+        edges=pl.concat([content_links.filter(~is_template), wordlinks, meta]),
+        template_edges=pl.concat(
+            [
+                content_links.filter(is_template).with_columns(("template_" + pl.col("kind")).alias("kind")),
+                content_edges(loose, rep, rep, "template_words", "containment"),
+            ]
+        ),
+        word_binding=word_links,
         similarities=similarities,
         embedding=emb_stats,
         signatures_cached=sig_stats,

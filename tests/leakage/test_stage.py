@@ -16,8 +16,19 @@ from tests.conftest import coding_recipe, run_recipe
 def test_certificate_passes_and_every_layer_ran(sample_run: Path) -> None:
     cert = json.loads((sample_run / "reports" / "certificate.json").read_text())
     assert cert["passed"] is True
-    assert set(cert["layers"]) == {"exact", "near", "cosine", "exam_fingerprint", "accession", "patient", "pair"}
-    assert all(layer["ran"] and layer["train_eval_links"] == 0 for layer in cert["layers"].values())
+    assert set(cert["layers"]) == {
+        "exact",
+        "near",
+        "cosine",
+        "words",
+        "exam_fingerprint",
+        "accession",
+        "patient",
+        "pair",
+    }
+    assert cert["layers"]["words"]["disabled"] is True  # off by default (leakage.words.enabled)
+    ran = {k: v for k, v in cert["layers"].items() if k != "words"}
+    assert all(layer["ran"] and layer["train_eval_links"] == 0 for layer in ran.values())
     assert cert["key"]["demo_key"] is True
     assert set(cert["split_membership_sha256"]) == {"train", "val", "test"}
 

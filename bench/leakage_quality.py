@@ -1,0 +1,149 @@
+"""Leakage-defence strength: planted paraphrase copies and negative pairs, run through a real recipe.
+
+For each data set, real (or sample) reports get one rewritten copy each under a new patient and accession, per
+edit class (`datakit.evaluation.paraphrase_leaks`), plus negative pairs (different patients' different reports
+of the same exam and findings family). The recipe runs end to end up to the assemble stage (pull, deid, codes,
+leakage, assemble), and the table says per class: pairs, grouped with the original, straddling train/eval, twin
+shown as a few-shot example, directly linked by a content layer; and for the negatives the false-link rates.
+
+    python bench/leakage_quality.py                      # IU reports (radiology-impression) and the sample
+    python bench/leakage_quality.py --data iu --per-class 50 --negatives 300
+    python bench/leakage_quality.py --set leakage.words.threshold=0.6   # what-if on a recipe setting
+
+The IU set needs ../shared (skipped without it). The baseline named in the issue is the same table measured at
+the commit before paraphrase-robust detection; the script prints the targets next to the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import polars as pl
+
+from datakit.evaluation.paraphrase_leaks import plant, score_run
+from datakit.pipeline import pipeline_for, run_pipeline
+from datakit.recipe import load_recipe
+from datakit.sources.sample import generate_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+IU = ROOT.parent / "shared" / "real_data" / "indiana_iu_cxr" / "indiana_reports.csv"
+TARGETS = "targets: grouped >= 98% per class, 0 straddling, 0 twins as shots; negatives linked <= 1%"
+
+
+def iu_frame() -> tuple[pl.DataFrame, pl.Series]:
+    """The IU reports in the columns the impression recipe maps, plus one patient and accession per report;
+    family = the first problem term."""
+    raw = pl.read_csv(IU, infer_schema_length=0).filter(
+        pl.col("findings").is_not_null() & pl.col("impression").is_not_null()
+    )
+    base = raw.select(
+        pl.col("uid").alias("case_id"),
+        ("P" + pl.col("uid").str.zfill(5)).alias("patient_id"),
+        ("A" + pl.col("uid").str.zfill(7)).alias("accession"),
+        (pl.lit(dt.date(2020, 1, 1)) + pl.duration(days=(pl.col("uid").cast(pl.Int64) * 7919) % 1400)).alias(
+            "exam_date"
+        ),
+        pl.col("image").alias("exam_description"),
+        pl.col("indication").alias("reason_for_exam"),
+        pl.col("findings").alias("report_text"),
+        "impression",
+    )
+    return base, raw["Problems"].str.split(";").list.first().fill_null("none")
+
+
+def sample_frame(n: int) -> tuple[pl.DataFrame, pl.Series]:
+    cases = generate_cases(n).cases
+    family = cases["exam_description"] + "|" + cases["icd10_codes"].list.first().fill_null("").str.slice(0, 3)
+    return cases, family
+
+
+def run_one(
+    name: str, per_class: int, negatives: int, sets: list[str], n_sample: int, keep: Path | None
+) -> pl.DataFrame:
+    if name == "iu":
+        base, family = iu_frame()
+        recipe_path = ROOT / "recipes" / "radiology-impression.toml"
+        mapping = [
+            f"source.columns.{c}={c}"
+            for c in ("case_id", "exam_description", "reason_for_exam", "report_text", "impression")
+        ]
+    else:
+        base, family = sample_frame(n_sample)
+        recipe_path = ROOT / "recipes" / "radiology-coding.toml"
+        mapping = []
+    cases, truth = plant(base, family, per_class=per_class, negatives=negatives)
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = keep / name if keep else Path(tmp_dir)
+        tmp.mkdir(parents=True, exist_ok=True)
+        truth.write_parquet(Path(tmp) / "truth.parquet")
+        data = Path(tmp) / "cases.parquet"
+        cases.write_parquet(data)
+        overrides = [
+            "source.kind=files",
+            f"source.path={data}",
+            "source.format=parquet",
+            "keys.allow_demo_for_real_data=true",
+            *mapping,
+            *sets,
+        ]
+        recipe = load_recipe(recipe_path, overrides)
+        names = [s.name for s in pipeline_for(recipe.task)]
+        upto = names[: names.index("assemble") + 1]
+        from rich.console import Console
+
+        t0 = time.perf_counter()
+        run_pipeline(recipe, Path(tmp) / "run", Console(file=open(os.devnull, "w")), only=upto)  # noqa: SIM115
+        seconds = time.perf_counter() - t0
+        table = score_run(Path(tmp) / "run", truth)
+        leak = json.loads((Path(tmp) / "run" / "stages" / "leakage" / "_stage.json").read_text())
+        print(f"\n== {name}: {cases.height} cases ({truth.height} pairs), run {seconds:.0f} s")
+        print(f"   certificate passed: {leak['stats'].get('certificate_passed')}; links: {leak['stats'].get('links')}")
+    return table.with_columns(pl.lit(name).alias("data"))
+
+
+def show(table: pl.DataFrame) -> None:
+    pct = table.with_columns(
+        (100 * pl.col(c) / pl.col("pairs")).round(1).alias(f"{c}_%")
+        for c in ("grouped", "straddling", "twin_as_shot", "linked")
+    )
+    with pl.Config(tbl_rows=40, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
+        print(pct.select("data", "kind", "pairs", "grouped", "grouped_%", "straddling", "twin_as_shot", "linked_%"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", choices=["iu", "sample", "both"], default="both")
+    parser.add_argument("--per-class", type=int, default=50)
+    parser.add_argument("--negatives", type=int, default=300)
+    parser.add_argument("--sample-n", type=int, default=5000)
+    parser.add_argument("--set", action="append", default=[], dest="sets", help="recipe override (what-if)")
+    parser.add_argument("--json", type=Path, help="also write the table as JSON here")
+    parser.add_argument("--keep", type=Path, help="keep the run directories (and truth.parquet) under this folder")
+    args = parser.parse_args()
+    wanted = ["iu", "sample"] if args.data == "both" else [args.data]
+    if "iu" in wanted and not IU.is_file():
+        print(f"skipping the IU set: {IU} not found (../shared is absent)")
+        wanted.remove("iu")
+    tables = [run_one(n, args.per_class, args.negatives, args.sets, args.sample_n, args.keep) for n in wanted]
+    if not tables:
+        sys.exit("nothing to measure")
+    table = pl.concat(tables)
+    print()
+    show(table)
+    print(TARGETS)
+    if args.json:
+        args.json.write_text(json.dumps(table.to_dicts(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The `words` layer: IDF-weighted word containment of canonical texts, for edited and paraphrased copies.
+
+Each distinct text is a set of canonical words (`canonical.canonical_text`: synonyms written one way,
+boilerplate and filler removed). A word's weight is its inverse document frequency in the corpus, so the words a
+report shares with thousands of others count little and the words that make it this patient's report count
+most. Two texts are linked when the weight of their shared words covers at least `threshold` of the lighter
+text's weight (containment: a copy with a header added, or a sentence dropped, still contains the other), and
+the lighter text holds at least `min_ratio` of the heavier one's weight.
+
+Candidate pairs come from a sparse product over the *specific* words only (document frequency at most
+`max(50, specific_df × n)`): two texts become candidates when their shared specific weight covers at least
+`candidate_floor` of the lighter text's specific weight; the full containment is then computed exactly. The
+product runs in row chunks, so memory follows one chunk's pairs. Everything is a sparse-matrix or Polars
+operation; no Python loop per text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from datakit.recipe import WordsConfig
+
+TOKEN = r"[^\s\x1f]+"
+CHUNK_ROWS = 2048
+
+
+@dataclass
+class WordIndex:
+    """Binary word sets of the texts (rows = content ids), weighted by IDF; `specific` keeps only the words of
+    document frequency at most `max(50, specific_df × n)`."""
+
+    weights: sp.csr_matrix  # sqrt(idf) per present word: row·row = shared IDF weight
+    totals: np.ndarray  # IDF weight of each text's word set
+    specific: sp.csr_matrix  # the same, specific words only
+    specific_totals: np.ndarray
+
+    def _shared(self, matrix: sp.csr_matrix, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+        out = np.empty(len(a), dtype=np.float32)
+        for s in range(0, len(a), chunk):
+            wa, wb = matrix[a[s : s + chunk]], matrix[b[s : s + chunk]]
+            out[s : s + chunk] = np.asarray(wa.multiply(wb).sum(axis=1)).ravel()
+        return out
+
+    def containment(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(containment of the lighter text in the heavier, weight ratio lighter/heavier) of pairs (a[i], b[i])."""
+        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+        if len(a) == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        inter = self._shared(self.weights, a, b)
+        lo = np.minimum(self.totals[a], self.totals[b])
+        hi = np.maximum(self.totals[a], self.totals[b])
+        cont = np.where(lo > 0, inter / np.maximum(lo, 1e-9), 0.0)
+        return np.round(np.minimum(cont, 1.0), 5).astype(np.float32), (lo / np.maximum(hi, 1e-9)).astype(np.float32)
+
+    def is_candidate(self, a: np.ndarray, b: np.ndarray, floor: float) -> np.ndarray:
+        """Pairs sharing at least `floor` of the lighter text's specific weight (the candidate rule)."""
+        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+        if len(a) == 0:
+            return np.zeros(0, dtype=bool)
+        inter = self._shared(self.specific, a, b)
+        lo = np.minimum(self.specific_totals[a], self.specific_totals[b])
+        return (lo > 0) & (inter >= floor * lo - 1e-6)
+
+    def similar(self, a: np.ndarray, b: np.ndarray, cfg: WordsConfig) -> np.ndarray:
+        """The layer's similarity test on pairs (a[i], b[i]) themselves: containment and weight ratio. The
+        retrieval guard blocks every such pair, including look-alike texts with no specific word in common,
+        which detection leaves to the template rule."""
+        cont, ratio = self.containment(a, b)
+        return (cont >= cfg.threshold) & (ratio >= cfg.min_ratio)
+
+    def linked(self, a: np.ndarray, b: np.ndarray, cfg: WordsConfig) -> tuple[np.ndarray, np.ndarray]:
+        """(linked, containment) of pairs (a[i], b[i]): detection's and the certificate's definition (the
+        similarity test and the candidate rule)."""
+        cont, ratio = self.containment(a, b)
+        ok = (cont >= cfg.threshold) & (ratio >= cfg.min_ratio) & self.is_candidate(a, b, cfg.candidate_floor)
+        return ok, cont
+
+
+def build_index(texts: pl.Series, specific_df: float) -> WordIndex:
+    """The word index of canonical texts (one row per text, in order)."""
+    n = len(texts)
+    tokens = (
+        pl.DataFrame({"t": texts})
+        .with_row_index("doc")
+        .select("doc", pl.col("t").fill_null("").str.extract_all(TOKEN).alias("w"))
+        .explode("w")
+        .drop_nulls("w")
+        .unique(["doc", "w"])
+    )
+    vocab = tokens.select(pl.col("w").unique().sort()).with_row_index("tid")
+    ids = tokens.join(vocab, on="w")
+    rows = ids["doc"].cast(pl.Int64).to_numpy()
+    cols = ids["tid"].cast(pl.Int64).to_numpy()
+    binary = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, vocab.height))
+    df = np.asarray(binary.sum(axis=0)).ravel()
+    idf = (np.log((n + 1) / (df + 1)) + 1).astype(np.float32)
+    weights = binary.multiply(np.sqrt(idf)).tocsr().astype(np.float32)
+    totals = np.asarray(binary.multiply(idf).sum(axis=1)).ravel().astype(np.float32)
+    keep = np.flatnonzero(df <= max(50, int(specific_df * n)))
+    specific = weights[:, keep].tocsr()
+    specific_totals = np.asarray(specific.multiply(specific).sum(axis=1)).ravel().astype(np.float32)
+    return WordIndex(weights=weights, totals=totals, specific=specific, specific_totals=specific_totals)
+
+
+def candidate_chunks(
+    index: WordIndex,
+    floor: float,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[pl.DataFrame]:
+    """Candidate pairs (a from `rows`, b from `cols`; both default to every text, and then a < b), a chunk of
+    rows at a time: every pair that passes `WordIndex.is_candidate` (complete: an exact sparse product)."""
+    n = index.specific.shape[0]
+    within = rows is None and cols is None
+    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    cols = np.arange(n, dtype=np.int64) if cols is None else np.asarray(cols, np.int64)
+    transposed = index.specific[cols].T.tocsr()
+    tot = index.specific_totals
+    for start in range(0, len(rows), chunk_rows):
+        ids = rows[start : start + chunk_rows]
+        block = (index.specific[ids] @ transposed).tocoo()
+        a = ids[block.row]
+        b = cols[block.col]
+        v = block.data
+        keep = (b > a) if within else (a != b)
+        a, b, v = a[keep], b[keep], v[keep]
+        lo = np.minimum(tot[a], tot[b])
+        ok = (lo > 0) & (v >= floor * lo - 1e-6)
+        yield pl.DataFrame({"a": a[ok].astype(np.uint32), "b": b[ok].astype(np.uint32)})
+
+
+def linked_pairs(
+    index: WordIndex,
+    cfg: WordsConfig,
+    floor: float,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+) -> pl.DataFrame:
+    """(a, b, containment, linked) for candidate pairs whose containment is at least `floor` (kept for the
+    report's what-if thresholds) or that are linked."""
+    parts = []
+    for cand in candidate_chunks(index, cfg.candidate_floor, rows, cols):
+        if cand.height == 0:
+            continue
+        cont, ratio = index.containment(cand["a"].to_numpy(), cand["b"].to_numpy())
+        linked = (cont >= cfg.threshold) & (ratio >= cfg.min_ratio)
+        scored = cand.with_columns(pl.Series("containment", cont), pl.Series("linked", linked))
+        parts.append(scored.filter((pl.col("containment") >= floor) | pl.col("linked")))
+    if not parts:
+        return pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "containment": pl.Float32, "linked": pl.Boolean})
+    return pl.concat(parts).sort("a", "b")
+
+
+def mutual_top(pairs: pl.DataFrame, k: int) -> pl.Series:
+    """For linked pairs (a, b, containment): whether each is among the other's `k` most similar linked texts
+    (containment descending, ties by id). A copy and its original are each other's closest text; a chain of
+    look-alike reports written for different patients is not, so only mutual links bind (the rest are reported
+    as `template_words` and still blocked by the retrieval guard)."""
+    if pairs.height == 0:
+        return pl.Series("mutual", [], dtype=pl.Boolean)
+    both = pl.concat(
+        [
+            pairs.select("a", "b", "containment", pl.int_range(pl.len()).alias("pair")),
+            pairs.select(
+                pl.col("b").alias("a"), pl.col("a").alias("b"), "containment", pl.int_range(pl.len()).alias("pair")
+            ),
+        ]
+    )
+    ranked = both.sort(["a", "containment", "b"], descending=[False, True, False]).with_columns(
+        pl.int_range(pl.len()).over("a").alias("rank")
+    )
+    worst = ranked.group_by("pair").agg(pl.col("rank").max()).sort("pair")
+    return (worst["rank"] < k).alias("mutual")
