@@ -105,19 +105,49 @@ def run_one(
         run_pipeline(recipe, Path(tmp) / "run", Console(file=open(os.devnull, "w")), only=upto)  # noqa: SIM115
         seconds = time.perf_counter() - t0
         table = score_run(Path(tmp) / "run", truth)
-        leak = json.loads((Path(tmp) / "run" / "stages" / "leakage" / "_stage.json").read_text())
+        leak = json.loads((Path(tmp) / "run" / "stages" / "leakage" / "_stage.json").read_text())["stats"]
+        asm = json.loads((Path(tmp) / "run" / "stages" / "assemble" / "_stage.json").read_text())["stats"]
         print(f"\n== {name}: {cases.height} cases ({truth.height} pairs), run {seconds:.0f} s")
-        print(f"   certificate passed: {leak['stats'].get('certificate_passed')}; links: {leak['stats'].get('links')}")
+        print(f"   certificate passed: {leak.get('certificate_passed')}; links: {leak.get('links')}")
+        print(f"   {cost(leak, asm)}")
     return table.with_columns(pl.lit(name).alias("data"))
 
 
-def show(table: pl.DataFrame) -> None:
-    pct = table.with_columns(
-        (100 * pl.col(c) / pl.col("pairs")).round(1).alias(f"{c}_%")
-        for c in ("grouped", "straddling", "twin_as_shot", "linked")
+def cost(leak: dict, asm: dict) -> str:
+    """What the defences cost the data: the largest group, the eval share, the shots and candidate lists."""
+    rows = leak.get("rows_per_split", {})
+    total = max(1, sum(rows.values()))
+    eval_share = (rows.get("val", 0) + rows.get("test", 0)) / total
+    shots = asm.get("shots", {})
+    cand = asm.get("candidates", {})
+    recall = {k: cand[k]["recall"] for k in ("cpt", "icd10") if k in cand}
+    blocked = asm.get("blocked_retrievals", {}).get("by_layer", {})
+    return (
+        f"cost: largest group {leak.get('largest_group_cases')} of {leak.get('cases')} cases; eval share "
+        f"{eval_share:.3f}; shots kept {shots.get('mean_kept')} (short: {shots.get('examples_short')}); "
+        f"candidate recall {recall or 'n/a'}; blocked by words {blocked.get('words', 0)}, "
+        f"by group {blocked.get('leakage_group', 0)}"
     )
-    with pl.Config(tbl_rows=40, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
-        print(pct.select("data", "kind", "pairs", "grouped", "grouped_%", "straddling", "twin_as_shot", "linked_%"))
+
+
+def show(table: pl.DataFrame) -> None:
+    """All pairs, then the pairs that are not look-alikes (see `score_run`)."""
+    view = table.select(
+        "data",
+        "kind",
+        "pairs",
+        "grouped",
+        (100 * pl.col("grouped") / pl.col("pairs")).round(1).alias("grouped_%"),
+        "straddling",
+        "twin_as_shot",
+        (100 * pl.col("linked") / pl.col("pairs")).round(1).alias("linked_%"),
+        pl.col("look_alike").alias("look_alikes"),
+        pl.format("{}/{}", "grouped_specific", "specific").alias("specific: grouped"),
+        pl.col("straddling_specific").alias("specific: straddling"),
+        pl.col("twin_as_shot_specific").alias("specific: twin_as_shot"),
+    )
+    with pl.Config(tbl_rows=40, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        print(view)
 
 
 def main() -> None:
@@ -138,11 +168,11 @@ def main() -> None:
     if not tables:
         sys.exit("nothing to measure")
     table = pl.concat(tables)
+    if args.json:
+        args.json.write_text(json.dumps(table.to_dicts(), indent=2) + "\n")
     print()
     show(table)
     print(TARGETS)
-    if args.json:
-        args.json.write_text(json.dumps(table.to_dicts(), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -277,7 +277,7 @@ class WordsConfig(Strict):
         0.4, gt=0, le=1, description="shared share of specific words that makes a candidate pair (then verified)"
     )
     mutual_top: int = Field(
-        2,
+        1,
         ge=1,
         description="a words link groups records only when each text is among the other's mutual_top closest "
         "linked texts (bounds chains of look-alike reports); the others are template_words links, still blocked "
@@ -300,6 +300,21 @@ class Leakage(Strict):
     cosine_neighbours: int = Field(10, ge=1, le=1000, description="neighbours searched per record")
     exact_index_max: int = Field(1_000_000, ge=1, description="largest corpus searched exactly; IVF above")
     report_top_clusters: int = Field(20, ge=0, description="largest leakage groups listed in the report")
+    shot_verbatim: float = Field(
+        0.95,
+        gt=0,
+        le=1.01,
+        description="retrieval guard: a candidate whose canonical words (surrogates masked) cover at least this share "
+        "of the record's, or the record's of its, is blocked as a copy even when many look alike (> 1 = off)",
+    )
+    shot_outlier_gap: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="retrieval guard: a candidate whose words containment with the record is at least "
+        "words.threshold and this much above the median of the record's fetched candidates is blocked as a likely "
+        "copy (0 = off)",
+    )
     template_min_patients: int = Field(
         20,
         ge=0,

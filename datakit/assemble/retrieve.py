@@ -189,6 +189,12 @@ def retrieve(
         pairs = todo.join(fused.select("content", "pool", "rrf"), on="content").sort("node", "pool")
         cand = pool.node[pairs["pool"].to_numpy()]
         flags = guard.check(pairs["node"].to_numpy(), cand)
+        outlier = guard.outliers(
+            pairs["content"].to_numpy(), pool.content[pairs["pool"].to_numpy()], pairs["node"].to_numpy()
+        )
+        flags = flags.with_columns(
+            pl.Series("outlier", outlier), (pl.col("blocked") | pl.Series(outlier)).alias("blocked")
+        )
         pairs = pairs.with_columns(pl.Series("cand", cand), flags["blocked"], *[flags[x] for x in LAYERS])
         passed = pairs.filter(~pl.col("blocked"))
         counts = todo.select("node").join(passed.group_by("node").len(), on="node", how="left")

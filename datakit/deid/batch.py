@@ -50,6 +50,7 @@ class Outcome:
     residual: list[str] = field(default_factory=list)
     error: str | None = None
     scan: Counter[str] | None = None  # the independent scan's hits by kind; None: the record was not scanned
+    inserted: list[list[tuple[int, int]]] = field(default_factory=list)  # per text: (start, end) of each surrogate
 
 
 SPAWN_BELOW = 5000  # below this many records a spawned pool's start-up costs more than it saves
@@ -122,9 +123,11 @@ class Deidentifier:
             for text in texts:
                 if not text:
                     outcome.texts.append(text)
+                    outcome.inserted.append([])
                     continue
                 new, inserted = replace_spans(text, next(spans), keyed, offset, self.settings.operators, outcome.counts)
                 outcome.texts.append(new)
+                outcome.inserted.append(inserted)
                 outcome.residual += residual_hits(new, inserted)
                 if outcome.scan is not None and scans is not None:
                     scans.append((index, new, inserted))

@@ -1,6 +1,7 @@
 """The `deid` stage: PHI out of the free text, identifiers keyed, dates shifted per patient; fail closed.
 
-Outputs: `stages/deid/part-*.parquet` (same columns, de-identified), `deid.json` (the audit: counts per entity
+Outputs: `stages/deid/part-*.parquet` (same columns, de-identified, plus `phi_spans`: where each replacement sits,
+as offsets), `deid.json` (the audit: counts per entity
 type and operator, quarantine reasons, residual-check hits, model/recognizer versions, key id; no PHI), copied
 to `reports/deid.json`. A record whose analysis raised, or whose output still holds a high-risk pattern (SSN,
 phone, MRN/accession shape, e-mail, full date), goes to `quarantine/deid.parquet` with a reason code.
@@ -18,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from datakit import __version__
-from datakit.deid.batch import Settings, deidentify
+from datakit.deid.batch import Outcome, Settings, deidentify
 from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
 from datakit.deid.operators import ENTITIES, RESIDUAL
@@ -47,6 +48,25 @@ def deid_config(recipe: Recipe) -> dict[str, Any]:
         "recognizers": radiology_fingerprint(),
         "presidio": package_version("presidio-analyzer"),
     }
+
+
+PHI_SPANS = "phi_spans"
+SPAN_TYPE = pl.List(pl.Struct({"column": pl.String, "start": pl.Int32, "end": pl.Int32}))
+
+
+def phi_spans(outcomes: list[Outcome], columns: list[str]) -> pl.Series:
+    """`phi_spans`: per record, where each replacement (surrogate, tag) sits in the de-identified texts (column,
+    start, end in characters). Offsets only, never text: the leakage stage reads them to compare two records
+    without the surrogates that differ between patients, and an auditor can see what was replaced."""
+    spans = [
+        [
+            {"column": c, "start": a, "end": b}
+            for j, c in enumerate(columns)
+            for a, b in (o.inserted[j] if j < len(o.inserted) else [])
+        ]
+        for o in outcomes
+    ]
+    return pl.Series(PHI_SPANS, spans, dtype=SPAN_TYPE)
 
 
 def run_deid(ctx: StageContext) -> StageResult:
@@ -102,7 +122,7 @@ def run_deid(ctx: StageContext) -> StageResult:
     ]
     new_text = {c: [o.texts[j] for o in outcomes] for j, c in enumerate(columns)}
     out = rows.with_columns([pl.Series(c, new_text[c], dtype=pl.String) for c in columns]).with_columns(
-        pl.Series("_reason", reasons, dtype=pl.String)
+        pl.Series("_reason", reasons, dtype=pl.String), phi_spans(outcomes, columns)
     )
     quarantine = rows.with_columns(out["_reason"].alias("reason")).filter(pl.col("reason").is_not_null())
     kept = out.filter(pl.col("_reason").is_null())

@@ -302,12 +302,18 @@ def plant(
 
 
 def score_run(run_dir: Path, truth: pl.DataFrame) -> pl.DataFrame:
-    """Per class: pairs, grouped, straddling, twin_as_shot, linked (a direct content link); see the module doc."""
-    rows = pl.read_parquet(
-        run_dir / "stages" / "leakage" / "part-*.parquet", columns=["case_id", "leakage_group", "split"]
-    )
+    """Per class: pairs, look_alike, grouped, straddling, twin_as_shot, linked; and the same three measures over
+    the pairs that are not look-alikes (`*_specific`). A pair is a look-alike when the leakage stage marked either
+    record `look_alike`: its text is a template or has words neighbours written for many patients, so it is as
+    close to them as to its twin and no split can keep it apart from all of them."""
+    columns = ["case_id", "leakage_group", "split"]
+    part = run_dir / "stages" / "leakage"
+    has_flag = "look_alike" in pl.read_parquet_schema(next(part.glob("part-*.parquet")))
+    rows = pl.read_parquet(part / "part-*.parquet", columns=columns + (["look_alike"] if has_flag else []))
+    if not has_flag:
+        rows = rows.with_columns(pl.lit(False).alias("look_alike"))
     rows = rows.unique("case_id").with_columns(pl.col("split").is_in(["val", "test"]).alias("eval"))
-    links = pl.read_parquet(run_dir / "stages" / "leakage" / "links.parquet")
+    links = pl.read_parquet(part / "links.parquet")
     direct = (
         links.filter(pl.col("kind").is_in(CONTENT_LINKS))
         .select(
@@ -339,15 +345,24 @@ def score_run(run_dir: Path, truth: pl.DataFrame) -> pl.DataFrame:
             on=["case_a", "case_b"],
             how="left",
         )
+        .with_columns(
+            (pl.col("leakage_group") == pl.col("leakage_group_b")).alias("grouped"),
+            (pl.col("eval") != pl.col("eval_b")).alias("straddling"),
+            pl.col("shot_seen").fill_null(False).alias("twin_as_shot"),
+            pl.col("linked").fill_null(False),
+            (pl.col("look_alike") | pl.col("look_alike_b")).alias("look_alike"),
+        )
     )
+    measures = ("grouped", "straddling", "twin_as_shot")
     return (
         pairs.group_by("kind")
         .agg(
             pl.len().alias("pairs"),
-            (pl.col("leakage_group") == pl.col("leakage_group_b")).sum().alias("grouped"),
-            (pl.col("eval") != pl.col("eval_b")).sum().alias("straddling"),
-            pl.col("shot_seen").fill_null(False).sum().alias("twin_as_shot"),
-            pl.col("linked").fill_null(False).sum().alias("linked"),
+            pl.col("look_alike").sum(),
+            *[pl.col(m).sum() for m in measures],
+            pl.col("linked").sum(),
+            (~pl.col("look_alike")).sum().alias("specific"),
+            *[(pl.col(m) & ~pl.col("look_alike")).sum().alias(f"{m}_specific") for m in measures],
         )
         .sort(pl.col("kind").replace_strict({k: i for i, k in enumerate((*CLASSES, "negative"))}, default=99))
     )

@@ -143,9 +143,13 @@ _BOILERPLATE = (
     r"(?:accession|acc)(?: no| number|#)?[:.#]?\s*[a-z0-9-]*\d[a-z0-9-]*",
     r"\bmrn[:#]?\s*[a-z0-9-]+",
     r"(?:date of service|study date|exam date|date of exam|dos|performed)[: ]",
-    r"(?:referring|ordering)(?: physician| clinician| provider| doctor)?:?(?: dr\.?)?"
-    r"(?: [a-z'-]+){1,2},?(?: m\.?d\b\.?)?",
+    r"(?:(?:referring|ordering)(?: physician| clinician| provider| doctor)?|\bclinician|\bphysician):?(?: dr\.?)?"
+    r"(?: [\p{L}'-]+){1,2},?(?: m\.?d\b\.?)?",
     r"radiology report",
+    r"(?:^|[.\x1f] ?)(?:procedure|exam|examination|study)s?:",
+    r"\bsigned(?: on)?\b",
+    r"--\s*[^.\x1f]{0,60}",
+    r"\bread by\b[^.\x1f]{0,60}",
     r"\b\d{1,2}/\d{1,2}/\d{2,4}\b",
     r"\b\d{4}-\d{2}-\d{2}\b",
     r"\b\d{1,2}:\d{2}(?::\d{2})?(?: ?[ap]\.?m\.?)?",
@@ -175,3 +179,25 @@ def canonical_text(expr: pl.Expr, lexicon: bool = True) -> pl.Expr:
             text = text.str.replace_all(_group_pattern(variants), f" {canonical} ")
     text = text.str.replace_all(r"\b(?:" + "|".join(FILLER) + r")\b", " ")
     return text.str.replace_all(r"[^\p{L}\p{N}\x1f%./-]+", " ").str.replace_all(r"\s+", " ").str.strip_chars()
+
+
+def masked(frame: pl.DataFrame, column: str, spans: str = "phi_spans") -> pl.Series:
+    """`column` with every de-identification replacement listed in `spans` (column, start, end) written as
+    `[phi]`: a copy filed under another patient carries other surrogate names, places and dates than its
+    original, and the words layer must not count them as differences. Without a `spans` column the text is
+    returned as it is."""
+    if spans not in frame.columns:
+        return frame[column]
+    out = []
+    for text, items in zip(frame[column].to_list(), frame[spans].to_list(), strict=True):
+        if text and items:
+            cuts = sorted((s["start"], s["end"]) for s in items if s["column"] == column)
+            pieces, pos = [], 0
+            for start, end in cuts:
+                if start < pos:
+                    continue
+                pieces += [text[pos:start], " [phi] "]
+                pos = end
+            text = "".join([*pieces, text[pos:]])
+        out.append(text)
+    return pl.Series(column, out, dtype=pl.String)

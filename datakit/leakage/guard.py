@@ -36,7 +36,7 @@ from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey
 from datakit.leakage import embed, minhash, words
 from datakit.leakage.fingerprint import METADATA_LAYERS, fingerprints
-from datakit.leakage.stage import distinct_contents, make_encoder
+from datakit.leakage.stage import distinct_contents, make_encoder, text_patients
 from datakit.recipe import Leakage
 
 LAYERS = (
@@ -45,6 +45,7 @@ LAYERS = (
     "minhash",
     "cosine",
     "words",
+    "outlier",
     "exam_fingerprint",
     "accession",
     "patient",
@@ -65,7 +66,8 @@ class Guard:
     signatures: np.ndarray
     sizes: np.ndarray
     vectors: np.ndarray  # corpus-centred, unit length, per content
-    word_index: words.WordIndex | None
+    word_index: words.WordIndex
+    word_binding: pl.DataFrame  # content pairs (a < b) whose words link groups records; empty when the layer is off
     cfg: Leakage
     embedding: dict[str, Any]
 
@@ -79,18 +81,38 @@ class Guard:
             "content_hash": qc == cc,
             "minhash": self._near(qc, cc),
             "cosine": self.cosine(qc, cc) >= self.cfg.cosine_threshold,
-            # the words layer's own definition; every linked pair is blocked, mutual (grouping) or not
-            "words": (
-                self.word_index.linked(qc, cc, self.cfg.words)[0]
-                if self.word_index is not None
-                else np.zeros(len(qc), dtype=bool)
-            ),
+            # a words link that groups records (detection's own rule, recomputed on the same corpus), or a text
+            # that is the record's own words again once surrogates are masked (a look-alike's copy included)
+            "words": words.pair_in(self.word_binding, qc, cc) | self._verbatim(qc, cc),
+            # decided per query by `outliers` (it needs the query's other candidates); never set pairwise
+            "outlier": np.zeros(len(qc), dtype=bool),
         }
         for layer in KEY_LAYERS:
             ids = self.keys[layer]
             flags[layer] = (ids[query] == ids[candidate]) & (ids[query] >= 0)
         frame = pl.DataFrame({layer: flags[layer] for layer in LAYERS})
         return frame.with_columns(pl.any_horizontal(LAYERS).alias("blocked"))
+
+    def outliers(self, query_content: np.ndarray, cand_content: np.ndarray, group: np.ndarray) -> np.ndarray:
+        """The `outlier` rule: a candidate the retriever ranked near the query *because* it is a copy. Among one
+        query's fetched candidates (`group` numbers the query), a candidate is an outlier when its words
+        containment with the query is at least `words.threshold` and exceeds the median of that query's
+        candidates by `leakage.shot_outlier_gap`: a look-alike among look-alikes (a normal-study template) is
+        not, a lone near-copy is."""
+        gap = self.cfg.shot_outlier_gap
+        if gap <= 0 or len(query_content) == 0:
+            return np.zeros(len(query_content), dtype=bool)
+        cont, _ = self.word_index.containment(query_content, cand_content)
+        frame = pl.DataFrame({"g": group, "c": cont})
+        median = frame.select(pl.col("c").median().over("g")).to_series().to_numpy()
+        return (cont >= self.cfg.words.threshold) & (cont - median >= gap)
+
+    def _verbatim(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        limit = self.cfg.shot_verbatim
+        if limit > 1 or len(qc) == 0:
+            return np.zeros(len(qc), dtype=bool)
+        cont, ratio = self.word_index.containment(qc, cc)
+        return (cont >= limit) & (ratio >= self.cfg.words.min_ratio)
 
     def cosine(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
         """Cosine of content pairs (rounded as the leakage layer rounds its scores)."""
@@ -131,7 +153,12 @@ def build_guard(
         signatures, _ = minhash.cached_signatures(keyed, cache_root, k=mh.k, num_perm=mh.num_perm)
         sizes = minhash.shingle_counts(contents["text"], mh.k)
         vectors, stats = embed.embed_contents(keyed, (encoder_factory or make_encoder)(cfg), cache_root)
-        word_index = words.build_index(contents["canonical"], cfg.words.specific_df) if cfg.words.enabled else None
+        word_index = words.build_index(contents["canonical"], cfg.words.specific_df)
+        binding = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32})
+        if cfg.words.enabled:
+            _, binding, _ = words.detect_links(
+                word_index, cfg.words, text_patients(cases), cfg.template_min_patients, 1.0
+            )
     except DatakitError:
         raise
     except Exception as err:  # the guard cannot run: stop, naming the error type only (never record text)
@@ -158,6 +185,7 @@ def build_guard(
         sizes=sizes,
         vectors=embed.centred(vectors),
         word_index=word_index,
+        word_binding=binding.select("a", "b"),
         cfg=cfg,
         embedding=stats,
     )

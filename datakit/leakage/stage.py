@@ -35,7 +35,7 @@ from datakit.content import FIELD_SEPARATOR, normalise_text, sha256_hex
 from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey, load_key
 from datakit.leakage import embed, minhash, words
-from datakit.leakage.canonical import canonical_text
+from datakit.leakage.canonical import canonical_text, masked
 from datakit.leakage.certificate import Certificate, certify
 from datakit.leakage.fingerprint import fingerprints
 from datakit.leakage.groups import connected_components, content_edges, group_links, key_links
@@ -123,7 +123,9 @@ class LayerClock:
 class Detection:
     """Everything the layers found, at node (case) and content (distinct normalised text) level."""
 
-    nodes: pl.DataFrame  # node, case_id, content, dedup_hash, exam_fp, accession_fp, patient_key, exam_date, rows
+    # node, case_id, content, dedup_hash, exam_fp, accession_fp, patient_key, exam_date, rows, template,
+    # look_alike (template, or a text whose words neighbours span template_min_patients patients)
+    nodes: pl.DataFrame
     texts: pl.Series  # normalised text per content
     signatures: np.ndarray
     shingle_counts: np.ndarray
@@ -166,9 +168,18 @@ def distinct_contents(
         .agg(pl.col("text").first(), pl.col("node").min().alias("rep"))
         .with_row_index("content")
     )
-    contents = contents.with_columns(canonical_text(pl.col("text"), lexicon).alias("canonical"))
+    # the words layer's text: de-identification surrogates as [phi] (`phi_spans`), then canonical
+    unmasked = cases.with_columns(masked(cases, f) for f in fields if f in cases.columns)
+    canonical = unmasked.select(canonical_text(content_text(fields, cases.columns), lexicon).alias("canonical"))
+    firsts = pl.DataFrame({"node": cases["node"], "canonical": canonical["canonical"]})
+    contents = contents.join(firsts.rename({"node": "rep"}), on="rep", how="left", maintain_order="left")
     cases = cases.join(contents.select("dedup_hash", "content"), on="dedup_hash", maintain_order="left")
     return cases, contents
+
+
+def text_patients(cases: pl.DataFrame) -> pl.DataFrame:
+    """(content, patient) of every case; a case without a patient counts as its own."""
+    return cases.select(pl.col("content").cast(pl.UInt32), pl.coalesce("patient_id", "case_id").alias("patient"))
 
 
 def make_encoder(cfg: Leakage) -> embed.Encoder:
@@ -223,15 +234,17 @@ def detect(
     word_index, wpairs = None, pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "containment": pl.Float32})
     word_links = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32})
     loose = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "containment": pl.Float32, "linked": pl.Boolean})
+    busy = np.zeros(len(contents), dtype=bool)
     if cfg.words.enabled:
         clock.phase("words", 1, "indexes")
         with clock.layer("words"):
             w = cfg.words
             word_index = words.build_index(contents["canonical"], w.specific_df)
-            scored = words.linked_pairs(word_index, w, CONTAINMENT_FLOOR)
-            wlinked = scored.filter(pl.col("linked"))
-            word_links = wlinked.filter(words.mutual_top(wlinked, w.mutual_top)).select("a", "b")
-            loose = wlinked.join(word_links, on=["a", "b"], how="anti")
+            scored, binding, busy = words.detect_links(
+                word_index, w, text_patients(cases), cfg.template_min_patients, CONTAINMENT_FLOOR
+            )
+            word_links = binding.select("a", "b")
+            loose = scored.filter(pl.col("linked")).join(word_links, on=["a", "b"], how="anti")
             wpairs = scored.drop("linked")
         clock.advance(1)
     wordlinks = content_edges(wpairs.join(word_links, on=["a", "b"]), rep, rep, "words", "containment")
@@ -264,7 +277,9 @@ def detect(
         cases.select("content", "patient_key"),
         cfg.template_min_patients,
     )
-    cases = cases.join(template, on="content", maintain_order="left")
+    cases = cases.join(template, on="content", maintain_order="left").with_columns(
+        (pl.col("template") | pl.Series(busy[cases["content"].to_numpy()])).alias("look_alike")
+    )
     nodes = cases.select(
         "node",
         "case_id",
@@ -276,6 +291,7 @@ def detect(
         "exam_date",
         "rows",
         "template",
+        "look_alike",
     )
     content_links = pl.concat([exact, near, cosine])
     flags = nodes.select("node", "template")
@@ -456,7 +472,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
         edges,
     ).rename({"component": "leakage_group", "links": "group_links"})
     per_case = (
-        assigned.join(det.nodes.select("node", "dedup_hash"), on="node")
+        assigned.join(det.nodes.select("node", "dedup_hash", "look_alike"), on="node")
         .join(links, on="leakage_group")
         .select(
             "case_id",
@@ -466,9 +482,10 @@ def run_leakage(ctx: StageContext) -> StageResult:
             pl.col("cases").alias("group_size"),
             "split",
             "split_rule",
+            "look_alike",
         )
     )
-    out = rows.drop([c for c in ("split", "split_group", "split_rule") if c in rows.columns]).join(
+    out = rows.drop([c for c in ("split", "split_group", "split_rule", "look_alike") if c in rows.columns]).join(
         per_case, on="case_id", how="left", maintain_order="left"
     )
     if out["split"].null_count():

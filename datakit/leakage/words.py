@@ -161,7 +161,7 @@ def mutual_top(pairs: pl.DataFrame, k: int) -> pl.Series:
     """For linked pairs (a, b, containment): whether each is among the other's `k` most similar linked texts
     (containment descending, ties by id). A copy and its original are each other's closest text; a chain of
     look-alike reports written for different patients is not, so only mutual links bind (the rest are reported
-    as `template_words` and still blocked by the retrieval guard)."""
+    as `template_words`). Texts at equal containment share a rank."""
     if pairs.height == 0:
         return pl.Series("mutual", [], dtype=pl.Boolean)
     both = pl.concat(
@@ -172,8 +172,61 @@ def mutual_top(pairs: pl.DataFrame, k: int) -> pl.Series:
             ),
         ]
     )
-    ranked = both.sort(["a", "containment", "b"], descending=[False, True, False]).with_columns(
-        pl.int_range(pl.len()).over("a").alias("rank")
+    # equal containment (to 3 decimals) shares a rank: identical look-alikes are all each other's closest
+    ranked = both.with_columns(
+        pl.col("containment").round(3).rank("dense", descending=True).over("a").sub(1).alias("rank")
     )
     worst = ranked.group_by("pair").agg(pl.col("rank").max()).sort("pair")
     return (worst["rank"] < k).alias("mutual")
+
+
+def crowded(n_texts: int, pairs: pl.DataFrame, patients: pl.DataFrame, min_patients: int) -> np.ndarray:
+    """Per text: whether the texts it is directly linked to (`pairs`: a, b), with itself, were written for at
+    least `min_patients` distinct patients (`patients`: content, patient; a record without a patient counts as
+    its own). Such a text is look-alike boilerplate: a link to it says nothing about one patient. The test looks
+    at a text's own neighbours, not at the chain its links form."""
+    out = np.zeros(n_texts, dtype=bool)
+    if min_patients == 0 or n_texts == 0 or pairs.height == 0:
+        return out
+    per_text = patients.unique().group_by("content").head(min_patients)
+    ab = pairs.select(pl.col("a").cast(pl.UInt32), pl.col("b").cast(pl.UInt32))
+    own = pl.DataFrame({"a": pl.arange(0, n_texts, dtype=pl.UInt32, eager=True)}).with_columns(pl.col("a").alias("b"))
+    both = pl.concat([ab, ab.select(pl.col("b").alias("a"), pl.col("a").alias("b")), own]).unique()
+    reach = (
+        both.join(per_text.rename({"content": "b"}), on="b")
+        .group_by("a")
+        .agg(pl.col("patient").n_unique().alias("patients"))
+        .filter(pl.col("patients") >= min_patients)
+    )
+    out[reach["a"].to_numpy()] = True
+    return out
+
+
+def detect_links(
+    index: WordIndex, cfg: WordsConfig, patients: pl.DataFrame, min_patients: int, floor: float
+) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
+    """(scored, binding, busy): every candidate pair with its containment at or above `floor` or linked
+    (`scored`: a, b, containment, linked); the linked pairs that group records (`binding`: a, b, containment):
+    mutual (`mutual_top`) and touching no crowded text; and per text whether it is crowded (`crowded`,
+    `min_patients`). Detection and the retrieval guard both call this, so they agree on which links bind."""
+    scored = linked_pairs(index, cfg, floor)
+    linked = scored.filter(pl.col("linked"))
+    # a text with no specific word at all is boilerplate whatever its neighbours: it binds nothing
+    busy = crowded(index.weights.shape[0], linked, patients, min_patients) | (index.specific_totals <= 0)
+    lone = ~pl.Series(busy[linked["a"].to_numpy()] | busy[linked["b"].to_numpy()])
+    binding = linked.filter(mutual_top(linked, cfg.mutual_top) & lone).select("a", "b", "containment")
+    return scored, binding, busy
+
+
+def pair_in(pairs: pl.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether each (a[i], b[i]) (either order) is one of `pairs` (a < b)."""
+    if len(a) == 0 or pairs.height == 0:
+        return np.zeros(len(a), dtype=bool)
+    query = pl.DataFrame({"a": np.minimum(a, b).astype(np.uint32), "b": np.maximum(a, b).astype(np.uint32)})
+    hit = query.join(
+        pairs.select("a", "b", pl.lit(True).alias("hit")).unique(["a", "b"]),
+        on=["a", "b"],
+        how="left",
+        maintain_order="left",
+    )
+    return hit["hit"].fill_null(False).to_numpy()
