@@ -105,8 +105,12 @@ def main() -> None:
     ap.add_argument("--gpu", action="store_true", help="also time the full model on CUDA")
     ap.add_argument("--feed-only", action="store_true", help="only time the GPU loop's tokenising feed")
     ap.add_argument("--feed-texts", type=int, default=40_000, help="texts the feed section tokenises")
+    ap.add_argument(
+        "--set", action="append", default=[], dest="sets", help="recipe override, e.g. leakage.words.enabled=true"
+    )
+    ap.add_argument("--stage-only", action="store_true", help="only the stage (no MinHash/embedding baselines)")
     args = ap.parse_args()
-    recipe = load_recipe(ROOT / "recipes" / "radiology-coding.toml", [f"source.n={args.n}"])
+    recipe = load_recipe(ROOT / "recipes" / "radiology-coding.toml", [f"source.n={args.n}", *args.sets])
     cfg = recipe.leakage
     real = iu_texts(args.feed_texts, cfg)
     if args.feed_only:
@@ -143,6 +147,8 @@ def main() -> None:
     }
     results["embedding"] = det.embedding
     print(json.dumps(results, indent=2), flush=True)
+    if args.stage_only:
+        return
 
     # MinHash: datakit on all texts vs datasketch per-document on a subset
     texts = texts_of(cases, cfg)

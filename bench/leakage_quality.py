@@ -17,7 +17,6 @@ the commit before paraphrase-robust detection; the script prints the targets nex
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import sys
@@ -30,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import polars as pl
 
-from datakit.evaluation.paraphrase_leaks import plant, score_run
+from datakit.evaluation.paraphrase_leaks import iu_impression_cases, plant, score_run
 from datakit.pipeline import pipeline_for, run_pipeline
 from datakit.recipe import load_recipe
 from datakit.sources.sample import generate_cases
@@ -38,27 +37,6 @@ from datakit.sources.sample import generate_cases
 ROOT = Path(__file__).resolve().parents[1]
 IU = ROOT.parent / "shared" / "real_data" / "indiana_iu_cxr" / "indiana_reports.csv"
 TARGETS = "targets: grouped >= 98% per class, 0 straddling, 0 twins as shots; negatives linked <= 1%"
-
-
-def iu_frame() -> tuple[pl.DataFrame, pl.Series]:
-    """The IU reports in the columns the impression recipe maps, plus one patient and accession per report;
-    family = the first problem term."""
-    raw = pl.read_csv(IU, infer_schema_length=0).filter(
-        pl.col("findings").is_not_null() & pl.col("impression").is_not_null()
-    )
-    base = raw.select(
-        pl.col("uid").alias("case_id"),
-        ("P" + pl.col("uid").str.zfill(5)).alias("patient_id"),
-        ("A" + pl.col("uid").str.zfill(7)).alias("accession"),
-        (pl.lit(dt.date(2020, 1, 1)) + pl.duration(days=(pl.col("uid").cast(pl.Int64) * 7919) % 1400)).alias(
-            "exam_date"
-        ),
-        pl.col("image").alias("exam_description"),
-        pl.col("indication").alias("reason_for_exam"),
-        pl.col("findings").alias("report_text"),
-        "impression",
-    )
-    return base, raw["Problems"].str.split(";").list.first().fill_null("none")
 
 
 def sample_frame(n: int) -> tuple[pl.DataFrame, pl.Series]:
@@ -71,7 +49,7 @@ def run_one(
     name: str, per_class: int, negatives: int, sets: list[str], n_sample: int, keep: Path | None
 ) -> pl.DataFrame:
     if name == "iu":
-        base, family = iu_frame()
+        base, family = iu_impression_cases(IU)
         recipe_path = ROOT / "recipes" / "radiology-impression.toml"
         mapping = [
             f"source.columns.{c}={c}"

@@ -254,11 +254,7 @@ class Embedding(Strict):
 class WordsConfig(Strict):
     """The `words` layer: IDF-weighted word containment of canonical texts (edited and paraphrased copies)."""
 
-    enabled: bool = Field(
-        False,
-        description="run the words layer (off by default until its guard cost is tuned: on the sample it blocks "
-        "most same-diagnosis neighbours and ICD candidate recall falls from 0.52 to 0.21; see the README)",
-    )
+    enabled: bool = Field(True, description="run the words layer (false: exact, near, cosine and metadata only)")
     lexicon: bool = Field(True, description="write clinical synonyms and abbreviations one way before comparing")
     threshold: float = Field(
         0.7,
@@ -275,6 +271,12 @@ class WordsConfig(Strict):
     )
     candidate_floor: float = Field(
         0.4, gt=0, le=1, description="shared share of specific words that makes a candidate pair (then verified)"
+    )
+    max_family: int = Field(
+        5,
+        ge=2,
+        description="texts joined by mutual words links form a family (a report and its copies); a longer run is a "
+        "chain of look-alike reports: its links bind nothing and its texts are flagged look_alike",
     )
     mutual_top: int = Field(
         1,

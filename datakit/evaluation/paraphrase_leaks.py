@@ -23,6 +23,7 @@ the share in one group.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 import textwrap
@@ -247,6 +248,27 @@ def edit(kind: str, text: str, rng: random.Random, exam: str = "CHEST 2 VIEWS") 
     for e in applied:
         text = apply_edit(e, text, rng, exam)
     return text, applied
+
+
+def iu_impression_cases(csv: Path) -> tuple[pl.DataFrame, pl.Series]:
+    """The IU reports in the columns the impression recipe maps, plus one patient and accession per report;
+    family = the first problem term."""
+    raw = pl.read_csv(csv, infer_schema_length=0).filter(
+        pl.col("findings").is_not_null() & pl.col("impression").is_not_null()
+    )
+    base = raw.select(
+        pl.col("uid").alias("case_id"),
+        ("P" + pl.col("uid").str.zfill(5)).alias("patient_id"),
+        ("A" + pl.col("uid").str.zfill(7)).alias("accession"),
+        (pl.lit(dt.date(2020, 1, 1)) + pl.duration(days=(pl.col("uid").cast(pl.Int64) * 7919) % 1400)).alias(
+            "exam_date"
+        ),
+        pl.col("image").alias("exam_description"),
+        pl.col("indication").alias("reason_for_exam"),
+        pl.col("findings").alias("report_text"),
+        "impression",
+    )
+    return base, raw["Problems"].str.split(";").list.first().fill_null("none")
 
 
 def plant(

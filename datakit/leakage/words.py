@@ -8,7 +8,7 @@ text's weight (containment: a copy with a header added, or a sentence dropped, s
 the lighter text holds at least `min_ratio` of the heavier one's weight.
 
 Candidate pairs come from a sparse product over the *specific* words only (document frequency at most
-`max(50, specific_df × n)`): two texts become candidates when their shared specific weight covers at least
+`max(10, specific_df × n)`): two texts become candidates when their shared specific weight covers at least
 `candidate_floor` of the lighter text's specific weight; the full containment is then computed exactly. The
 product runs in row chunks, so memory follows one chunk's pairs. Everything is a sparse-matrix or Polars
 operation; no Python loop per text.
@@ -23,21 +23,24 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from datakit.leakage.groups import connected_components
 from datakit.recipe import WordsConfig
 
 TOKEN = r"[^\s\x1f]+"
 CHUNK_ROWS = 2048
+MIN_SPECIFIC_DF = 10  # the smallest cap on a specific word's document frequency (small corpora)
 
 
 @dataclass
 class WordIndex:
     """Binary word sets of the texts (rows = content ids), weighted by IDF; `specific` keeps only the words of
-    document frequency at most `max(50, specific_df × n)`."""
+    document frequency at most `max(10, specific_df × n)`."""
 
     weights: sp.csr_matrix  # sqrt(idf) per present word: row·row = shared IDF weight
     totals: np.ndarray  # IDF weight of each text's word set
     specific: sp.csr_matrix  # the same, specific words only
     specific_totals: np.ndarray
+    specific_df: np.ndarray  # document frequency of each specific word (columns of `specific`)
 
     def _shared(self, matrix: sp.csr_matrix, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
         out = np.empty(len(a), dtype=np.float32)
@@ -56,6 +59,29 @@ class WordIndex:
         hi = np.maximum(self.totals[a], self.totals[b])
         cont = np.where(lo > 0, inter / np.maximum(lo, 1e-9), 0.0)
         return np.round(np.minimum(cont, 1.0), 5).astype(np.float32), (lo / np.maximum(hi, 1e-9)).astype(np.float32)
+
+    def shared_specific(self, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+        """(how many specific words, document frequency of the rarest one) each pair (a[i], b[i]) shares
+        (rarest: a large number when none is shared)."""
+        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+        count = np.zeros(len(a), dtype=np.int32)
+        rarest = np.full(len(a), np.iinfo(np.int32).max, dtype=np.int64)
+        binary = self.specific.sign().tocsr()
+        for s in range(0, len(a), chunk):
+            both = binary[a[s : s + chunk]].multiply(binary[b[s : s + chunk]]).tocsr()
+            both.eliminate_zeros()
+            n = np.diff(both.indptr)
+            count[s : s + chunk] = n
+            if both.nnz:
+                dfs = self.specific_df[both.indices]
+                starts = both.indptr[:-1][n > 0]
+                rarest[s : s + chunk][n > 0] = np.minimum.reduceat(dfs, starts)
+        return count, rarest
+
+    def has_rare(self, rare_df: int) -> np.ndarray:
+        """Per text: whether it holds a word found in at most `rare_df` texts."""
+        rare = self.specific[:, np.flatnonzero(self.specific_df <= rare_df)]
+        return np.asarray(rare.getnnz(axis=1)).ravel() > 0
 
     def is_candidate(self, a: np.ndarray, b: np.ndarray, floor: float) -> np.ndarray:
         """Pairs sharing at least `floor` of the lighter text's specific weight (the candidate rule)."""
@@ -101,10 +127,16 @@ def build_index(texts: pl.Series, specific_df: float) -> WordIndex:
     idf = (np.log((n + 1) / (df + 1)) + 1).astype(np.float32)
     weights = binary.multiply(np.sqrt(idf)).tocsr().astype(np.float32)
     totals = np.asarray(binary.multiply(idf).sum(axis=1)).ravel().astype(np.float32)
-    keep = np.flatnonzero(df <= max(50, int(specific_df * n)))
+    keep = np.flatnonzero(df <= max(MIN_SPECIFIC_DF, int(specific_df * n)))
     specific = weights[:, keep].tocsr()
     specific_totals = np.asarray(specific.multiply(specific).sum(axis=1)).ravel().astype(np.float32)
-    return WordIndex(weights=weights, totals=totals, specific=specific, specific_totals=specific_totals)
+    return WordIndex(
+        weights=weights,
+        totals=totals,
+        specific=specific,
+        specific_totals=specific_totals,
+        specific_df=df[keep].astype(np.int64),
+    )
 
 
 def candidate_chunks(
@@ -211,10 +243,19 @@ def detect_links(
     `min_patients`). Detection and the retrieval guard both call this, so they agree on which links bind."""
     scored = linked_pairs(index, cfg, floor)
     linked = scored.filter(pl.col("linked"))
-    # a text with no specific word at all is boilerplate whatever its neighbours: it binds nothing
-    busy = crowded(index.weights.shape[0], linked, patients, min_patients) | (index.specific_totals <= 0)
+    n = index.weights.shape[0]
+    # a text with no specific word at all is boilerplate whatever its neighbours
+    busy = crowded(n, linked, patients, min_patients) | (index.specific_totals <= 0)
     lone = ~pl.Series(busy[linked["a"].to_numpy()] | busy[linked["b"].to_numpy()])
-    binding = linked.filter(mutual_top(linked, cfg.mutual_top) & lone).select("a", "b", "containment")
+    mutual = linked.filter(mutual_top(linked, cfg.mutual_top) & lone)
+    # a copy family is a report and a few copies; a longer run of mutual links is a chain of look-alikes
+    family = connected_components(n, mutual).rename({"node": "a"})
+    sizes = family.group_by("component").agg(pl.len().alias("size"))
+    big = family.join(sizes, on="component").filter(pl.col("size") > cfg.max_family)["a"].to_numpy()
+    chained = np.zeros(n, dtype=bool)
+    chained[big] = True
+    busy = busy | chained
+    binding = mutual.filter(~pl.Series(chained[mutual["a"].to_numpy()])).select("a", "b", "containment")
     return scored, binding, busy
 
 

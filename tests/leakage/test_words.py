@@ -10,7 +10,7 @@ import polars as pl
 
 from datakit.evaluation.paraphrase_leaks import CLASSES, edit, header_signoff
 from datakit.leakage import words
-from datakit.leakage.canonical import canonical_text
+from datakit.leakage.canonical import canonical_text, masked
 from datakit.recipe import WordsConfig
 
 
@@ -90,3 +90,17 @@ def test_only_mutual_links_bind() -> None:
     # equal containment shares a rank
     tied = pairs.with_columns(pl.lit(0.9, pl.Float32).alias("containment"))
     assert words.mutual_top(tied, 1).to_list() == [True] * 4
+
+
+def test_masked_writes_every_listed_replacement_as_phi() -> None:
+    frame = pl.DataFrame(
+        {
+            "report_text": ["Seen by Ann Lee on 3/4. Lungs clear.", "No spans here."],
+            "phi_spans": [
+                [{"column": "report_text", "start": 8, "end": 15}, {"column": "report_text", "start": 19, "end": 22}],
+                [],
+            ],
+        }
+    )
+    assert masked(frame, "report_text").to_list() == ["Seen by  [phi]  on  [phi] . Lungs clear.", "No spans here."]
+    assert masked(frame.drop("phi_spans"), "report_text").to_list() == frame["report_text"].to_list()
