@@ -128,6 +128,30 @@ def show(table: pl.DataFrame) -> None:
         print(view)
 
 
+def write_strength(table: pl.DataFrame, args: argparse.Namespace) -> None:
+    """The certificate's `tested_strength`: per data set and class, the harness's counts, with the settings."""
+    if args.sets:
+        sys.exit("--write-strength records datakit's defaults: run it without --set")
+    from datakit import __version__
+    from datakit.leakage.certificate import STRENGTH_FILE, strength_settings
+    from datakit.recipe import Leakage
+
+    sets: dict[str, dict[str, object]] = {}
+    for row in table.iter_rows(named=True):
+        entry = {k: v for k, v in row.items() if k not in ("data", "kind")}
+        sets.setdefault(row["data"], {})[row["kind"]] = entry
+    out = {
+        "datakit_version": __version__,
+        "command": f"python bench/leakage_quality.py --data {args.data} --per-class {args.per_class} "
+        f"--negatives {args.negatives} --write-strength",
+        "settings": strength_settings(Leakage()),
+        "sets": sets,
+    }
+    path = ROOT / "datakit" / "leakage" / "data" / STRENGTH_FILE
+    path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", choices=["iu", "sample", "both"], default="both")
@@ -137,6 +161,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="sets", help="recipe override (what-if)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.add_argument("--keep", type=Path, help="keep the run directories (and truth.parquet) under this folder")
+    parser.add_argument(
+        "--write-strength",
+        action="store_true",
+        help="store the figures in datakit/leakage/data/strength.json (quoted by certificates; defaults only)",
+    )
     args = parser.parse_args()
     wanted = ["iu", "sample"] if args.data == "both" else [args.data]
     if "iu" in wanted and not IU.is_file():
@@ -148,6 +177,8 @@ def main() -> None:
     table = pl.concat(tables)
     if args.json:
         args.json.write_text(json.dumps(table.to_dicts(), indent=2) + "\n")
+    if args.write_strength:
+        write_strength(table, args)
     print()
     show(table)
     print(TARGETS)

@@ -10,6 +10,7 @@ to a boilerplate shared by many patients carries nothing patient-specific across
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,47 @@ if TYPE_CHECKING:
     from datakit.leakage.stage import Detection
 
 KEY_LAYERS = {"exact": "dedup_hash", **METADATA_LAYERS}
+STRENGTH_FILE = "strength.json"  # written by bench/leakage_quality.py --write-strength
+
+
+def strength_settings(cfg: Leakage) -> dict[str, Any]:
+    """The settings the harness figures depend on (compared with the recipe's before they are quoted)."""
+    return {
+        "minhash_threshold": cfg.minhash.threshold,
+        "minhash_containment": cfg.minhash.containment,
+        "cosine_threshold": cfg.cosine_threshold,
+        "template_min_patients": cfg.template_min_patients,
+        "words": cfg.words.model_dump(mode="json"),
+        "shot_verbatim": cfg.shot_verbatim,
+        "shot_outlier_gap": cfg.shot_outlier_gap,
+    }
+
+
+def tested_strength(cfg: Leakage) -> dict[str, Any]:
+    """What "passed" is worth: the paraphrase harness's figures (per edit class: grouped, straddling, twin shown
+    as a shot; false links on negative pairs) measured with datakit's defaults, and whether this recipe's
+    settings are those defaults. Different settings are untested: the certificate says so instead of quoting."""
+    from importlib import resources
+
+    try:
+        measured = json.loads(resources.files("datakit.leakage").joinpath(f"data/{STRENGTH_FILE}").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"measured": False, "note": "no harness figures shipped with this datakit"}
+    current = strength_settings(cfg)
+    differs = sorted(k for k, v in current.items() if measured.get("settings", {}).get(k) != v)
+    return {
+        "measured": True,
+        "applies": not differs,
+        "settings_that_differ": differs,
+        "note": (
+            "figures measured by bench/leakage_quality.py with these very settings"
+            if not differs
+            else "this recipe's settings differ from the measured ones: the figures below do not describe this run"
+        ),
+        **{k: measured[k] for k in ("datakit_version", "command", "sets") if k in measured},
+    }
+
+
 EDGE_SCHEMA = {"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32}
 
 
@@ -74,6 +116,12 @@ class Certificate:
                     "accession and exam links always do"
                 ),
             },
+            "tested_strength": tested_strength(recipe.leakage),
+            "cosine_search": (
+                "exact"
+                if det.nodes["content"].n_unique() <= recipe.leakage.exact_index_max
+                else "approximate (FAISS IVF above leakage.exact_index_max): a near pair can be missed"
+            ),
             "embedding_model": det.embedding.get("model_id"),
             "key": {"key_id": key.key_id, "demo_key": key.is_demo},
         }

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from datakit.content import sha256_hex
 from datakit.errors import StageError
 from datakit.recipe import Recipe
 from datakit.rundir import STAGE_FILE, RunDir, read_record
@@ -114,6 +115,7 @@ def leakage_summary(
         .sort("split")
     )
     cross_patient = groups.filter(pl.col("patients") > 1)
+    look_alikes = int(out.unique("case_id")["look_alike"].sum()) if "look_alike" in out.columns else 0
     return {
         "recipe": recipe.name,
         "seed": recipe.seed,
@@ -125,7 +127,10 @@ def leakage_summary(
             "minhash": cfg.minhash.model_dump(mode="json"),
             "cosine": cfg.cosine_threshold,
             "cosine_neighbours": cfg.cosine_neighbours,
+            "words": cfg.words.model_dump(mode="json"),
         },
+        "look_alike_cases": look_alikes,
+        "eval_mix": eval_mix(out),
         "links": {
             "by_kind": {r["kind"]: r["links"] for r in by_kind.sort("kind").iter_rows(named=True)},
             "records_by_kind": {r["kind"]: r["records"] for r in by_kind.sort("kind").iter_rows(named=True)},
@@ -157,6 +162,58 @@ def leakage_summary(
         "layers": layers,
         "embedding": embedding,
     }
+
+
+MIX_TOP = 15
+
+
+def eval_mix(out: pl.DataFrame) -> dict[str, Any]:
+    """How the eval split (val + test) differs from the whole population, by exam family (the first word of the
+    exam description: XR, CT, MRI…) and by exam description: shares side by side, the total variation distance
+    (0: same mix, 1: disjoint), and the frequent kinds (>= 1% of cases) that eval lacks. Grouping keeps linked
+    records together and sends oversized groups to train, which can leave eval without the commonest reports;
+    this is where an auditor sees it."""
+    cases = out.unique("case_id").with_columns(pl.col("split").is_in(["val", "test"]).alias("_eval"))
+    if "exam_description" not in cases.columns or not cases["_eval"].any():
+        return {"note": "no exam descriptions or no eval records"}
+    desc = pl.col("exam_description").fill_null("").str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    cases = cases.with_columns(
+        desc.alias("exam_description"), desc.str.extract(r"^([A-Z]+)", 1).fill_null("?").alias("exam_family")
+    )
+    result: dict[str, Any] = {"eval_cases": int(cases["_eval"].sum()), "cases": cases.height}
+    for facet in ("exam_family", "exam_description"):
+        mix = (
+            cases.group_by(facet)
+            .agg(pl.len().alias("n"), pl.col("_eval").sum().alias("n_eval"))
+            .with_columns(
+                (pl.col("n") / cases.height).alias("population_share"),
+                (pl.col("n_eval") / max(1, int(cases["_eval"].sum()))).alias("eval_share"),
+            )
+            .sort(["n", facet], descending=[True, False])
+        )
+        tvd = float((mix["population_share"] - mix["eval_share"]).abs().sum() / 2)
+        # exam descriptions are written into report text: the report names them by a short hash only
+        # (sha256 of the upper-cased description, first 12 hex), an auditor maps them back from the run's data
+        named = mix.with_columns(
+            sha256_hex(mix[facet], prefix="exam-description:").str.slice(0, 12).alias("value")
+            if facet == "exam_description"
+            else pl.col(facet).alias("value")
+        )
+        missing = named.filter((pl.col("population_share") >= 0.01) & (pl.col("n_eval") == 0))
+        result[facet] = {
+            "total_variation_distance": round(tvd, 4),
+            "values": "exam family (first word)" if facet == "exam_family" else "sha256 of the description, 12 hex",
+            "top": [
+                {
+                    "value": r["value"],
+                    "population_share": round(r["population_share"], 4),
+                    "eval_share": round(r["eval_share"], 4),
+                }
+                for r in named.head(MIX_TOP).iter_rows(named=True)
+            ],
+            "frequent_missing_in_eval": missing["value"].to_list()[:20],
+        }
+    return result
 
 
 IDS_IN_JSON = 1000  # per layer; every id is in reports/leakage_ids.csv

@@ -29,6 +29,20 @@ def test_certificate_passes_and_every_layer_ran(sample_run: Path) -> None:
     assert all(layer["ran"] and layer["train_eval_links"] == 0 for layer in cert["layers"].values())
     assert cert["key"]["demo_key"] is True
     assert set(cert["split_membership_sha256"]) == {"train", "val", "test"}
+    # what "passed" is worth: the harness figures for these very settings, and an exact cosine search
+    strength = cert["tested_strength"]
+    assert strength["measured"] and strength["applies"] and {"iu", "sample"} <= set(strength["sets"])
+    assert cert["cosine_search"] == "exact"
+    mix = json.loads((sample_run / "reports" / "leakage.json").read_text())["eval_mix"]
+    assert 0 <= mix["exam_family"]["total_variation_distance"] < 0.5 and mix["exam_family"]["top"]
+
+
+def test_tested_strength_is_not_quoted_for_other_settings() -> None:
+    from datakit.leakage.certificate import tested_strength
+    from datakit.recipe import Leakage
+
+    other = tested_strength(Leakage(cosine_threshold=0.9))
+    assert other["measured"] and not other["applies"] and other["settings_that_differ"] == ["cosine_threshold"]
 
 
 def test_planted_duplicates_share_a_group_with_their_source(sample_run: Path) -> None:
