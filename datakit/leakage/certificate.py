@@ -4,7 +4,7 @@ The groups already keep linked records together, so a correct build finds nothin
 check does not trust the grouping. Keys are joined; every LSH bucket shared by an eval text and a train text
 is verified; each eval text's single most similar train text is found by exact search. Anything found is
 returned as edges, so the stage can regroup and re-split, and counted, so the certificate can fail. Content
-links that touch a template text (see `stage.template_contents`) are counted apart as exempt: a text that close
+links that touch a template text (see `detect.template_contents`) are counted apart as exempt: a text that close
 to a boilerplate shared by many patients carries nothing patient-specific across the split.
 """
 
@@ -26,7 +26,7 @@ from datakit.leakage.splits import EVAL_SPLITS, membership_hash
 from datakit.recipe import Leakage, Recipe
 
 if TYPE_CHECKING:
-    from datakit.leakage.stage import Detection
+    from datakit.leakage.detect import Detection
 
 KEY_LAYERS = {"exact": "dedup_hash", **METADATA_LAYERS}
 STRENGTH_FILE = "strength.json"  # written by bench/leakage_quality.py --write-strength

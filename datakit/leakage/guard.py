@@ -1,25 +1,29 @@
-"""The three-layer check used by retrieval: may record Q see record C as one of its few-shot examples?
+"""The retrieval guard: may record Q see record C as one of its few-shot examples?
 
-A candidate is blocked when, against the query record, any of these holds (each is a layer of its own in the
-counts; one candidate may trip several):
+The guard speaks the leakage stage's layer names. A candidate is blocked when, against the query record, any of
+these holds (each is counted on its own; one candidate may trip several):
 
 - `self`: it is the query's own case (the assemble stage reports this as `pair` for a specificity-pair example,
   whose own case is its pair partner);
-- layer 1: `content_hash` (same normalised text) or `minhash` (the pair passes the near-duplicate test of the
-  leakage stage's MinHash layer: estimated Jaccard >= threshold, or containment for addenda). The test is applied
-  to the pair itself, so it also blocks pairs that LSH banding happened not to bucket together;
-- layer 2: `cosine` of the corpus-centred embeddings >= `leakage.cosine_threshold` (the leakage layer's vectors,
-  read from the content-addressed cache, centred on the same corpus); `words`: the words layer's test
-  (`WordIndex.linked`: IDF-weighted containment of canonical words), mutual or not;
-- layer 3: `exam_fingerprint`, `accession` (keyed metadata fingerprints) or `patient`;
+- `exact` (same normalised text) or `near` (the pair passes the MinHash near-duplicate test: estimated Jaccard
+  >= threshold, or containment for addenda; applied to the pair itself, so it also blocks pairs that LSH banding
+  happened not to bucket together);
+- `cosine` of the corpus-centred embeddings >= `leakage.cosine_threshold` (the leakage layer's vectors, read from
+  the content-addressed cache, centred on the same corpus);
+- `words`: a words link that groups records (`words.detect_links`, recomputed on the same corpus), or a candidate
+  whose canonical words cover `leakage.shot_verbatim` of the record's once surrogates are masked (a copy of a
+  look-alike report, which groups nothing, is still no example for its twin);
+- `outlier`: set by retrieval per query (`Guard.outliers`): a candidate far closer to the query than the query's
+  other candidates is the copy the retriever found because it is a copy;
+- `exam_fingerprint`, `accession` (keyed metadata fingerprints) or `patient`;
 - `leakage_group`: the two records are in the same leakage group.
 
 Template copies (the same normal-study text written for many patients) are not grouped by the leakage stage,
 but they are blocked here: a prompt whose example is a verbatim copy of its report teaches copying.
 
-The guard is built from the leakage stage's output rows with the leakage stage's own functions
-(`distinct_contents`, `fingerprints`, and the signature and embedding caches it filled), so both see the same corpus.
-A layer that cannot be computed stops the build: nothing is passed through unchecked.
+The guard is built from the leakage stage's output rows with detection's own functions (`distinct_contents`,
+`fingerprints`, the words index, and the signature and embedding caches the stage filled), so both see the same
+corpus. A layer that cannot be computed stops the build: nothing is passed through unchecked.
 """
 
 from __future__ import annotations
@@ -35,14 +39,14 @@ import polars as pl
 from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey
 from datakit.leakage import embed, minhash, words
+from datakit.leakage.detect import distinct_contents, make_encoder, text_patients
 from datakit.leakage.fingerprint import METADATA_LAYERS, fingerprints
-from datakit.leakage.stage import distinct_contents, make_encoder, text_patients
 from datakit.recipe import Leakage
 
 LAYERS = (
     "self",
-    "content_hash",
-    "minhash",
+    "exact",
+    "near",
     "cosine",
     "words",
     "outlier",
@@ -78,8 +82,8 @@ class Guard:
         qc, cc = self.content[query], self.content[candidate]
         flags: dict[str, np.ndarray] = {
             "self": query == candidate,
-            "content_hash": qc == cc,
-            "minhash": self._near(qc, cc),
+            "exact": qc == cc,
+            "near": self._near(qc, cc),
             "cosine": self.cosine(qc, cc) >= self.cfg.cosine_threshold,
             # a words link that groups records (detection's own rule, recomputed on the same corpus), or a text
             # that is the record's own words again once surrogates are masked (a look-alike's copy included)

@@ -19,8 +19,9 @@ from datakit.assemble.retrieve import Bm25, assert_no_blocked, fuse, retrieve
 from datakit.errors import StageError
 from datakit.evaluation.planted_leaks import iu_cases, planted_leaks
 from datakit.keys import DEMO_KEY, SecretKey
+from datakit.leakage.detect import LayerClock, detect
 from datakit.leakage.guard import LAYERS, build_guard
-from datakit.leakage.stage import LayerClock, detect, split_and_certify
+from datakit.leakage.repair import split_and_certify
 from datakit.recipe import Assemble, Leakage
 from datakit.runner import StageContext
 from tests.conftest import coding_recipe
@@ -225,7 +226,7 @@ def test_no_planted_copy_is_ever_retrieved_for_its_original(
     # the guard had work to do: planted copies were fetched and blocked, per layer
     blocked = found.blocked.select(pl.exclude("node", "depth")).sum().row(0, named=True)
     assert blocked["blocked"] > len(related) / 2
-    assert blocked["content_hash"] > 0 and blocked["minhash"] > 0 and blocked["cosine"] > 0
+    assert blocked["exact"] > 0 and blocked["near"] > 0 and blocked["cosine"] > 0
     assert blocked["accession"] > 0 and blocked["patient"] > 0
     assert (found.kept.group_by("node").len()["len"] >= 3).all()
 
@@ -241,7 +242,7 @@ def test_the_final_assertion_stops_the_build_when_a_blocked_shot_slips_through(
     with pytest.raises(StageError, match="blocked candidates survived"):
         assert_no_blocked(guard, bad)
     flags = guard.check(np.array([node_of[copy]]), np.array([node_of[source]]))
-    assert flags["content_hash"].item() and flags["blocked"].item()
+    assert flags["exact"].item() and flags["blocked"].item()
 
 
 def _tiny_cross_encoder(folder: Path) -> Path:

@@ -10,7 +10,7 @@ import pytest
 
 from datakit.evaluation.planted_leaks import iu_cases, layer_recall, planted_leaks, template_links
 from datakit.keys import DEMO_KEY, SecretKey
-from datakit.leakage.stage import LayerClock, detect
+from datakit.leakage.detect import LayerClock, detect
 from datakit.recipe import Leakage, load_recipe
 from tests.conftest import IMPRESSION_RECIPE, ROOT, run_recipe
 

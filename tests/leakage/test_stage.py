@@ -6,6 +6,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import datakit.leakage.detect as detect_mod
+import datakit.leakage.repair as repair_mod
 import datakit.leakage.stage as stage_mod
 from datakit.errors import RecipeError, StageError
 from datakit.keys import load_key
@@ -71,7 +73,7 @@ def test_a_layer_that_cannot_run_stops_the_build(tmp_path: Path, monkeypatch: py
     def broken(cfg: object) -> object:
         raise RuntimeError("model file is corrupt")
 
-    monkeypatch.setattr(stage_mod, "make_encoder", broken)
+    monkeypatch.setattr(detect_mod, "make_encoder", broken)
     with pytest.raises(StageError, match="leakage layer 'cosine' could not run"):
         run_recipe(coding_recipe("source.n=200"), tmp_path)
     assert not (tmp_path / "stages" / "leakage" / "_stage.json").exists()
@@ -80,7 +82,7 @@ def test_a_layer_that_cannot_run_stops_the_build(tmp_path: Path, monkeypatch: py
 def _without_links(monkeypatch: pytest.MonkeyPatch) -> None:
     real = stage_mod.detect
 
-    def blind(*args: object, **kwargs: object) -> stage_mod.Detection:
+    def blind(*args: object, **kwargs: object) -> detect_mod.Detection:
         det = real(*args, **kwargs)  # type: ignore[arg-type]
         det.edges = det.edges.clear()
         return det
@@ -117,7 +119,7 @@ def test_certificate_repairs_links_the_grouping_missed(tmp_path: Path, monkeypat
 
 def test_certificate_fails_the_build_when_links_remain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _without_links(monkeypatch)
-    monkeypatch.setattr(stage_mod, "REPAIR_ROUNDS", 0)
+    monkeypatch.setattr(repair_mod, "REPAIR_ROUNDS", 0)
     with pytest.raises(StageError, match="leakage certificate failed"):
         run_recipe(coding_recipe("source.n=300"), tmp_path)
     cert = json.loads((tmp_path / "reports" / "certificate.json").read_text())
@@ -199,8 +201,8 @@ def test_template_reports_of_many_patients_do_not_merge_groups(tmp_path: Path, m
 
     recipe = coding_recipe("source.n=300", f"leakage.template_min_patients={min_patients}")
     cases = _boilerplate_cases(30)
-    det = stage_mod.detect(cases, recipe.leakage, load_key(recipe), tmp_path, stage_mod.LayerClock())
-    assigned = stage_mod.group_and_split(det, recipe, None, det.edges.clear())
+    det = detect_mod.detect(cases, recipe.leakage, load_key(recipe), tmp_path, detect_mod.LayerClock())
+    assigned = repair_mod.group_and_split(det, recipe, None, det.edges.clear())
     template_nodes = det.nodes.filter(pl.col("template"))
     boiler_groups = assigned.join(
         det.nodes.filter(pl.col("content") == det.nodes.group_by("content").len().sort("len")["content"][-1]),
