@@ -188,10 +188,10 @@ def retrieve(
         fused = fused.with_columns(pl.Series("content", q_contents.to_numpy()[fused["q"].to_numpy()]))
         pairs = todo.join(fused.select("content", "pool", "rrf"), on="content").sort("node", "pool")
         cand = pool.node[pairs["pool"].to_numpy()]
-        flags = guard.check(pairs["node"].to_numpy(), cand)
-        outlier = guard.outliers(
-            pairs["content"].to_numpy(), pool.content[pairs["pool"].to_numpy()], pairs["node"].to_numpy()
-        )
+        # words containment once per (query text, candidate text): the guard's words test and the outlier rule
+        scores = content_scores(guard, pairs["content"].to_numpy(), pool.content[pairs["pool"].to_numpy()])
+        flags = guard.check(pairs["node"].to_numpy(), cand, scores)
+        outlier = guard.outliers(scores[0], pairs["node"].to_numpy())
         flags = flags.with_columns(
             pl.Series("outlier", outlier), (pl.col("blocked") | pl.Series(outlier)).alias("blocked")
         )
@@ -233,6 +233,16 @@ def retrieve(
     return Retrieval(
         kept=kept, blocked=blocked, rounds=rounds, pool_size=len(pool), blocked_pairs=pl.concat(pair_parts)
     )
+
+
+def content_scores(guard: Guard, qc: np.ndarray, cc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(containment, ratio) of text pairs, computed once per distinct pair (records sharing a text share it)."""
+    pairs = pl.DataFrame({"q": qc, "c": cc})
+    distinct = pairs.unique(maintain_order=True)
+    cont, ratio = guard.word_index.containment(distinct["q"].to_numpy(), distinct["c"].to_numpy())
+    scored = distinct.with_columns(pl.Series("cont", cont), pl.Series("ratio", ratio))
+    back = pairs.join(scored, on=["q", "c"], how="left", maintain_order="left")
+    return back["cont"].to_numpy(), back["ratio"].to_numpy()
 
 
 def _rerank(

@@ -75,11 +75,16 @@ class Guard:
     cfg: Leakage
     embedding: dict[str, Any]
 
-    def check(self, query: np.ndarray, candidate: np.ndarray) -> pl.DataFrame:
-        """One boolean column per layer and `blocked`, for node pairs (query[i], candidate[i])."""
+    def check(
+        self, query: np.ndarray, candidate: np.ndarray, words_scores: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> pl.DataFrame:
+        """One boolean column per layer and `blocked`, for node pairs (query[i], candidate[i]); `words_scores`:
+        the pairs' (containment, ratio) when the caller already has them (retrieval computes them once for this
+        and for `outliers`)."""
         query = np.asarray(query, dtype=np.int64)
         candidate = np.asarray(candidate, dtype=np.int64)
         qc, cc = self.content[query], self.content[candidate]
+        cont, ratio = words_scores if words_scores is not None else self.word_index.containment(qc, cc)
         flags: dict[str, np.ndarray] = {
             "self": query == candidate,
             "exact": qc == cc,
@@ -87,7 +92,7 @@ class Guard:
             "cosine": self.cosine(qc, cc) >= self.cfg.cosine_threshold,
             # a words link that groups records (detection's own rule, recomputed on the same corpus), or a text
             # that is the record's own words again once surrogates are masked (a look-alike's copy included)
-            "words": words.pair_in(self.word_binding, qc, cc) | self._verbatim(qc, cc),
+            "words": words.pair_in(self.word_binding, qc, cc) | self._verbatim(cont, ratio),
             # decided per query by `outliers` (it needs the query's other candidates); never set pairwise
             "outlier": np.zeros(len(qc), dtype=bool),
         }
@@ -97,26 +102,23 @@ class Guard:
         frame = pl.DataFrame({layer: flags[layer] for layer in LAYERS})
         return frame.with_columns(pl.any_horizontal(LAYERS).alias("blocked"))
 
-    def outliers(self, query_content: np.ndarray, cand_content: np.ndarray, group: np.ndarray) -> np.ndarray:
+    def outliers(self, cont: np.ndarray, group: np.ndarray) -> np.ndarray:
         """The `outlier` rule: a candidate the retriever ranked near the query *because* it is a copy. Among one
-        query's fetched candidates (`group` numbers the query), a candidate is an outlier when its words
-        containment with the query is at least `words.threshold` and exceeds the median of that query's
-        candidates by `leakage.shot_outlier_gap`: a look-alike among look-alikes (a normal-study template) is
-        not, a lone near-copy is."""
+        query's fetched candidates (`group` numbers the query; `cont`: their words containment with it), a
+        candidate is an outlier when its containment is at least `words.threshold` and exceeds the median of that
+        query's candidates by `leakage.shot_outlier_gap`: a look-alike among look-alikes (a normal-study template)
+        is not, a lone near-copy is."""
         gap = self.cfg.shot_outlier_gap
-        if gap <= 0 or len(query_content) == 0:
-            return np.zeros(len(query_content), dtype=bool)
-        cont, _ = self.word_index.containment(query_content, cand_content)
+        if gap <= 0 or len(cont) == 0:
+            return np.zeros(len(cont), dtype=bool)
         frame = pl.DataFrame({"g": group, "c": cont})
         median = frame.select(pl.col("c").median().over("g")).to_series().to_numpy()
         return (cont >= self.cfg.words.threshold) & (cont - median >= gap)
 
-    def _verbatim(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
-        limit = self.cfg.shot_verbatim
-        if limit > 1 or len(qc) == 0:
-            return np.zeros(len(qc), dtype=bool)
-        cont, ratio = self.word_index.containment(qc, cc)
-        return (cont >= limit) & (ratio >= self.cfg.words.min_ratio)
+    def _verbatim(self, cont: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+        if self.cfg.shot_verbatim > 1:
+            return np.zeros(len(cont), dtype=bool)
+        return (cont >= self.cfg.shot_verbatim) & (ratio >= self.cfg.words.min_ratio)
 
     def cosine(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
         """Cosine of content pairs (rounded as the leakage layer rounds its scores)."""
