@@ -40,7 +40,6 @@ class WordIndex:
     totals: np.ndarray  # IDF weight of each text's word set
     specific: sp.csr_matrix  # the same, specific words only
     specific_totals: np.ndarray
-    specific_df: np.ndarray  # document frequency of each specific word (columns of `specific`)
 
     def _shared(self, matrix: sp.csr_matrix, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
         out = np.empty(len(a), dtype=np.float32)
@@ -60,29 +59,6 @@ class WordIndex:
         cont = np.where(lo > 0, inter / np.maximum(lo, 1e-9), 0.0)
         return np.round(np.minimum(cont, 1.0), 5).astype(np.float32), (lo / np.maximum(hi, 1e-9)).astype(np.float32)
 
-    def shared_specific(self, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
-        """(how many specific words, document frequency of the rarest one) each pair (a[i], b[i]) shares
-        (rarest: a large number when none is shared)."""
-        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-        count = np.zeros(len(a), dtype=np.int32)
-        rarest = np.full(len(a), np.iinfo(np.int32).max, dtype=np.int64)
-        binary = self.specific.sign().tocsr()
-        for s in range(0, len(a), chunk):
-            both = binary[a[s : s + chunk]].multiply(binary[b[s : s + chunk]]).tocsr()
-            both.eliminate_zeros()
-            n = np.diff(both.indptr)
-            count[s : s + chunk] = n
-            if both.nnz:
-                dfs = self.specific_df[both.indices]
-                starts = both.indptr[:-1][n > 0]
-                rarest[s : s + chunk][n > 0] = np.minimum.reduceat(dfs, starts)
-        return count, rarest
-
-    def has_rare(self, rare_df: int) -> np.ndarray:
-        """Per text: whether it holds a word found in at most `rare_df` texts."""
-        rare = self.specific[:, np.flatnonzero(self.specific_df <= rare_df)]
-        return np.asarray(rare.getnnz(axis=1)).ravel() > 0
-
     def is_candidate(self, a: np.ndarray, b: np.ndarray, floor: float) -> np.ndarray:
         """Pairs sharing at least `floor` of the lighter text's specific weight (the candidate rule)."""
         a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
@@ -91,13 +67,6 @@ class WordIndex:
         inter = self._shared(self.specific, a, b)
         lo = np.minimum(self.specific_totals[a], self.specific_totals[b])
         return (lo > 0) & (inter >= floor * lo - 1e-6)
-
-    def similar(self, a: np.ndarray, b: np.ndarray, cfg: WordsConfig) -> np.ndarray:
-        """The layer's similarity test on pairs (a[i], b[i]) themselves: containment and weight ratio. The
-        retrieval guard blocks every such pair, including look-alike texts with no specific word in common,
-        which detection leaves to the template rule."""
-        cont, ratio = self.containment(a, b)
-        return (cont >= cfg.threshold) & (ratio >= cfg.min_ratio)
 
     def linked(self, a: np.ndarray, b: np.ndarray, cfg: WordsConfig) -> tuple[np.ndarray, np.ndarray]:
         """(linked, containment) of pairs (a[i], b[i]): detection's and the certificate's definition (the
@@ -135,7 +104,6 @@ def build_index(texts: pl.Series, specific_df: float) -> WordIndex:
         totals=totals,
         specific=specific,
         specific_totals=specific_totals,
-        specific_df=df[keep].astype(np.int64),
     )
 
 
