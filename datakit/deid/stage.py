@@ -1,10 +1,10 @@
 """The `deid` stage: PHI out of the free text, identifiers keyed, dates shifted per patient; fail closed.
 
 Outputs: `stages/deid/part-*.parquet` (same columns, de-identified, plus `phi_spans`: where each replacement sits,
-as offsets), `deid.json` (the audit: counts per entity
-type and operator, quarantine reasons, residual-check hits, model/recognizer versions, key id; no PHI), copied
-to `reports/deid.json`. A record whose analysis raised, or whose output still holds a high-risk pattern (SSN,
-phone, MRN/accession shape, e-mail, full date), goes to `quarantine/deid.parquet` with a reason code.
+as offsets), `deid.json` (the audit: counts per entity type and operator, quarantine reasons, residual-check hits,
+model/recognizer versions, key id; no PHI), copied to `reports/deid.json`. A record whose analysis raised, or
+whose output still holds a high-risk pattern (SSN, phone, MRN/accession shape, e-mail, full date), goes to
+`quarantine/deid.parquet` with a reason code.
 """
 
 from __future__ import annotations

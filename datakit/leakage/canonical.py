@@ -163,9 +163,10 @@ def _group_pattern(variants: tuple[str, ...]) -> str:
     return r"(?:^|\b)(?:" + "|".join(re.escape(v) for v in ordered) + r")(?:\b|$)"
 
 
-def canonical_text(expr: pl.Expr, lexicon: bool = True) -> pl.Expr:
-    """The canonical form of a text column (see the module docstring); `lexicon=False` skips step 1."""
-    text = normalise_text(expr)
+def canonical_text(expr: pl.Expr, lexicon: bool = True, normalised: bool = False) -> pl.Expr:
+    """The canonical form of a text column (see the module docstring); `lexicon=False` skips step 1;
+    `normalised=True`: the column already is `normalise_text` output (not normalised twice)."""
+    text = expr if normalised else normalise_text(expr)
     text = text.str.replace_all("|".join(f"(?:{p})" for p in _BOILERPLATE), " ")
     if lexicon:
         # longest variants first across groups, so "no acute cardiopulmonary process" wins over "no"

@@ -117,7 +117,9 @@ def distinct_contents(
     )
     # the words layer's text: de-identification surrogates as [phi] (`phi_spans`), then canonical
     unmasked = cases.with_columns(masked(cases, f) for f in fields if f in cases.columns)
-    canonical = unmasked.select(canonical_text(content_text(fields, cases.columns), lexicon).alias("canonical"))
+    canonical = unmasked.select(
+        canonical_text(content_text(fields, cases.columns), lexicon, normalised=True).alias("canonical")
+    )
     firsts = pl.DataFrame({"node": cases["node"], "canonical": canonical["canonical"]})
     contents = contents.join(firsts.rename({"node": "rep"}), on="rep", how="left", maintain_order="left")
     cases = cases.join(contents.select("dedup_hash", "content"), on="dedup_hash", maintain_order="left")

@@ -10,9 +10,9 @@ these holds (each is counted on its own; one candidate may trip several):
   happened not to bucket together);
 - `cosine` of the corpus-centred embeddings >= `leakage.cosine_threshold` (the leakage layer's vectors, read from
   the content-addressed cache, centred on the same corpus);
-- `words`: a words link that groups records (`words.detect_links`, recomputed on the same corpus), or a candidate
-  whose canonical words cover `leakage.shot_verbatim` of the record's once surrogates are masked (a copy of a
-  look-alike report, which groups nothing, is still no example for its twin);
+- `words`: a candidate whose canonical words cover `leakage.shot_verbatim` of the record's once surrogates are
+  masked (a copy of a look-alike report, which groups nothing, is still no example for its twin); a words link
+  that groups records is blocked as `leakage_group`, since it put both records in one group;
 - `outlier`: set by retrieval per query (`Guard.outliers`): a candidate far closer to the query than the query's
   other candidates is the copy the retriever found because it is a copy;
 - `exam_fingerprint`, `accession` (keyed metadata fingerprints) or `patient`;
@@ -39,7 +39,7 @@ import polars as pl
 from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey
 from datakit.leakage import embed, minhash, words
-from datakit.leakage.detect import distinct_contents, make_encoder, text_patients
+from datakit.leakage.detect import distinct_contents, make_encoder
 from datakit.leakage.fingerprint import METADATA_LAYERS, fingerprints
 from datakit.recipe import Leakage
 
@@ -71,7 +71,6 @@ class Guard:
     sizes: np.ndarray
     vectors: np.ndarray  # corpus-centred, unit length, per content
     word_index: words.WordIndex
-    word_binding: pl.DataFrame  # content pairs (a < b) whose words link groups records; empty when the layer is off
     cfg: Leakage
     embedding: dict[str, Any]
 
@@ -90,9 +89,9 @@ class Guard:
             "exact": qc == cc,
             "near": self._near(qc, cc),
             "cosine": self.cosine(qc, cc) >= self.cfg.cosine_threshold,
-            # a words link that groups records (detection's own rule, recomputed on the same corpus), or a text
-            # that is the record's own words again once surrogates are masked (a look-alike's copy included)
-            "words": words.pair_in(self.word_binding, qc, cc) | self._verbatim(cont, ratio),
+            # the record's own words again once surrogates are masked (a look-alike's copy included); a words
+            # link that groups records needs no test here: it put both records in one leakage group
+            "words": self._verbatim(cont, ratio),
             # decided per query by `outliers` (it needs the query's other candidates); never set pairwise
             "outlier": np.zeros(len(qc), dtype=bool),
         }
@@ -160,11 +159,6 @@ def build_guard(
         sizes = minhash.shingle_counts(contents["text"], mh.k)
         vectors, stats = embed.embed_contents(keyed, (encoder_factory or make_encoder)(cfg), cache_root)
         word_index = words.build_index(contents["canonical"], cfg.words.specific_df)
-        binding = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32})
-        if cfg.words.enabled:
-            _, binding, _ = words.detect_links(
-                word_index, cfg.words, text_patients(cases), cfg.template_min_patients, 1.0
-            )
     except DatakitError:
         raise
     except Exception as err:  # the guard cannot run: stop, naming the error type only (never record text)
@@ -191,7 +185,6 @@ def build_guard(
         sizes=sizes,
         vectors=embed.centred(vectors),
         word_index=word_index,
-        word_binding=binding.select("a", "b"),
         cfg=cfg,
         embedding=stats,
     )

@@ -31,6 +31,17 @@ CHUNK_ROWS = 2048
 MIN_SPECIFIC_DF = 10  # the smallest cap on a specific word's document frequency (small corpora)
 
 
+def _similar(cont: np.ndarray, ratio: np.ndarray, cfg: WordsConfig) -> np.ndarray:
+    """The similarity test: containment and weight ratio."""
+    return (cont >= cfg.threshold) & (ratio >= cfg.min_ratio)
+
+
+def _enough_specific(shared: np.ndarray, total_a: np.ndarray, total_b: np.ndarray, floor: float) -> np.ndarray:
+    """The candidate rule: the pair shares at least `floor` of the lighter text's specific weight."""
+    lo = np.minimum(total_a, total_b)
+    return (lo > 0) & (shared >= floor * lo - 1e-6)
+
+
 @dataclass
 class WordIndex:
     """Binary word sets of the texts (rows = content ids), weighted by IDF; `specific` keeps only the words of
@@ -64,15 +75,14 @@ class WordIndex:
         a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
         if len(a) == 0:
             return np.zeros(0, dtype=bool)
-        inter = self._shared(self.specific, a, b)
-        lo = np.minimum(self.specific_totals[a], self.specific_totals[b])
-        return (lo > 0) & (inter >= floor * lo - 1e-6)
+        shared = self._shared(self.specific, a, b)
+        return _enough_specific(shared, self.specific_totals[a], self.specific_totals[b], floor)
 
     def linked(self, a: np.ndarray, b: np.ndarray, cfg: WordsConfig) -> tuple[np.ndarray, np.ndarray]:
         """(linked, containment) of pairs (a[i], b[i]): detection's and the certificate's definition (the
         similarity test and the candidate rule)."""
         cont, ratio = self.containment(a, b)
-        ok = (cont >= cfg.threshold) & (ratio >= cfg.min_ratio) & self.is_candidate(a, b, cfg.candidate_floor)
+        ok = _similar(cont, ratio, cfg) & self.is_candidate(a, b, cfg.candidate_floor)
         return ok, cont
 
 
@@ -130,8 +140,7 @@ def candidate_chunks(
         v = block.data
         keep = (b > a) if within else (a != b)
         a, b, v = a[keep], b[keep], v[keep]
-        lo = np.minimum(tot[a], tot[b])
-        ok = (lo > 0) & (v >= floor * lo - 1e-6)
+        ok = _enough_specific(v, tot[a], tot[b], floor)
         yield pl.DataFrame({"a": a[ok].astype(np.uint32), "b": b[ok].astype(np.uint32)})
 
 
@@ -149,7 +158,7 @@ def linked_pairs(
         if cand.height == 0:
             continue
         cont, ratio = index.containment(cand["a"].to_numpy(), cand["b"].to_numpy())
-        linked = (cont >= cfg.threshold) & (ratio >= cfg.min_ratio)
+        linked = _similar(cont, ratio, cfg)
         scored = cand.with_columns(pl.Series("containment", cont), pl.Series("linked", linked))
         parts.append(scored.filter((pl.col("containment") >= floor) | pl.col("linked")))
     if not parts:
@@ -159,9 +168,9 @@ def linked_pairs(
 
 def mutual_top(pairs: pl.DataFrame, k: int) -> pl.Series:
     """For linked pairs (a, b, containment): whether each is among the other's `k` most similar linked texts
-    (containment descending, ties by id). A copy and its original are each other's closest text; a chain of
-    look-alike reports written for different patients is not, so only mutual links bind (the rest are reported
-    as `template_words`). Texts at equal containment share a rank."""
+    (containment descending; texts at equal containment, to 3 decimals, share a rank). A copy and its original
+    are each other's closest text; a chain of look-alike reports written for different patients is not, so only
+    mutual links bind (the rest are reported as `template_words`)."""
     if pairs.height == 0:
         return pl.Series("mutual", [], dtype=pl.Boolean)
     both = pl.concat(
@@ -172,7 +181,7 @@ def mutual_top(pairs: pl.DataFrame, k: int) -> pl.Series:
             ),
         ]
     )
-    # equal containment (to 3 decimals) shares a rank: identical look-alikes are all each other's closest
+    # identical look-alikes are all each other's closest
     ranked = both.with_columns(
         pl.col("containment").round(3).rank("dense", descending=True).over("a").sub(1).alias("rank")
     )
@@ -207,8 +216,9 @@ def detect_links(
 ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
     """(scored, binding, busy): every candidate pair with its containment at or above `floor` or linked
     (`scored`: a, b, containment, linked); the linked pairs that group records (`binding`: a, b, containment):
-    mutual (`mutual_top`) and touching no crowded text; and per text whether it is crowded (`crowded`,
-    `min_patients`). Detection and the retrieval guard both call this, so they agree on which links bind."""
+    mutual (`mutual_top`), touching no look-alike text, in a family of at most `max_family` texts; and per text
+    whether it is a look-alike (`busy`: crowded, see `crowded`; without any specific word; or in a longer run of
+    mutual links, a chain of look-alikes rather than a report and its copies)."""
     scored = linked_pairs(index, cfg, floor)
     linked = scored.filter(pl.col("linked"))
     n = index.weights.shape[0]
@@ -225,17 +235,3 @@ def detect_links(
     busy = busy | chained
     binding = mutual.filter(~pl.Series(chained[mutual["a"].to_numpy()])).select("a", "b", "containment")
     return scored, binding, busy
-
-
-def pair_in(pairs: pl.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Whether each (a[i], b[i]) (either order) is one of `pairs` (a < b)."""
-    if len(a) == 0 or pairs.height == 0:
-        return np.zeros(len(a), dtype=bool)
-    query = pl.DataFrame({"a": np.minimum(a, b).astype(np.uint32), "b": np.maximum(a, b).astype(np.uint32)})
-    hit = query.join(
-        pairs.select("a", "b", pl.lit(True).alias("hit")).unique(["a", "b"]),
-        on=["a", "b"],
-        how="left",
-        maintain_order="left",
-    )
-    return hit["hit"].fill_null(False).to_numpy()
