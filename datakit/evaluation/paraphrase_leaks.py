@@ -300,7 +300,9 @@ def plant(
     from datakit.content import normalise_text
 
     frame = frame.with_columns(normalise_text(pl.col("report_text")).alias("_norm"))
-    by_family = frame.filter(~pl.col("case_id").is_in(list(used))).group_by("_family").agg("_i", "_norm")
+    by_family = (
+        frame.filter(~pl.col("case_id").is_in(list(used))).group_by("_family", maintain_order=True).agg("_i", "_norm")
+    )
     fams = [(r["_i"], r["_norm"]) for r in by_family.iter_rows(named=True) if len(r["_i"]) >= 2]
     weights = [len(ids) for ids, _ in fams]
     seen: set[tuple[str, str]] = set()
