@@ -281,6 +281,66 @@ def report(
 
 @app.command()
 @guarded
+def score(
+    run_dir: DirArg,
+    predictions: Annotated[
+        Path, typer.Argument(help="the model's outputs: JSONL, CSV or Parquet with an example id and the raw output")
+    ],
+    split: Annotated[str, typer.Option("--split", help="the split the predictions are for")] = "test",
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="another model's predictions on the same split: paired deltas are reported"),
+    ] = None,
+    allow_uncertified: Annotated[
+        bool, typer.Option("--allow-uncertified", help="score a run whose train/eval certificate did not pass")
+    ] = False,
+    id_column: Annotated[str, typer.Option("--id-column", help="column holding the example id")] = "example_id",
+    prediction_column: Annotated[
+        str, typer.Option("--prediction-column", help="column holding the model's raw output text")
+    ] = "prediction",
+    draws: Annotated[int, typer.Option("--bootstrap", help="bootstrap draws for the 95% intervals (0: none)")] = 1000,
+    seed: Annotated[int | None, typer.Option("--seed", help="bootstrap seed (default: the run's seed)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a model's predictions on a run's eval split: the coding card's metrics (or ROUGE-L/BLEU for
+    impressions), invalid codes, contradictions, per slice, with bootstrap intervals, against two floors
+    computed from the data (retrieval vote, majority) and an optional baseline. Writes reports/score.json and
+    reports/score.html."""
+    from datakit.score.scoring import score_predictions
+
+    summary = score_predictions(
+        run_dir, predictions, split, baseline, allow_uncertified, id_column, prediction_column, draws, seed
+    )
+    if as_json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    out = Console(highlight=False)
+    inputs = summary["inputs"]["model"]
+    out.print(
+        f"{summary['task']} · {summary['split']}: {inputs['examples']:,} examples, {inputs['scored']:,} predicted, "
+        f"{inputs['missing']:,} missing, {inputs['extra']:,} not in split, {inputs['duplicate']:,} duplicate ids"
+    )
+    if not summary["certificate"]["passed"]:
+        out.print(f"[bold red]uncertified run:[/] {summary['certificate']['reason']}")
+    table = Table(title="score (95% bootstrap interval)")
+    table.add_column("metric")
+    for name in summary["systems"]:
+        table.add_column(name, justify="right")
+    for metric in summary["metrics"]:
+        cells = []
+        for name in summary["systems"]:
+            cell = summary["overall"]["systems"][name][metric["name"]]
+            lo, hi = cell["ci"]
+            value = "n/a" if cell["value"] is None else f"{cell['value']:.3f}"
+            cells.append(value if lo is None else f"{value} [{lo:.3f}, {hi:.3f}]")
+        table.add_row(metric["name"], *cells)
+    out.print(table)
+    root = run_dir.parent if run_dir.name == "shards" else run_dir
+    out.print(f"reports: {root / 'reports' / 'score.html'}")
+
+
+@app.command()
+@guarded
 def verify(path: DirArg, as_json: JsonOpt = False) -> None:
     """Re-check shards against their manifest: hashes, rows, schema, shard layout, message structure."""
     from datakit.shards.verify import verify as verify_shards

@@ -5,7 +5,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datakit.assemble.formats import Answer, answer_line_expr, format_answer, parse_answer
+from datakit.assemble.formats import (
+    PARSE_ERRORS,
+    Answer,
+    answer_line_expr,
+    format_answer,
+    parse_answer,
+    parse_answers,
+)
 
 cpt = st.from_regex(r"\A(\d{5}|\d{4}[FTU]|[A-V]\d{4})\Z")
 modifier = st.from_regex(r"\A[0-9A-Z]{2}\Z")
@@ -49,3 +56,33 @@ def test_vectorised_line_matches_the_scalar_one() -> None:
 def test_malformed_lines_are_rejected(line: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_answer(line)
+
+
+token = st.one_of(
+    cpt,
+    modifier,
+    icd,
+    st.sampled_from(["", " ", "26 RT", "rt", "m17.11", "7417", "Z99", "12345", "R10", "\n", "Answer:", "x"]),
+)
+
+
+@given(st.lists(token, max_size=7), st.sampled_from([", ", ",", " , ", ",  "]), st.sampled_from(["", "  ", "answer: "]))
+def test_the_column_parser_reads_every_output_as_the_line_parser_does(parts: list[str], sep: str, lead: str) -> None:
+    """`parse_answers` (vectorised, used by `datakit score`) agrees with `parse_answer` on any output, well
+    formed or not: same codes, and an error exactly where the line parser raises."""
+    line = lead + sep.join(parts)
+    got = pl.DataFrame({"o": [line]}).select(parse_answers(pl.col("o")).alias("p")).unnest("p").row(0, named=True)
+    try:
+        want = parse_answer(line)
+    except ValueError:
+        assert got["parse_error"] in PARSE_ERRORS and got["cpt_codes"] is None
+    else:
+        assert got["parse_error"] is None
+        assert Answer(tuple(got["cpt_codes"]), tuple(got["modifiers"]), tuple(got["icd10_codes"])) == want
+
+
+def test_outputs_are_read_tolerantly_of_spacing_and_case_strictly_of_structure() -> None:
+    outputs = ["  answer: 73562 ,26  rt, m17.11 ", "73562, 26 RT, M17.11\nThe patient...", None, "73562 26 RT M17.11"]
+    got = pl.DataFrame({"o": outputs}).select(parse_answers(pl.col("o")).alias("p")).unnest("p")
+    assert got.row(0) == (["73562"], ["26", "RT"], ["M17.11"], None)
+    assert got["parse_error"].to_list()[1:] == ["more_than_one_line", "empty", "no_cpt"]

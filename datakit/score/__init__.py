@@ -1,0 +1,1 @@
+"""`datakit score`: evaluate predictions on a run's eval split (metrics, slices, floors, bootstrap intervals)."""

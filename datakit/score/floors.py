@@ -1,0 +1,62 @@
+"""Floors a model must beat, computed from the run's own data without a model, as raw outputs scored like one.
+
+- `retrieval_vote`: what the prompt already shows. Coding: the top CPT candidate, the modifiers of the first
+  few-shot example, and as many top ICD-10-CM candidates as that example has ICD codes (at least one). Impression:
+  the first few-shot example's impression.
+- `majority`: the most frequent answer among the train split's base examples with the same exam description
+  (ties: the alphabetically first answer); the most frequent train answer where the description is unseen.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from datakit.assemble.formats import answer_line_expr, parse_answers
+
+FLOORS = ("retrieval_vote", "majority")
+
+
+def user_message() -> pl.Expr:
+    return (
+        pl.col("prompt")
+        .list.eval(pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content"))
+        .list.first()
+    )
+
+
+def gold_text() -> pl.Expr:
+    return pl.col("completion").list.first().struct.field("content")
+
+
+def retrieval_vote(examples: pl.DataFrame, task: str) -> pl.Series:
+    if task != "coding":
+        shot = user_message().str.extract(r"(?s)\nImpression: (.*?)\n\n###", 1)
+        return examples.select(shot.alias("retrieval_vote")).to_series()
+    first_shot = parse_answers(user_message().str.extract(r"\nAnswer: ([^\n]*)", 1))
+    n_icd = first_shot.struct.field("icd10_codes").list.len().fill_null(1).clip(lower_bound=1)
+    answer = pl.DataFrame(
+        examples.select(
+            pl.col("cpt_candidates").list.head(1).alias("cpt_codes"),
+            first_shot.struct.field("modifiers").fill_null(pl.lit([], pl.List(pl.String))).alias("modifiers"),
+            pl.col("icd_candidates").list.head(n_icd).alias("icd10_codes"),
+        )
+    )
+    usable = pl.col("cpt_codes").list.len().fill_null(0) > 0  # no candidate list: no output (scored as empty)
+    return answer.select(pl.when(usable).then(answer_line_expr()).alias("retrieval_vote")).to_series()
+
+
+def _description() -> pl.Expr:
+    return pl.col("exam_description").fill_null("").str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars()
+
+
+def majority(examples: pl.DataFrame, train: pl.DataFrame) -> pl.Series:
+    base = train.filter(pl.col("pair_of").is_null()).select(_description().alias("_d"), gold_text().alias("_a"))
+    if base.is_empty():
+        return pl.Series("majority", [None] * examples.height, dtype=pl.String)
+    counts = base.group_by("_d", "_a").agg(pl.len().alias("_n"))
+    best = counts.sort(["_d", "_n", "_a"], descending=[False, True, False]).unique("_d", keep="first")
+    overall = base.group_by("_a").agg(pl.len().alias("_n")).sort(["_n", "_a"], descending=[True, False])["_a"][0]
+    picked = examples.select(_description().alias("_d")).join(
+        best.select("_d", "_a"), on="_d", how="left", maintain_order="left"
+    )
+    return picked.select(pl.col("_a").fill_null(overall).alias("majority")).to_series()

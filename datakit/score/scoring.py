@@ -1,0 +1,149 @@
+"""`datakit score`: a model's predictions on a run's eval split, against floors and an optional baseline.
+
+Writes reports/score.json and reports/score.html (IDs, counts and scores only: no report or output text).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from datakit import __version__
+from datakit.codes.cpt import load_allow_list
+from datakit.rundir import RunDir, atomic_write_json
+from datakit.score.bootstrap import ALL, System, estimate
+from datakit.score.coding import CODING_METRICS, coding_rows, invalid_code_counts
+from datakit.score.floors import FLOORS, majority, retrieval_vote
+from datakit.score.impression import IMPRESSION_METRICS, impression_rows
+from datakit.score.inputs import ScoreError, certification, load_run, match_predictions, read_predictions
+from datakit.score.metrics import Metric
+from datakit.score.slices import facets
+from datakit.shards.layout import SPLITS
+
+N_BOOT = 1000
+OUTPUT = "_output"
+
+
+def task_metrics(task: str) -> tuple[Metric, ...]:
+    if task == "coding":
+        return CODING_METRICS
+    if task == "impression":
+        return IMPRESSION_METRICS
+    raise ScoreError(f"task '{task}' declares no metric: `datakit score` scores coding and impression runs")
+
+
+def score_rows(examples: pl.DataFrame, outputs: pl.Series, task: str, allow_list: list[str] | None) -> pl.DataFrame:
+    frame = examples.with_columns(outputs.alias(OUTPUT))
+    if task == "coding":
+        return coding_rows(frame, OUTPUT, allow_list)
+    return impression_rows(frame, OUTPUT)
+
+
+def _parse_errors(rows: pl.DataFrame) -> dict[str, int]:
+    counts = rows.group_by("parse_error").agg(pl.len()).drop_nulls("parse_error").sort("parse_error")
+    return {r["parse_error"]: int(r["len"]) for r in counts.iter_rows(named=True)}
+
+
+def _allow_list(recipe: dict[str, Any]) -> tuple[list[str] | None, str]:
+    """The run's CPT allow-list and what was checked: a configured list that cannot be found is said, not
+    silently skipped."""
+    path = (recipe.get("codes") or {}).get("cpt_allow_list")
+    if not path:
+        return None, "no allow-list in the recipe: CPT/HCPCS checked for format only"
+    if not Path(path).is_file():
+        return None, f"the recipe's allow-list {Path(path).name} is not found here: CPT/HCPCS checked for format only"
+    return load_allow_list(path), f"CPT/HCPCS checked against the recipe's allow-list {Path(path).name}"
+
+
+def score_predictions(
+    run_path: Path,
+    predictions: Path,
+    split: str = "test",
+    baseline: Path | None = None,
+    allow_uncertified: bool = False,
+    id_column: str = "example_id",
+    prediction_column: str = "prediction",
+    n_boot: int = N_BOOT,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Score, write reports/score.json and score.html, return the JSON summary."""
+    if split not in SPLITS:
+        raise ScoreError(f"--split must be one of {', '.join(SPLITS)}, not '{split}'")
+    if n_boot < 0:
+        raise ScoreError("--bootstrap must be 0 (no intervals) or more draws")
+    run = load_run(run_path)
+    cert = certification(run, allow_uncertified)
+    metrics = task_metrics(run.task)
+    examples = run.examples.filter(pl.col("split") == split).sort("example_id")
+    if examples.is_empty():
+        raise ScoreError(f"the run has no '{split}' examples to score")
+    train = run.examples.filter(pl.col("split") == "train")
+    allow_list, allow_note = _allow_list(run.recipe)
+
+    matched, counts = match_predictions(examples, read_predictions(predictions, id_column, prediction_column))
+    outputs: dict[str, pl.Series] = {"model": matched["prediction"]}
+    inputs = {"model": {"file": Path(predictions).name, **counts}}
+    if baseline is not None:
+        base, base_counts = match_predictions(examples, read_predictions(baseline, id_column, prediction_column))
+        outputs["baseline"] = base["prediction"]
+        inputs["baseline"] = {"file": Path(baseline).name, **base_counts}
+    outputs["retrieval_vote"] = retrieval_vote(examples, run.task)
+    outputs["majority"] = majority(examples, train)
+    gold = examples.select(pl.col("completion").list.first().struct.field("content")).to_series()
+
+    systems = [System(name, score_rows(examples, out, run.task, allow_list)) for name, out in outputs.items()]
+    reference = score_rows(examples, gold, run.task, allow_list)
+    seed = int(run.recipe.get("seed", 0)) if seed is None else seed
+    deltas = [("model", other) for other in ("baseline", *FLOORS) if other in outputs]
+    slices = estimate(systems, metrics, facets(examples, run.task), n_boot, seed, deltas)
+    overall = slices.pop(ALL)[ALL]
+    rate_metrics = [m.name for m in metrics if m.lower_is_better]
+    summary: dict[str, Any] = {
+        "score_version": 1,
+        "datakit_version": __version__,
+        "run": run.root.name,
+        "recipe": run.recipe.get("name"),
+        "task": run.task,
+        "split": split,
+        "certificate": cert,
+        "inputs": inputs,
+        "systems": list(outputs),
+        "floors": {
+            "retrieval_vote": "what the prompt shows: top candidates and the first few-shot example (see docs)",
+            "majority": "the most frequent train answer for the same exam description",
+        },
+        "metrics": [{"name": m.name, "label": m.label, "lower_is_better": m.lower_is_better} for m in metrics],
+        "bootstrap": {
+            "draws": n_boot,
+            "seed": seed,
+            "interval": "95% percentile interval; deltas are paired (same resampled examples)",
+        },
+        "parse_errors": {s.name: _parse_errors(s.rows) for s in systems},
+        "overall": overall,
+        "slices": slices,
+        "gold_reference": {name: _mean(reference, name) for name in rate_metrics},
+    }
+    if run.task == "coding":
+        summary["invalid_codes"] = {s.name: invalid_code_counts(s.rows) for s in systems}
+        summary["cpt_allow_list"] = allow_note
+    write_score_reports(run.root, summary)
+    return summary
+
+
+def _mean(rows: pl.DataFrame, name: str) -> float | None:
+    parsed = rows.filter(pl.col("parsed"))
+    return round(float(parsed[name].mean()), 4) if parsed.height else None  # type: ignore[arg-type]
+
+
+def write_score_reports(root: Path, summary: dict[str, Any]) -> dict[str, Path]:
+    from datakit.score.report import render_html
+
+    run = RunDir(root)
+    json_path, html_path = run.report("score.json"), run.report("score.html")
+    atomic_write_json(json_path, summary)
+    tmp = html_path.with_name(f".{html_path.name}.tmp")
+    tmp.write_text(render_html(summary))
+    tmp.replace(html_path)
+    return {"json": json_path, "html": html_path}
