@@ -5,10 +5,17 @@ per-example counts). One draw's statistic sums for every slice level, system and
 count vector with the statistics matrix, so 1,000 draws over 100,000 examples are a few matrix products, not a
 loop over rows. Systems share the draws, so the interval of a difference between two systems is the paired
 bootstrap: the same resampled examples for both.
+
+Each facet reads the count matrix in its own order of examples (sorted by level, so a level is a contiguous
+block): a uniform draw relabelled by a fixed permutation is still a uniform draw, so every facet's intervals are a
+valid bootstrap, without copying 10^8 counts into each facet's order. (Draws are therefore not shared between
+facets; nothing compares two facets' draws.)
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,25 +34,38 @@ class System:
     rows: pl.DataFrame  # scored rows, the same examples in the same order for every system
 
 
-def draw_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """n_boot × n: how often each example appears in each draw (uint8: a draw repeats an example ~12 times at
-    most at these sizes; checked)."""
+def draw_chunks(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """The draws, CHUNK at a time: rows × n float32, how often each example appears in each draw. Seeded: the
+    same (n, n_boot, seed) gives the same draws."""
     rng = np.random.default_rng(seed)
-    counts = np.empty((n_boot, n), dtype=np.uint8)
-    for b in range(n_boot):
-        c = np.bincount(rng.integers(0, n, n), minlength=n)
-        if c.max() > 255:
-            raise ValueError("bootstrap counts overflow uint8")  # unreachable for n >= 2; kept honest
-        counts[b] = c
-    return counts
+    for c0 in range(0, n_boot, CHUNK):
+        chunk = np.empty((min(CHUNK, n_boot - c0), n), dtype=np.float32)
+        for row in chunk:
+            row[:] = np.bincount(rng.integers(0, n, n), minlength=n)
+        yield chunk
 
 
 def _levels(facet: pl.Series) -> tuple[np.ndarray, list[str], list[tuple[int, int]]]:
-    values = facet.fill_null("(none)").cast(pl.String).to_numpy()
-    order = np.argsort(values, kind="stable")
-    names, starts = np.unique(values[order], return_index=True)
-    ends = [*starts[1:], len(values)]
-    return order, [str(x) for x in names], list(zip(starts.tolist(), ends, strict=True))
+    """The facet's order of examples (by level, then position) and each level's name and block in that order."""
+    frame = pl.DataFrame({"v": facet.fill_null("(none)").cast(pl.String)}).with_row_index("i").sort("v", "i")
+    runs = frame.select(pl.col("v").rle()).unnest("v")
+    ends = runs["len"].cum_sum().to_list()
+    starts = [0, *ends[:-1]]
+    return frame["i"].to_numpy(), runs["value"].to_list(), list(zip(starts, ends, strict=True))
+
+
+def _distinct_columns(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indices of the distinct columns, index of each column among them): metrics share weight columns."""
+    seen: dict[bytes, int] = {}
+    keep: list[int] = []
+    where: list[int] = []
+    for k in range(stats.shape[1]):
+        key = hashlib.sha256(np.ascontiguousarray(stats[:, k]).tobytes()).digest()
+        if key not in seen:
+            seen[key] = len(keep)
+            keep.append(k)
+        where.append(seen[key])
+    return np.asarray(keep, dtype=np.int64), np.asarray(where, dtype=np.int64)
 
 
 def _interval(draws: np.ndarray) -> list[float | None]:
@@ -77,19 +97,22 @@ def estimate(
     per_system = int(offsets[-1])
     stats = np.hstack([stat_matrix(s.rows, metrics) for s in systems])
     n = stats.shape[0]
-    counts = draw_counts(n, n_boot, seed) if n and n_boot else np.zeros((0, n), np.uint8)
+    keep, where = _distinct_columns(stats)
     facets = {ALL: pl.Series([ALL] * n, dtype=pl.String), **facets}
+    layout = {name: _levels(series) for name, series in facets.items()}
+    blocks = {name: stats[:, keep][order].astype(np.float32) for name, (order, _, _) in layout.items()}
+    sums = {name: np.zeros((n_boot, len(bounds), len(keep))) for name, (_, _, bounds) in layout.items()}
+    c0 = 0
+    for chunk in draw_chunks(n, n_boot if n else 0, seed):
+        for name, (_, _, bounds) in layout.items():
+            for j, (a, b) in enumerate(bounds):
+                sums[name][c0 : c0 + len(chunk), j] = chunk[:, a:b] @ blocks[name][a:b]
+        c0 += len(chunk)
     out: dict[str, Any] = {}
-    for facet, series in facets.items():
-        order, names, bounds = _levels(series)
+    for facet, (order, names, bounds) in layout.items():
         sorted_stats = stats[order]
         point = np.stack([sorted_stats[a:b].sum(axis=0) for a, b in bounds]) if bounds else np.zeros((0, 0))
-        sums = np.zeros((counts.shape[0], len(bounds), stats.shape[1]), dtype=np.float64)
-        stats32 = sorted_stats.astype(np.float32)
-        for c0 in range(0, counts.shape[0], CHUNK):
-            chunk = counts[c0 : c0 + CHUNK][:, order].astype(np.float32)
-            for j, (a, b) in enumerate(bounds):
-                sums[c0 : c0 + CHUNK, j] = chunk[:, a:b] @ stats32[a:b]
+        drawn = sums[facet][:, :, where]  # back to one column per statistic
         values: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         for s, system in enumerate(systems):
             values[system.name] = {}
@@ -97,7 +120,7 @@ def estimate(
                 lo, hi = s * per_system + offsets[k], s * per_system + offsets[k + 1]
                 values[system.name][metric.name] = (
                     metric.finalise(point[:, lo:hi]),
-                    metric.finalise(sums[:, :, lo:hi]),
+                    metric.finalise(drawn[:, :, lo:hi]),
                 )
         levels: dict[str, Any] = {}
         for j, (name, (a, b)) in enumerate(zip(names, bounds, strict=True)):

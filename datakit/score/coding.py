@@ -36,18 +36,23 @@ CODING_METRICS: tuple[Metric, ...] = (
 
 
 def _set_equal(a: str, b: str) -> pl.Expr:
-    return pl.col(a).list.unique().list.sort() == pl.col(b).list.unique().list.sort()
+    shared = pl.col(a).list.set_intersection(b).list.len()
+    return (shared == pl.col(a).list.n_unique()) & (shared == pl.col(b).list.n_unique())
 
 
 def _fraction(hits: pl.Expr, total: pl.Expr, when_empty: pl.Expr) -> pl.Expr:
     return pl.when(total == 0).then(when_empty).otherwise(hits / total)
 
 
-def _report_sides() -> tuple[pl.Expr, pl.Expr]:
+def report_sides(examples: pl.DataFrame) -> pl.DataFrame:
+    """`said_left`, `said_right`: which sides the exam description and the report name (computed once per
+    evaluation, shared by every system scored on these examples)."""
     text = pl.concat_str(
         [pl.col("exam_description").fill_null(""), pl.col("report_text").fill_null("")], separator="\n"
-    ).str.to_lowercase()
-    return text.str.contains(LEFT), text.str.contains(RIGHT)
+    )
+    return examples.with_columns(
+        text.str.contains(f"(?i){LEFT}").alias("said_left"), text.str.contains(f"(?i){RIGHT}").alias("said_right")
+    )
 
 
 def code_checks(frame: pl.DataFrame, allow_list: list[str] | None) -> pl.DataFrame:
@@ -66,49 +71,58 @@ def code_checks(frame: pl.DataFrame, allow_list: list[str] | None) -> pl.DataFra
             pl.col("_d").str.contains(LEFT).any().alias("_icd_left"),
         )
     )
-    known = list(known_modifiers())
-    cpt_bad = (
-        pl.col("p_cpt").list.eval(pl.element().is_in(allow_list).not_()).list.sum()
-        if allow_list is not None
-        else pl.lit(0)
+    mods = frame.select("_row", pl.col("p_mod").alias("m")).explode("m").drop_nulls("m")
+    mods = mods.group_by("_row").agg(
+        (~pl.col("m").is_in(list(known_modifiers()))).sum().alias("modifier_unknown"),
+        (pl.col("m") == "RT").any().alias("_mod_right"),
+        (pl.col("m") == "LT").any().alias("_mod_left"),
     )
-    rows = frame.select(
-        "_row",
-        cpt_bad.fill_null(0).alias("cpt_not_allowed"),
-        pl.col("p_mod").list.eval(pl.element().is_in(known).not_()).list.sum().fill_null(0).alias("modifier_unknown"),
-        pl.col("p_mod").list.contains("RT").fill_null(False).alias("_mod_right"),
-        pl.col("p_mod").list.contains("LT").fill_null(False).alias("_mod_left"),
+    cpts = frame.select("_row", pl.col("p_cpt").alias("c")).explode("c").drop_nulls("c")
+    allowed = pl.col("c").is_in(allow_list) if allow_list is not None else pl.lit(True)
+    cpts = cpts.group_by("_row").agg((~allowed).sum().alias("cpt_not_allowed"))
+    out = frame.select("_row")
+    for part in (icd, mods, cpts):
+        out = out.join(part, on="_row", how="left", maintain_order="left")
+    counts = ("icd_unknown", "icd_not_billable", "cpt_not_allowed", "modifier_unknown")
+    return out.with_columns(pl.col(counts).fill_null(0), pl.col("^_(mod|icd)_(left|right)$").fill_null(False))
+
+
+def prepare(examples: pl.DataFrame) -> pl.DataFrame:
+    """What every system's scoring shares, computed once: the gold answers parsed (`g_cpt`, `g_mod`, `g_icd`)
+    and the sides the report names."""
+    gold = parse_answers(examples.select(pl.col("completion").list.first().struct.field("content")).to_series())
+    if gold["parse_error"].is_not_null().any():
+        raise ValueError("a gold completion of the shards does not parse: the shards are not a coding run's")
+    columns = {"cpt_codes": "g_cpt", "modifiers": "g_mod", "icd10_codes": "g_icd"}
+    return report_sides(
+        pl.concat([examples, gold.select(pl.col(k).alias(v) for k, v in columns.items())], how="horizontal")
     )
-    out = rows.join(icd, on="_row", how="left").with_columns(
-        pl.col("icd_unknown", "icd_not_billable").fill_null(0), pl.col("_icd_right", "_icd_left").fill_null(False)
-    )
-    return out
 
 
 def coding_rows(frame: pl.DataFrame, output: str, allow_list: list[str] | None) -> pl.DataFrame:
     """The frame with one column per CODING_METRICS name, `parse_error` and the invalid-code counts.
 
     `output` names the column holding the raw output text (null: no output); gold answers come from the
-    completion. The frame needs `completion`, `exam_description`, `report_text`, `from_code`, `to_code`."""
-    gold = parse_answers(pl.col("completion").list.first().struct.field("content"))
-    parsed = (
-        frame.with_row_index("_row")
-        .with_columns(gold.alias("_g"), parse_answers(pl.col(output)).alias("_p"))
-        .with_columns(
-            pl.col("_g").struct.field("cpt_codes").alias("g_cpt"),
-            pl.col("_g").struct.field("modifiers").alias("g_mod"),
-            pl.col("_g").struct.field("icd10_codes").alias("g_icd"),
-            pl.col("_p").struct.field("cpt_codes").alias("p_cpt"),
-            pl.col("_p").struct.field("modifiers").alias("p_mod"),
-            pl.col("_p").struct.field("icd10_codes").alias("p_icd"),
-            pl.when(pl.col(output).is_null())
-            .then(pl.lit("missing"))
-            .otherwise(pl.col("_p").struct.field("parse_error"))
-            .alias("parse_error"),
-        )
+    completion. The frame needs `completion`, `exam_description`, `report_text`, `pair_of`, `from_code`,
+    `to_code`; pass it through `prepare` once when several systems are scored on the same examples."""
+    if "g_cpt" not in frame.columns:
+        frame = prepare(frame)
+    pred = parse_answers(frame[output])
+    parsed = pl.concat(
+        [
+            frame.with_row_index("_row"),
+            pred.select(
+                pl.col("cpt_codes").alias("p_cpt"),
+                pl.col("modifiers").alias("p_mod"),
+                pl.col("icd10_codes").alias("p_icd"),
+                pl.when(frame[output].is_null())
+                .then(pl.lit("missing"))
+                .otherwise(pl.col("parse_error"))
+                .alias("parse_error"),
+            ),
+        ],
+        how="horizontal",
     )
-    if parsed["_g"].struct.field("parse_error").is_not_null().any():
-        raise ValueError("a gold completion of the shards does not parse: the shards are not a coding run's")
     checks = code_checks(parsed, allow_list)
     parsed = parsed.join(checks, on="_row", how="left", maintain_order="left")
     hits = pl.col("p_icd").list.set_intersection("g_icd").list.len()
@@ -118,7 +132,7 @@ def coding_rows(frame: pl.DataFrame, output: str, allow_list: list[str] | None) 
         .list.eval(pl.element().str.slice(0, 3))
         .list.set_intersection(pl.col("g_icd").list.eval(pl.element().str.slice(0, 3)))
     )
-    said_left, said_right = _report_sides()
+    said_left, said_right = pl.col("said_left"), pl.col("said_right")
     side_right = pl.col("_mod_right") | pl.col("_icd_right")
     side_left = pl.col("_mod_left") | pl.col("_icd_left")
     ok = pl.col("parse_error").is_null()
@@ -145,7 +159,7 @@ def coding_rows(frame: pl.DataFrame, output: str, allow_list: list[str] | None) 
         ok.alias("parsed"),
         pl.col("pair_of").is_not_null().alias("pair"),
     )
-    return parsed.drop("_g", "_p", "_row", "_mod_right", "_mod_left", "_icd_right", "_icd_left")
+    return parsed.drop("_row", "_mod_right", "_mod_left", "_icd_right", "_icd_left")
 
 
 def invalid_code_counts(rows: pl.DataFrame) -> dict[str, Any]:

@@ -18,9 +18,7 @@ FLOORS = ("retrieval_vote", "majority")
 
 def user_message() -> pl.Expr:
     return (
-        pl.col("prompt")
-        .list.eval(pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content"))
-        .list.first()
+        pl.col("prompt").list.last().struct.field("content")  # system, then user: the layout of every shard
     )
 
 
@@ -32,14 +30,12 @@ def retrieval_vote(examples: pl.DataFrame, task: str) -> pl.Series:
     if task != "coding":
         shot = user_message().str.extract(r"(?s)\nImpression: (.*?)\n\n###", 1)
         return examples.select(shot.alias("retrieval_vote")).to_series()
-    first_shot = parse_answers(user_message().str.extract(r"\nAnswer: ([^\n]*)", 1))
-    n_icd = first_shot.struct.field("icd10_codes").list.len().fill_null(1).clip(lower_bound=1)
-    answer = pl.DataFrame(
-        examples.select(
-            pl.col("cpt_candidates").list.head(1).alias("cpt_codes"),
-            first_shot.struct.field("modifiers").fill_null(pl.lit([], pl.List(pl.String))).alias("modifiers"),
-            pl.col("icd_candidates").list.head(n_icd).alias("icd10_codes"),
-        )
+    first_shot = parse_answers(examples.select(user_message().str.extract(r"\nAnswer: ([^\n]*)", 1)).to_series())
+    n_icd = pl.col("icd10_codes").list.len().fill_null(1).clip(lower_bound=1)
+    answer = pl.concat([examples.select("cpt_candidates", "icd_candidates"), first_shot], how="horizontal").select(
+        pl.col("cpt_candidates").list.head(1).alias("cpt_codes"),
+        pl.col("modifiers").fill_null(pl.lit([], pl.List(pl.String))),
+        pl.col("icd_candidates").list.head(n_icd).alias("icd10_codes"),
     )
     usable = pl.col("cpt_codes").list.len().fill_null(0) > 0  # no candidate list: no output (scored as empty)
     return answer.select(pl.when(usable).then(answer_line_expr()).alias("retrieval_vote")).to_series()

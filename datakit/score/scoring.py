@@ -14,9 +14,8 @@ from datakit import __version__
 from datakit.codes.cpt import load_allow_list
 from datakit.rundir import RunDir, atomic_write_json
 from datakit.score.bootstrap import ALL, System, estimate
-from datakit.score.coding import CODING_METRICS, coding_rows, invalid_code_counts
+from datakit.score.coding import CODING_METRICS, coding_rows, invalid_code_counts, prepare
 from datakit.score.floors import FLOORS, majority, retrieval_vote
-from datakit.score.impression import IMPRESSION_METRICS, impression_rows
 from datakit.score.inputs import ScoreError, certification, load_run, match_predictions, read_predictions
 from datakit.score.metrics import Metric
 from datakit.score.slices import facets
@@ -24,12 +23,16 @@ from datakit.shards.layout import SPLITS
 
 N_BOOT = 1000
 OUTPUT = "_output"
+# the columns the metrics read (slices and floors read the examples themselves)
+SCORED_COLUMNS = ("example_id", "completion", "exam_description", "report_text", "pair_of", "from_code", "to_code")
 
 
 def task_metrics(task: str) -> tuple[Metric, ...]:
     if task == "coding":
         return CODING_METRICS
     if task == "impression":
+        from datakit.score.impression import IMPRESSION_METRICS  # rouge-score imports nltk: only when needed
+
         return IMPRESSION_METRICS
     raise ScoreError(f"task '{task}' declares no metric: `datakit score` scores coding and impression runs")
 
@@ -38,6 +41,8 @@ def score_rows(examples: pl.DataFrame, outputs: pl.Series, task: str, allow_list
     frame = examples.with_columns(outputs.alias(OUTPUT))
     if task == "coding":
         return coding_rows(frame, OUTPUT, allow_list)
+    from datakit.score.impression import impression_rows
+
     return impression_rows(frame, OUTPUT)
 
 
@@ -55,6 +60,49 @@ def _allow_list(recipe: dict[str, Any]) -> tuple[list[str] | None, str]:
     if not Path(path).is_file():
         return None, f"the recipe's allow-list {Path(path).name} is not found here: CPT/HCPCS checked for format only"
     return load_allow_list(path), f"CPT/HCPCS checked against the recipe's allow-list {Path(path).name}"
+
+
+def evaluate(
+    examples: pl.DataFrame,
+    train: pl.DataFrame,
+    task: str,
+    predictions: dict[str, pl.DataFrame],
+    allow_list: list[str] | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The scoring itself, on frames: `examples` (one split's shard rows with the case fields), `train` (for the
+    majority floor), `predictions` ("model" and optionally "baseline": example_id, prediction). Returns the
+    per-system inputs, parse errors, overall and per-slice estimates, and the checks' rates on the gold answers."""
+    metrics = task_metrics(task)
+    outputs: dict[str, pl.Series] = {}
+    inputs: dict[str, dict[str, int]] = {}
+    for name, frame in predictions.items():
+        matched, inputs[name] = match_predictions(examples, frame)
+        outputs[name] = matched["prediction"]
+    outputs["retrieval_vote"] = retrieval_vote(examples, task)
+    outputs["majority"] = majority(examples, train)
+    gold = examples.select(pl.col("completion").list.first().struct.field("content")).to_series()
+
+    needed = [c for c in SCORED_COLUMNS if c in examples.columns]
+    prepared = prepare(examples.select(needed)) if task == "coding" else examples.select(needed)
+    systems = [System(name, score_rows(prepared, out, task, allow_list)) for name, out in outputs.items()]
+    reference = score_rows(prepared, gold, task, allow_list)
+    deltas = [("model", other) for other in ("baseline", *FLOORS) if other in outputs]
+    slices = estimate(systems, metrics, facets(examples, task), n_boot, seed, deltas)
+    overall = slices.pop(ALL)[ALL]
+    result: dict[str, Any] = {
+        "inputs": inputs,
+        "systems": list(outputs),
+        "metrics": [{"name": m.name, "label": m.label, "lower_is_better": m.lower_is_better} for m in metrics],
+        "parse_errors": {s.name: _parse_errors(s.rows) for s in systems},
+        "overall": overall,
+        "slices": slices,
+        "gold_reference": {m.name: _mean(reference, m.name) for m in metrics if m.lower_is_better},
+    }
+    if task == "coding":
+        result["invalid_codes"] = {s.name: invalid_code_counts(s.rows) for s in systems}
+    return result
 
 
 def score_predictions(
@@ -75,31 +123,18 @@ def score_predictions(
         raise ScoreError("--bootstrap must be 0 (no intervals) or more draws")
     run = load_run(run_path)
     cert = certification(run, allow_uncertified)
-    metrics = task_metrics(run.task)
+    task_metrics(run.task)  # a task without metrics stops before any file is read
     examples = run.examples.filter(pl.col("split") == split).sort("example_id")
     if examples.is_empty():
         raise ScoreError(f"the run has no '{split}' examples to score")
     train = run.examples.filter(pl.col("split") == "train")
     allow_list, allow_note = _allow_list(run.recipe)
-
-    matched, counts = match_predictions(examples, read_predictions(predictions, id_column, prediction_column))
-    outputs: dict[str, pl.Series] = {"model": matched["prediction"]}
-    inputs = {"model": {"file": Path(predictions).name, **counts}}
-    if baseline is not None:
-        base, base_counts = match_predictions(examples, read_predictions(baseline, id_column, prediction_column))
-        outputs["baseline"] = base["prediction"]
-        inputs["baseline"] = {"file": Path(baseline).name, **base_counts}
-    outputs["retrieval_vote"] = retrieval_vote(examples, run.task)
-    outputs["majority"] = majority(examples, train)
-    gold = examples.select(pl.col("completion").list.first().struct.field("content")).to_series()
-
-    systems = [System(name, score_rows(examples, out, run.task, allow_list)) for name, out in outputs.items()]
-    reference = score_rows(examples, gold, run.task, allow_list)
+    files = {"model": Path(predictions)} | ({"baseline": Path(baseline)} if baseline is not None else {})
+    frames = {name: read_predictions(path, id_column, prediction_column) for name, path in files.items()}
     seed = int(run.recipe.get("seed", 0)) if seed is None else seed
-    deltas = [("model", other) for other in ("baseline", *FLOORS) if other in outputs]
-    slices = estimate(systems, metrics, facets(examples, run.task), n_boot, seed, deltas)
-    overall = slices.pop(ALL)[ALL]
-    rate_metrics = [m.name for m in metrics if m.lower_is_better]
+    result = evaluate(examples, train, run.task, frames, allow_list, n_boot, seed)
+    for name, path in files.items():
+        result["inputs"][name] = {"file": path.name, **result["inputs"][name]}
     summary: dict[str, Any] = {
         "score_version": 1,
         "datakit_version": __version__,
@@ -108,25 +143,19 @@ def score_predictions(
         "task": run.task,
         "split": split,
         "certificate": cert,
-        "inputs": inputs,
-        "systems": list(outputs),
         "floors": {
-            "retrieval_vote": "what the prompt shows: top candidates and the first few-shot example (see docs)",
-            "majority": "the most frequent train answer for the same exam description",
+            "retrieval_vote": "what the prompt shows: the top candidate codes and the first few-shot example's "
+            "modifiers and ICD count (impressions: the first few-shot example's impression)",
+            "majority": "the most frequent train answer for the same exam description (else overall)",
         },
-        "metrics": [{"name": m.name, "label": m.label, "lower_is_better": m.lower_is_better} for m in metrics],
         "bootstrap": {
             "draws": n_boot,
             "seed": seed,
             "interval": "95% percentile interval; deltas are paired (same resampled examples)",
         },
-        "parse_errors": {s.name: _parse_errors(s.rows) for s in systems},
-        "overall": overall,
-        "slices": slices,
-        "gold_reference": {name: _mean(reference, name) for name in rate_metrics},
+        **result,
     }
     if run.task == "coding":
-        summary["invalid_codes"] = {s.name: invalid_code_counts(s.rows) for s in systems}
         summary["cpt_allow_list"] = allow_note
     write_score_reports(run.root, summary)
     return summary
