@@ -332,7 +332,7 @@ def score(
             cell = summary["overall"]["systems"][name][metric["name"]]
             lo, hi = cell["ci"]
             value = "n/a" if cell["value"] is None else f"{cell['value']:.3f}"
-            cells.append(value if lo is None else f"{value} [{lo:.3f}, {hi:.3f}]")
+            cells.append(value if lo is None else f"{value} [{lo:.3f}, {hi:.3f}]".replace("0.", "."))
         table.add_row(metric["name"], *cells)
     out.print(table)
     root = run_dir.parent if run_dir.name == "shards" else run_dir

@@ -45,3 +45,13 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample_run")
     run_recipe(coding_recipe("source.n=1200"), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def iu_impression_run(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The impression recipe on the real IU reports (public data: the demo key is allowed), shared read-only."""
+    out = tmp_path_factory.mktemp("iu_impression")
+    # recipe paths are relative to the working directory: the source path is made absolute here
+    source = f"source.path={(ROOT / str(load_recipe(IMPRESSION_RECIPE).source.path)).resolve()}"
+    run_recipe(load_recipe(IMPRESSION_RECIPE, ["keys.allow_demo_for_real_data=true", source]), out)
+    return out

@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from datakit.evaluation.planted_leaks import iu_cases, layer_recall, planted_leaks, template_links
 from datakit.keys import DEMO_KEY, SecretKey
 from datakit.leakage.detect import LayerClock, detect
-from datakit.recipe import Leakage, load_recipe
-from tests.conftest import IMPRESSION_RECIPE, ROOT, run_recipe
+from datakit.recipe import Leakage
 
 
 def test_every_planted_leak_is_found_and_exact_layers_are_exact(real_data: Path, tmp_path: Path) -> None:
@@ -36,11 +34,8 @@ def test_every_planted_leak_is_found_and_exact_layers_are_exact(real_data: Path,
     assert links["records"] == base.height and 0 < links["exact_records"] < base.height
 
 
-def test_impression_recipe_on_real_reports_certifies(
-    real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(ROOT)  # recipe paths are relative to the working directory
-    run_recipe(load_recipe(IMPRESSION_RECIPE, ["keys.allow_demo_for_real_data=true"]), tmp_path)  # public IU data
+def test_impression_recipe_on_real_reports_certifies(iu_impression_run: Path) -> None:
+    tmp_path = iu_impression_run
     rows = pl.read_parquet(tmp_path / "stages" / "leakage" / "part-*.parquet")
     assert (rows.group_by("leakage_group").agg(pl.col("split").n_unique())["split"] == 1).all()
     assert rows.filter(pl.col("split") != "train").height > 0.05 * rows.height
