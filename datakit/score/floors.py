@@ -1,8 +1,8 @@
 """Floors a model must beat, computed from the run's own data without a model, as raw outputs scored like one.
 
-- `retrieval_vote`: what the prompt already shows. Coding: the top CPT candidate, the modifiers of the first
-  few-shot example, and as many top ICD-10-CM candidates as that example has ICD codes (at least one). Impression:
-  the first few-shot example's impression.
+- `retrieval_vote`: what the prompt already shows. Coding: as many top CPT and ICD-10-CM candidates as the first
+  few-shot example has CPT and ICD codes (at least one each; the candidate lists are the retrieved neighbours'
+  votes), with that example's modifiers. Impression: the first few-shot example's impression.
 - `majority`: the most frequent answer among the train split's base examples with the same exam description
   (ties: the alphabetically first answer); the most frequent train answer where the description is unseen.
 """
@@ -31,9 +31,10 @@ def retrieval_vote(examples: pl.DataFrame, task: str) -> pl.Series:
         shot = user_message().str.extract(r"(?s)\nImpression: (.*?)\n\n###", 1)
         return examples.select(shot.alias("retrieval_vote")).to_series()
     first_shot = parse_answers(examples.select(user_message().str.extract(r"\nAnswer: ([^\n]*)", 1)).to_series())
+    n_cpt = pl.col("cpt_codes").list.len().fill_null(1).clip(lower_bound=1)
     n_icd = pl.col("icd10_codes").list.len().fill_null(1).clip(lower_bound=1)
     answer = pl.concat([examples.select("cpt_candidates", "icd_candidates"), first_shot], how="horizontal").select(
-        pl.col("cpt_candidates").list.head(1).alias("cpt_codes"),
+        pl.col("cpt_candidates").list.head(n_cpt).alias("cpt_codes"),
         pl.col("modifiers").fill_null(pl.lit([], pl.List(pl.String))),
         pl.col("icd_candidates").list.head(n_icd).alias("icd10_codes"),
     )

@@ -144,8 +144,8 @@ def score_predictions(
         "split": split,
         "certificate": cert,
         "floors": {
-            "retrieval_vote": "what the prompt shows: the top candidate codes and the first few-shot example's "
-            "modifiers and ICD count (impressions: the first few-shot example's impression)",
+            "retrieval_vote": "what the prompt shows: as many top CPT and ICD candidates as the first few-shot "
+            "example has codes, with its modifiers (impressions: the first few-shot example's impression)",
             "majority": "the most frequent train answer for the same exam description (else overall)",
         },
         "bootstrap": {
