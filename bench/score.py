@@ -118,9 +118,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.run or sample_run(Path(tmp) / "run", args.cases)
-        run = load_run(run_dir)
-        test = run.examples.filter(pl.col("split") == "test").sort("example_id")
-        train = run.examples.filter(pl.col("split") == "train")
+        run = load_run(run_dir, "test")
+        test, train = run.examples.sort("example_id"), run.train
         examples = widen(test, args.n)
         model, baseline = predictions(examples, "model"), predictions(examples, "baseline")
         print(f"eval examples: {examples.height:,} ({test.height:,} test examples of the run, repeated)")

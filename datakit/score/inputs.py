@@ -26,13 +26,18 @@ class ScoreError(DatakitError):
 
 @dataclass(frozen=True)
 class ScoredRun:
-    """A run as the scorer sees it: the task, the verified shards of every split, case fields, certificate."""
+    """A run as the scorer sees it: the task, one split's verified examples with the case fields, the train
+    split's answers (for the majority floor), the certificate and the recipe."""
 
     root: Path
     task: str
-    examples: pl.DataFrame  # every split's examples (shard columns) joined with the case fields
+    examples: pl.DataFrame  # the scored split: every shard column, plus exam_description and report_text
+    train: pl.DataFrame  # the train split: example_id, case_id, pair_of, completion, exam_description
     certificate: dict[str, Any] | None
     recipe: dict[str, Any]
+
+
+TRAIN_COLUMNS = ("example_id", "case_id", "pair_of", "completion")
 
 
 def _run_root(path: Path) -> Path:
@@ -40,33 +45,44 @@ def _run_root(path: Path) -> Path:
     return path.parent if path.name == "shards" else path
 
 
-def load_run(path: Path) -> ScoredRun:
-    """Verify the shards against their manifest (a changed byte stops here) and read them with the case fields."""
+def _case_fields(run: RunDir) -> pl.DataFrame:
+    for stage in CASE_STAGES:
+        if run.has_stage(stage):
+            parts = pl.scan_parquet(sorted(run.stage_dir(stage).glob("part-*.parquet")))
+            names = parts.collect_schema().names()
+            fields = parts.select([c for c in CASE_FIELDS if c in names]).collect().unique("case_id", keep="first")
+            return fields.with_columns(pl.lit(None, pl.String).alias(c) for c in CASE_FIELDS if c not in names)
+    raise ScoreError(f"{run.root} has no stage output with the cases' text (looked for {', '.join(CASE_STAGES)})")
+
+
+def load_run(path: Path, split: str = "test") -> ScoredRun:
+    """Verify the shards against their manifest (a changed byte stops here) and read the scored split with the
+    case fields, and the train split's answers."""
     root = _run_root(path)
     run = RunDir(root)
     if not (run.shards / "manifest.json").is_file():
         raise ScoreError(f"{root} has no shards/manifest.json: run the recipe to the shard stage first")
     verify(run.shards)
     manifest = read_manifest(run.shards)
-    files = [run.shards / s["file"] for s in manifest["shards"]]
-    examples = pl.read_parquet(files)
-    cases = None
-    for stage in CASE_STAGES:
-        if run.has_stage(stage):
-            frame = run.read_stage(stage)
-            cases = frame.select([c for c in CASE_FIELDS if c in frame.columns]).unique("case_id", keep="first")
-            break
-    if cases is None:
-        raise ScoreError(f"{root} has no stage output with the cases' text (looked for {', '.join(CASE_STAGES)})")
-    examples = examples.join(cases, on="case_id", how="left", maintain_order="left")
-    for column in CASE_FIELDS[1:]:
-        if column not in examples.columns:
-            examples = examples.with_columns(pl.lit(None, pl.String).alias(column))
+
+    def files(name: str) -> list[Path]:
+        return [run.shards / s["file"] for s in manifest["shards"] if s["split"] == name]
+
+    cases = _case_fields(run)
+    examples = pl.read_parquet(files(split)) if files(split) else pl.DataFrame()
+    if not examples.is_empty():
+        examples = examples.join(cases, on="case_id", how="left", maintain_order="left")
+    message = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+    empty = pl.DataFrame(
+        schema={"example_id": pl.String, "case_id": pl.String, "pair_of": pl.String, "completion": message}
+    )
+    train = pl.read_parquet(files("train"), columns=list(TRAIN_COLUMNS)) if files("train") else empty
+    train = train.join(cases.select("case_id", "exam_description"), on="case_id", how="left", maintain_order="left")
     certificate = None
     if run.report("certificate.json").is_file():
         certificate = json.loads(run.report("certificate.json").read_text())
     record = run.run_record() or {}
-    return ScoredRun(root, str(manifest["task"]), examples, certificate, dict(record.get("recipe") or {}))
+    return ScoredRun(root, str(manifest["task"]), examples, train, certificate, dict(record.get("recipe") or {}))
 
 
 def certification(run: ScoredRun, allow_uncertified: bool) -> dict[str, Any]:

@@ -121,13 +121,13 @@ def score_predictions(
         raise ScoreError(f"--split must be one of {', '.join(SPLITS)}, not '{split}'")
     if n_boot < 0:
         raise ScoreError("--bootstrap must be 0 (no intervals) or more draws")
-    run = load_run(run_path)
+    run = load_run(run_path, split)
     cert = certification(run, allow_uncertified)
     task_metrics(run.task)  # a task without metrics stops before any file is read
-    examples = run.examples.filter(pl.col("split") == split).sort("example_id")
-    if examples.is_empty():
+    if run.examples.is_empty():
         raise ScoreError(f"the run has no '{split}' examples to score")
-    train = run.examples.filter(pl.col("split") == "train")
+    examples = run.examples.sort("example_id")
+    train = run.train
     allow_list, allow_note = _allow_list(run.recipe)
     files = {"model": Path(predictions)} | ({"baseline": Path(baseline)} if baseline is not None else {})
     frames = {name: read_predictions(path, id_column, prediction_column) for name, path in files.items()}
