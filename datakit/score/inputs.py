@@ -126,9 +126,14 @@ def read_predictions(path: Path, id_column: str = "example_id", text_column: str
             f"{path.name} has no column {', '.join(repr(c) for c in missing)} (it has: {', '.join(frame.columns)}); "
             "name the columns with --id-column / --prediction-column"
         )
-    return frame.select(
-        pl.col(id_column).cast(pl.String).alias("example_id"), pl.col(text_column).cast(pl.String).alias("prediction")
-    )
+    try:
+        return frame.select(
+            pl.col(id_column).cast(pl.String).alias("example_id"),
+            pl.col(text_column).cast(pl.String).alias("prediction"),
+        )
+    except pl.exceptions.PolarsError:
+        kinds = f"{frame.schema[id_column]}, {frame.schema[text_column]}"
+        raise ScoreError(f"{path.name}: the id and prediction columns must be text ({kinds} found)") from None
 
 
 def match_predictions(examples: pl.DataFrame, predictions: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:

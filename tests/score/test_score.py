@@ -141,6 +141,9 @@ def test_prediction_files_in_every_format_and_named_columns(run: Path, tmp_path:
         assert read_predictions(tmp_path / name, "id", "output").equals(gold)
     with pytest.raises(ScoreError, match=r"has no column 'example_id', 'prediction'.*--prediction-column"):
         read_predictions(tmp_path / "p.csv")
+    pl.DataFrame({"example_id": ["a"], "prediction": [["74176"]]}).write_parquet(tmp_path / "lists.parquet")
+    with pytest.raises(ScoreError, match="must be text"):
+        read_predictions(tmp_path / "lists.parquet")
     (tmp_path / "p.txt").write_text("x")
     with pytest.raises(ScoreError, match="must be one of"):
         read_predictions(tmp_path / "p.txt")
