@@ -31,6 +31,36 @@ CHUNK_ROWS = 2048
 MIN_SPECIFIC_DF = 10  # the smallest cap on a specific word's document frequency (small corpora)
 
 
+def row_pair_dots(matrix: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float32 dot products of rows (a[i], b[i]) of a CSR matrix, without materialising row slices (scipy's
+    fancy row indexing and elementwise product, used before, was 4-5x slower on retrieval-shaped pairs)."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.float32)
+    order = np.argsort(a, kind="stable")
+    sa, sb = a[order], b[order]
+    starts = np.flatnonzero(np.r_[True, sa[1:] != sa[:-1], True]).astype(np.int64)
+    sorted_out = np.empty(len(a), dtype=np.float64)
+    import numba
+
+    from datakit.leakage.pair_dots import sorted_pair_dots  # numba on first use: the CLI stays light
+
+    sorted_pair_dots(
+        matrix.indptr.astype(np.int64, copy=False),
+        matrix.indices.astype(np.int64, copy=False),
+        matrix.data.astype(np.float64, copy=False),
+        sa,
+        sb,
+        starts,
+        matrix.shape[1],
+        numba.get_num_threads(),
+        sorted_out,
+    )
+    out = np.empty(len(a), dtype=np.float32)
+    out[order] = sorted_out
+    return out
+
+
 def _similar(cont: np.ndarray, ratio: np.ndarray, cfg: WordsConfig) -> np.ndarray:
     """The similarity test: containment and weight ratio."""
     return (cont >= cfg.threshold) & (ratio >= cfg.min_ratio)
@@ -52,12 +82,9 @@ class WordIndex:
     specific: sp.csr_matrix  # the same, specific words only
     specific_totals: np.ndarray
 
-    def _shared(self, matrix: sp.csr_matrix, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-        out = np.empty(len(a), dtype=np.float32)
-        for s in range(0, len(a), chunk):
-            wa, wb = matrix[a[s : s + chunk]], matrix[b[s : s + chunk]]
-            out[s : s + chunk] = np.asarray(wa.multiply(wb).sum(axis=1)).ravel()
-        return out
+    def _shared(self, matrix: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Row·row of each pair (a[i], b[i]): the shared weight of two word sets."""
+        return row_pair_dots(matrix, a, b)
 
     def containment(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(containment of the lighter text in the heavier, weight ratio lighter/heavier) of pairs (a[i], b[i])."""
