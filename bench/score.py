@@ -32,8 +32,7 @@ from datakit.content import sha256_hex
 from datakit.pipeline import run_pipeline
 from datakit.recipe import load_recipe
 from datakit.score.coding import coding_rows, prepare
-from datakit.score.floors import gold_text
-from datakit.score.inputs import load_run, match_predictions
+from datakit.score.inputs import gold_text, load_run, match_predictions
 from datakit.score.scoring import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -52,6 +52,11 @@ PLACEHOLDER_PATTERN = "|".join(f"(?:{p})" for p in _PLACEHOLDERS)
 _UNITS = r"mm|cm|m|ml|cc|mg|kg|g|mci|mbq|msv|mgy|kvp|kv|mas|hu|t"
 
 
+def description_key(expr: pl.Expr) -> pl.Expr:
+    """An exam description as a grouping key: upper case, whitespace runs as one space, stripped (nulls stay)."""
+    return expr.str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars()
+
+
 def normalise_text(expr: pl.Expr) -> pl.Expr:
     """The normalised form of a text column (nulls become empty strings)."""
     text = expr.fill_null("").str.normalize("NFKC").str.to_lowercase()

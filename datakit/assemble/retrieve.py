@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from datakit.content import description_key
 from datakit.errors import StageError
 from datakit.leakage import embed
 from datakit.leakage.guard import LAYERS, Guard, dense_ids
@@ -157,7 +158,7 @@ def _description_ids(guard: Guard) -> np.ndarray:
     """An id per node for its normalised exam description (-1: none, never agrees)."""
     if "exam_description" not in guard.cases.columns:
         return np.full(guard.cases.height, -1, dtype=np.int64)
-    return dense_ids(guard.cases["exam_description"].str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars())
+    return dense_ids(guard.cases.select(description_key(pl.col("exam_description"))).to_series())
 
 
 def retrieve(

@@ -19,16 +19,20 @@ def _has(code: str) -> pl.Expr:
     return pl.col("modifiers").fill_null([]).list.contains(code)
 
 
-def _says(pattern: str) -> pl.Expr:
+LEFT, RIGHT = r"\bleft\b", r"\bright\b"
+
+
+def text_says(pattern: str) -> pl.Expr:
+    """Whether a case's exam description or report matches `pattern`, ignoring case."""
     text = pl.concat_str(
         [pl.col("exam_description").fill_null(""), pl.col("report_text").fill_null("")], separator="\n"
-    ).str.to_lowercase()
-    return text.str.contains(pattern)
+    )
+    return text.str.contains(f"(?i){pattern}")
 
 
 def modifier_flags() -> list[pl.Expr]:
     """One nullable string expression per flag; null when the flag does not apply."""
-    left, right = _says(r"\bleft\b"), _says(r"\bright\b")
+    left, right = text_says(LEFT), text_says(RIGHT)
     unknown = pl.col("modifiers").fill_null([]).list.eval(pl.element().is_in(list(known_modifiers())).not_()).list.any()
     return [
         pl.when(_has("RT") & left & ~right).then(pl.lit("flag:rt_but_text_says_left")),

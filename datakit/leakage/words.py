@@ -31,36 +31,6 @@ CHUNK_ROWS = 2048
 MIN_SPECIFIC_DF = 10  # the smallest cap on a specific word's document frequency (small corpora)
 
 
-def row_pair_dots(matrix: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float32 dot products of rows (a[i], b[i]) of a CSR matrix, without materialising row slices (scipy's
-    fancy row indexing and elementwise product, used before, was 4-5x slower on retrieval-shaped pairs)."""
-    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-    if len(a) == 0:
-        return np.zeros(0, dtype=np.float32)
-    order = np.argsort(a, kind="stable")
-    sa, sb = a[order], b[order]
-    starts = np.flatnonzero(np.r_[True, sa[1:] != sa[:-1], True]).astype(np.int64)
-    sorted_out = np.empty(len(a), dtype=np.float64)
-    import numba
-
-    from datakit.leakage.pair_dots import sorted_pair_dots  # numba on first use: the CLI stays light
-
-    sorted_pair_dots(
-        matrix.indptr.astype(np.int64, copy=False),
-        matrix.indices.astype(np.int64, copy=False),
-        matrix.data.astype(np.float64, copy=False),
-        sa,
-        sb,
-        starts,
-        matrix.shape[1],
-        numba.get_num_threads(),
-        sorted_out,
-    )
-    out = np.empty(len(a), dtype=np.float32)
-    out[order] = sorted_out
-    return out
-
-
 def _similar(cont: np.ndarray, ratio: np.ndarray, cfg: WordsConfig) -> np.ndarray:
     """The similarity test: containment and weight ratio."""
     return (cont >= cfg.threshold) & (ratio >= cfg.min_ratio)
@@ -84,6 +54,8 @@ class WordIndex:
 
     def _shared(self, matrix: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Row·row of each pair (a[i], b[i]): the shared weight of two word sets."""
+        from datakit.leakage.pair_dots import row_pair_dots  # numba on first use: the CLI stays light
+
         return row_pair_dots(matrix, a, b)
 
     def containment(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

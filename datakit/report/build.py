@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from datakit.content import sha256_hex
+from datakit.content import description_key, sha256_hex
 from datakit.errors import StageError
 from datakit.recipe import Recipe
 from datakit.rundir import STAGE_FILE, RunDir, read_record
@@ -176,7 +176,7 @@ def eval_mix(out: pl.DataFrame) -> dict[str, Any]:
     cases = out.unique("case_id").with_columns(pl.col("split").is_in(["val", "test"]).alias("_eval"))
     if "exam_description" not in cases.columns or not cases["_eval"].any():
         return {"note": "no exam descriptions or no eval records"}
-    desc = pl.col("exam_description").fill_null("").str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    desc = description_key(pl.col("exam_description").fill_null(""))
     cases = cases.with_columns(
         desc.alias("exam_description"), desc.str.extract(r"^([A-Z]+)", 1).fill_null("?").alias("exam_family")
     )

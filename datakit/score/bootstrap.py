@@ -100,7 +100,8 @@ def estimate(
     keep, where = _distinct_columns(stats)
     facets = {ALL: pl.Series([ALL] * n, dtype=pl.String), **facets}
     layout = {name: _levels(series) for name, series in facets.items()}
-    blocks = {name: stats[:, keep][order].astype(np.float32) for name, (order, _, _) in layout.items()}
+    distinct = stats[:, keep].astype(np.float32)
+    blocks = {name: distinct[order] for name, (order, _, _) in layout.items()}
     sums = {name: np.zeros((n_boot, len(bounds), len(keep))) for name, (_, _, bounds) in layout.items()}
     c0 = 0
     for chunk in draw_chunks(n, n_boot if n else 0, seed):

@@ -14,10 +14,9 @@ import polars as pl
 
 from datakit.assemble.formats import parse_answers
 from datakit.codes.icd10 import check as icd_check
-from datakit.codes.modifiers import known_modifiers
+from datakit.codes.modifiers import LEFT, RIGHT, known_modifiers, text_says
+from datakit.score.inputs import gold_text
 from datakit.score.metrics import Metric, mean_metric
-
-LEFT, RIGHT = r"\bleft\b", r"\bright\b"
 
 CODING_METRICS: tuple[Metric, ...] = (
     mean_metric("cpt_exact", "CPT exact match (set)"),
@@ -45,14 +44,9 @@ def _fraction(hits: pl.Expr, total: pl.Expr, when_empty: pl.Expr) -> pl.Expr:
 
 
 def report_sides(examples: pl.DataFrame) -> pl.DataFrame:
-    """`said_left`, `said_right`: which sides the exam description and the report name (computed once per
-    evaluation, shared by every system scored on these examples)."""
-    text = pl.concat_str(
-        [pl.col("exam_description").fill_null(""), pl.col("report_text").fill_null("")], separator="\n"
-    )
-    return examples.with_columns(
-        text.str.contains(f"(?i){LEFT}").alias("said_left"), text.str.contains(f"(?i){RIGHT}").alias("said_right")
-    )
+    """`said_left`, `said_right`: which sides the exam description and the report name (the codes stage's own
+    test; computed once per evaluation, shared by every system scored on these examples)."""
+    return examples.with_columns(text_says(LEFT).alias("said_left"), text_says(RIGHT).alias("said_right"))
 
 
 def code_checks(frame: pl.DataFrame, allow_list: list[str] | None) -> pl.DataFrame:
@@ -90,7 +84,7 @@ def code_checks(frame: pl.DataFrame, allow_list: list[str] | None) -> pl.DataFra
 def prepare(examples: pl.DataFrame) -> pl.DataFrame:
     """What every system's scoring shares, computed once: the gold answers parsed (`g_cpt`, `g_mod`, `g_icd`)
     and the sides the report names."""
-    gold = parse_answers(examples.select(pl.col("completion").list.first().struct.field("content")).to_series())
+    gold = parse_answers(examples.select(gold_text()).to_series())
     if gold["parse_error"].is_not_null().any():
         raise ValueError("a gold completion of the shards does not parse: the shards are not a coding run's")
     columns = {"cpt_codes": "g_cpt", "modifiers": "g_mod", "icd10_codes": "g_icd"}

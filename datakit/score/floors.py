@@ -12,18 +12,10 @@ from __future__ import annotations
 import polars as pl
 
 from datakit.assemble.formats import answer_line_expr, parse_answers
+from datakit.content import description_key
+from datakit.score.inputs import gold_text, user_message
 
 FLOORS = ("retrieval_vote", "majority")
-
-
-def user_message() -> pl.Expr:
-    return (
-        pl.col("prompt").list.last().struct.field("content")  # system, then user: the layout of every shard
-    )
-
-
-def gold_text() -> pl.Expr:
-    return pl.col("completion").list.first().struct.field("content")
 
 
 def retrieval_vote(examples: pl.DataFrame, task: str) -> pl.Series:
@@ -43,7 +35,7 @@ def retrieval_vote(examples: pl.DataFrame, task: str) -> pl.Series:
 
 
 def _description() -> pl.Expr:
-    return pl.col("exam_description").fill_null("").str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    return description_key(pl.col("exam_description").fill_null(""))
 
 
 def majority(examples: pl.DataFrame, train: pl.DataFrame) -> pl.Series:

@@ -13,6 +13,7 @@ import polars as pl
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU
 
+from datakit.score.inputs import gold_text
 from datakit.score.metrics import Metric, mean_metric
 
 NEGATION = r"\b(?:no|without|negative for|free of|resolution of|resolved)\b[^.;\n]{0,60}?"
@@ -92,7 +93,7 @@ def impression_rows(frame: pl.DataFrame, output: str) -> pl.DataFrame:
     text = pl.col(output).str.strip_chars().str.replace(r"(?i)^impression\s*:\s*", "").str.strip_chars()
     rows = frame.with_columns(
         text.fill_null("").alias("_pred"),
-        pl.col("completion").list.first().struct.field("content").fill_null("").alias("_gold"),
+        gold_text().fill_null("").alias("_gold"),
         pl.when(pl.col(output).is_null())
         .then(pl.lit("missing"))
         .when(text == "")

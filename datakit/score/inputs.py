@@ -12,12 +12,25 @@ import polars as pl
 
 from datakit.errors import DatakitError
 from datakit.rundir import RunDir
+from datakit.shards.layout import SHARD_SCHEMA
 from datakit.shards.manifest import read_manifest
 from datakit.shards.verify import verify
 
 PREDICTION_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 CASE_FIELDS = ("case_id", "exam_description", "report_text")
 CASE_STAGES = ("leakage", "codes", "deid", "pull")  # the latest one a run has holds the text the prompts show
+
+
+def user_message() -> pl.Expr:
+    """The user turn of each example's prompt."""
+    return (
+        pl.col("prompt").list.last().struct.field("content")  # system, then user: the layout of every shard
+    )
+
+
+def gold_text() -> pl.Expr:
+    """The gold answer: each example's completion text."""
+    return pl.col("completion").list.first().struct.field("content")
 
 
 class ScoreError(DatakitError):
@@ -35,6 +48,7 @@ class ScoredRun:
     train: pl.DataFrame  # the train split: example_id, case_id, pair_of, completion, exam_description
     certificate: dict[str, Any] | None
     recipe: dict[str, Any]
+    shards_recipe_hash: str | None  # the manifest's: the certificate must be for the recipe that made the shards
 
 
 TRAIN_COLUMNS = ("example_id", "case_id", "pair_of", "completion")
@@ -65,33 +79,31 @@ def load_run(path: Path, split: str = "test") -> ScoredRun:
     verify(run.shards)
     manifest = read_manifest(run.shards)
 
-    def files(name: str) -> list[Path]:
-        return [run.shards / s["file"] for s in manifest["shards"] if s["split"] == name]
+    def read(name: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """One split's shards (none: an empty frame of the shard schema)."""
+        paths = [run.shards / s["file"] for s in manifest["shards"] if s["split"] == name]
+        frame = pl.read_parquet(paths) if paths else pl.DataFrame(pl.from_arrow(SHARD_SCHEMA.empty_table()))
+        return frame.select(columns) if columns else frame
 
     cases = _case_fields(run)
-    examples = pl.read_parquet(files(split)) if files(split) else pl.DataFrame()
-    if not examples.is_empty():
-        examples = examples.join(cases, on="case_id", how="left", maintain_order="left")
-    message = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
-    empty = pl.DataFrame(
-        schema={"example_id": pl.String, "case_id": pl.String, "pair_of": pl.String, "completion": message}
+    examples = read(split).join(cases, on="case_id", how="left", maintain_order="left")
+    train = read("train", list(TRAIN_COLUMNS)).join(
+        cases.select("case_id", "exam_description"), on="case_id", how="left", maintain_order="left"
     )
-    train = pl.read_parquet(files("train"), columns=list(TRAIN_COLUMNS)) if files("train") else empty
-    train = train.join(cases.select("case_id", "exam_description"), on="case_id", how="left", maintain_order="left")
     certificate = None
     if run.report("certificate.json").is_file():
         certificate = json.loads(run.report("certificate.json").read_text())
     record = run.run_record() or {}
-    return ScoredRun(root, str(manifest["task"]), examples, train, certificate, dict(record.get("recipe") or {}))
+    recipe = dict(record.get("recipe") or {})
+    return ScoredRun(root, str(manifest["task"]), examples, train, certificate, recipe, manifest.get("recipe_hash"))
 
 
 def certification(run: ScoredRun, allow_uncertified: bool) -> dict[str, Any]:
     """Whether the run's certificate passed for these shards; an uncertified run is refused unless allowed."""
     cert = run.certificate
-    manifest = read_manifest(run.root / "shards")
     if cert is None:
         why = "the run has no reports/certificate.json (its leakage stage did not run or was removed)"
-    elif cert.get("recipe_hash") != manifest.get("recipe_hash"):
+    elif cert.get("recipe_hash") != run.shards_recipe_hash:
         why = "reports/certificate.json was written for another recipe than these shards"
     elif not cert.get("passed"):
         why = "the run's train/eval certificate did not pass (see reports/leakage.html)"
@@ -139,10 +151,9 @@ def read_predictions(path: Path, id_column: str = "example_id", text_column: str
 def match_predictions(examples: pl.DataFrame, predictions: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
     """Attach each example's prediction. Missing ids score as empty outputs; ids not in the split and repeated
     ids (the first is scored) are counted; nothing is dropped without a count."""
-    ids = set(examples["example_id"].to_list())
     present = predictions.filter(pl.col("example_id").is_not_null())
     first = present.unique("example_id", keep="first", maintain_order=True)
-    in_split = first.filter(pl.col("example_id").is_in(list(ids)))
+    in_split = first.filter(pl.col("example_id").is_in(examples["example_id"].implode()))
     out = examples.join(in_split, on="example_id", how="left", maintain_order="left")
     counts = {
         "predictions": predictions.height,
@@ -154,4 +165,4 @@ def match_predictions(examples: pl.DataFrame, predictions: pl.DataFrame) -> tupl
         "null_id": predictions.height - present.height,
         "empty": int(in_split["prediction"].fill_null("").str.strip_chars().eq("").sum()),
     }
-    return out.with_columns(pl.col("example_id").is_in(in_split["example_id"].implode()).alias("predicted")), counts
+    return out, counts

@@ -16,7 +16,14 @@ from datakit.rundir import RunDir, atomic_write_json
 from datakit.score.bootstrap import ALL, System, estimate
 from datakit.score.coding import CODING_METRICS, coding_rows, invalid_code_counts, prepare
 from datakit.score.floors import FLOORS, majority, retrieval_vote
-from datakit.score.inputs import ScoreError, certification, load_run, match_predictions, read_predictions
+from datakit.score.inputs import (
+    ScoreError,
+    certification,
+    gold_text,
+    load_run,
+    match_predictions,
+    read_predictions,
+)
 from datakit.score.metrics import Metric
 from datakit.score.slices import facets
 from datakit.shards.layout import SPLITS
@@ -82,7 +89,7 @@ def evaluate(
         outputs[name] = matched["prediction"]
     outputs["retrieval_vote"] = retrieval_vote(examples, task)
     outputs["majority"] = majority(examples, train)
-    gold = examples.select(pl.col("completion").list.first().struct.field("content")).to_series()
+    gold = examples.select(gold_text()).to_series()
 
     needed = [c for c in SCORED_COLUMNS if c in examples.columns]
     prepared = prepare(examples.select(needed)) if task == "coding" else examples.select(needed)

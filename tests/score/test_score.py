@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from datakit.cli import app
-from datakit.score.floors import gold_text, majority
-from datakit.score.inputs import ScoreError, read_predictions
+from datakit.score.floors import majority
+from datakit.score.inputs import ScoreError, gold_text, read_predictions
 from datakit.score.scoring import score_predictions
 
 

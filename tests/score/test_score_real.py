@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import sacrebleu
 
-from datakit.score.floors import gold_text
+from datakit.score.inputs import gold_text
 from datakit.score.scoring import score_predictions
 
 NORMAL = "No acute cardiopulmonary abnormality."
