@@ -37,7 +37,8 @@ from datasketch import MinHash, MinHashLSH
 from datakit.evaluation.planted_leaks import iu_cases
 from datakit.keys import DEMO_KEY, SecretKey
 from datakit.leakage import embed, minhash
-from datakit.leakage.detect import LayerClock, content_text, detect
+from datakit.leakage.corpus import content_text
+from datakit.leakage.detect import LayerClock, detect
 from datakit.leakage.repair import split_and_certify
 from datakit.recipe import Leakage, load_recipe
 from datakit.sources.sample import generate_cases

@@ -1,8 +1,9 @@
 """The train/eval certificate: every layer re-run across the split, with complete searches.
 
 The groups already keep linked records together, so a correct build finds nothing here; the point is that this
-check does not trust the grouping. Keys are joined; every LSH bucket shared by an eval text and a train text
-is verified; each eval text's single most similar train text is found by exact search. Anything found is
+check does not trust the grouping. Each layer answers `across` with a complete search: keys are joined; every LSH
+bucket shared by an eval text and a train text is verified; each eval text's single most similar train text is
+found by exact search; the words layer's sparse product covers every eval/train pair. Anything found is
 returned as edges, so the stage can regroup and re-split, and counted, so the certificate can fail. Content
 links that touch a template text (see `detect.template_contents`) are counted apart as exempt: a text that close
 to a boilerplate shared by many patients carries nothing patient-specific across the split.
@@ -19,16 +20,13 @@ import polars as pl
 
 from datakit import __version__
 from datakit.keys import SecretKey
-from datakit.leakage import embed, minhash, words
-from datakit.leakage.fingerprint import METADATA_LAYERS
-from datakit.leakage.groups import content_edges
+from datakit.leakage.layers.base import EDGE_SCHEMA, Sides
 from datakit.leakage.splits import EVAL_SPLITS, membership_hash
 from datakit.recipe import Leakage, Recipe
 
 if TYPE_CHECKING:
     from datakit.leakage.detect import Detection
 
-KEY_LAYERS = {"exact": "dedup_hash", **METADATA_LAYERS}
 STRENGTH_FILE = "strength.json"  # written by bench/leakage_quality.py --write-strength
 
 
@@ -68,9 +66,6 @@ def tested_strength(cfg: Leakage) -> dict[str, Any]:
         ),
         **{k: measured[k] for k in ("datakit_version", "command", "sets") if k in measured},
     }
-
-
-EDGE_SCHEMA = {"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32}
 
 
 @dataclass
@@ -143,108 +138,27 @@ def _side() -> pl.Expr:
     return pl.when(pl.col("split").is_in(EVAL_SPLITS)).then(pl.lit("eval")).otherwise(pl.lit("train"))
 
 
-def certify(det: Detection, assigned: pl.DataFrame, cfg: Leakage) -> Certificate:
+def sides(det: Detection, assigned: pl.DataFrame) -> Sides:
+    """Each node's side under `assigned` and a representative node of each content on each side."""
     nodes = det.nodes.join(assigned.select("node", "split"), on="node").with_columns(_side().alias("side"))
-    cert = Certificate()
-    edges: list[pl.DataFrame] = []
     template = np.zeros(len(det.texts), dtype=bool)
-    flagged = det.nodes.filter(pl.col("template"))["content"].unique().to_numpy()
-    template[flagged] = True
-    for layer, column in KEY_LAYERS.items():
-        keyed = nodes.drop_nulls(column)
-        train = keyed.filter(pl.col("side") == "train").group_by(column).agg(pl.col("node").min().alias("a"))
-        evals = keyed.filter(pl.col("side") == "eval").select(column, pl.col("node").alias("b"), "template")
-        cross = evals.join(train, on=column)
-        key_exempt = cross["template"] if layer == "exact" else pl.repeat(False, cross.height, eager=True)
-        cert.layers[layer] = {
-            "ran": True,
-            "train_eval_links": int((~key_exempt).sum()),
-            "threshold": "equal key",
-            **({"template_links_exempt": int(key_exempt.sum())} if layer == "exact" else {}),
-        }
-        cross = cross.filter(~key_exempt)
-        edges.append(cross.select("a", "b", pl.lit(layer).alias("kind"), pl.lit(1.0, pl.Float32).alias("score")))
-    # content-level layers: a representative node of each content on each side
+    template[det.nodes.filter(pl.col("template"))["content"].unique().to_numpy()] = True
     reps = nodes.group_by("content", "side").agg(pl.col("node").min().alias("rep"))
-    train_c = reps.filter(pl.col("side") == "train").select(pl.col("content").cast(pl.UInt32), "rep").sort("content")
-    eval_c = reps.filter(pl.col("side") == "eval").select(pl.col("content").cast(pl.UInt32), "rep").sort("content")
-    mh = cfg.minhash
-    train_ids = train_c["content"].to_numpy()
-    eval_ids = eval_c["content"].to_numpy()
-    band = minhash.band_table(det.signatures[train_ids], mh.bands, mh.rows, train_ids)
-    band_eval = minhash.band_table(det.signatures[eval_ids], mh.bands, mh.rows, eval_ids)
-    sizes = det.shingle_counts
-    found, checked = [], 0
-    for in_chunk in minhash.band_chunks(mh.bands):
-        cand = minhash.cross_pairs(band_eval.filter(in_chunk), band.filter(in_chunk)).filter(pl.col("a") != pl.col("b"))
-        ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
-        jac = minhash.jaccard(det.signatures, ca, cb)
-        linked = minhash.is_near(jac, sizes[ca], sizes[cb], mh.threshold, mh.containment)
-        found.append(
-            cand.with_columns(pl.Series("score", jac), pl.Series("exempt", template[ca] | template[cb])).filter(
-                pl.Series(linked)
-            )
-        )
-        checked += cand.height
-    linked_pairs = pl.concat(found).unique(["a", "b"], keep="first")
-    near = linked_pairs.filter(~pl.col("exempt"))
-    exempt_links = linked_pairs.height - near.height
-    cert.layers["near"] = {
-        "ran": True,
-        "train_eval_links": near.height,
-        "template_links_exempt": exempt_links,
-        "threshold": mh.threshold,
-        "containment": mh.containment,
-        "candidate_pairs_checked": checked,
-    }
-    edges.append(content_edges(near, eval_c, train_c, "near", "score"))
-    scores, idx = embed.nearest_across(det.vectors[eval_ids], det.vectors[train_ids], cfg.exact_index_max)
-    above = scores >= cfg.cosine_threshold
-    exempt = template[eval_ids] | template[train_ids[idx]] if len(eval_ids) else np.zeros(0, dtype=bool)
-    hit = above & ~exempt
-    cos = pl.DataFrame(
-        {
-            "a": eval_ids[hit].astype(np.uint32),
-            "b": train_ids[idx[hit]].astype(np.uint32) if hit.any() else np.zeros(0, np.uint32),
-            "score": scores[hit].astype(np.float32),
-        }
-    )
-    cert.layers["cosine"] = {
-        "ran": True,
-        "train_eval_links": cos.height,
-        "threshold": cfg.cosine_threshold,
-        "template_links_exempt": int((above & exempt).sum()),
-        "eval_texts_searched": len(eval_ids),
-        "max_eval_to_train_cosine": float(scores.max()) if len(scores) else None,
-        "search": "exact" if len(train_ids) <= cfg.exact_index_max else "ivf",
-    }
-    edges.append(content_edges(cos, eval_c, train_c, "cosine", "score"))
-    if det.word_index is not None:
-        w = cfg.words
-        found_w = words.linked_pairs(det.word_index, w, 2.0, rows=eval_ids, cols=train_ids).filter(pl.col("linked"))
-        # a cross link binds when it is one of detection's mutual links (the same rule, the same corpus)
-        binding = det.word_binding.select("a", "b", pl.lit(True).alias("binds"))
-        keyed = found_w.with_columns(
-            pl.min_horizontal("a", "b").alias("lo"), pl.max_horizontal("a", "b").alias("hi")
-        ).join(binding.rename({"a": "lo", "b": "hi"}), on=["lo", "hi"], how="left")
-        w_exempt = ~keyed["binds"].fill_null(False).to_numpy()
-        hits = keyed.filter(pl.col("binds").fill_null(False)).select("a", "b", pl.col("containment").alias("score"))
-        cert.layers["words"] = {
-            "ran": True,
-            "train_eval_links": hits.height,
-            "template_links_exempt": int(w_exempt.sum()),
-            "threshold": w.threshold,
-            "min_ratio": w.min_ratio,
-            "candidate_floor": w.candidate_floor,
-            "search": "complete (sparse product over specific words)",
-        }
-        edges.append(content_edges(hits, eval_c, train_c, "words", "score"))
-    else:
-        cert.layers["words"] = {
-            "ran": False,
-            "disabled": True,
-            "train_eval_links": 0,
-            "note": "leakage.words.enabled = false",
-        }
+
+    def side(name: str) -> pl.DataFrame:
+        return reps.filter(pl.col("side") == name).select(pl.col("content").cast(pl.UInt32), "rep").sort("content")
+
+    return Sides(nodes=nodes, train=side("train"), eval=side("eval"), template=template)
+
+
+def certify(det: Detection, assigned: pl.DataFrame) -> Certificate:
+    """Every layer of the detection asked across the split (`Layer.across`)."""
+    split = sides(det, assigned)
+    cert = Certificate()
+    edges = []
+    for layer in det.layers:
+        cross = layer.across(det.corpus, split)
+        cert.layers[layer.name] = cross.entry
+        edges.append(cross.edges)
     cert.cross_edges = pl.concat([e.select(list(EDGE_SCHEMA)).cast(EDGE_SCHEMA) for e in edges])  # type: ignore[arg-type]
     return cert

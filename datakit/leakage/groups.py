@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import polars as pl
 
-LINK_KINDS = ("exact", "near", "cosine", "exam_fingerprint", "accession", "patient")
-
 
 def key_links(nodes: pl.DataFrame, column: str, kind: str) -> pl.DataFrame:
     """Links between nodes sharing a non-null key: a star around each key's smallest node (n-1 edges, not n²)."""

@@ -21,9 +21,11 @@ these holds (each is counted on its own; one candidate may trip several):
 Template copies (the same normal-study text written for many patients) are not grouped by the leakage stage,
 but they are blocked here: a prompt whose example is a verbatim copy of its report teaches copying.
 
-The guard is built from the leakage stage's output rows with detection's own functions (`distinct_contents`,
-`fingerprints`, the words index, and the signature and embedding caches the stage filled), so both see the same
-corpus. A layer that cannot be computed stops the build: nothing is passed through unchecked.
+Every layer answers for itself (`Layer.blocks`, the same objects and the same tests detection and the
+certificate use); `self`, `outlier` and `leakage_group` are the guard's own rules. The guard's corpus is built
+with `corpus.build_corpus` from the leakage stage's output rows and its layers are prepared from the signature
+and embedding caches the stage filled, so both see the same corpus. A layer that cannot be computed stops the
+build: nothing is passed through unchecked.
 """
 
 from __future__ import annotations
@@ -38,67 +40,74 @@ import polars as pl
 
 from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey
-from datakit.leakage import embed, minhash, words
-from datakit.leakage.detect import distinct_contents, make_encoder
-from datakit.leakage.fingerprint import METADATA_LAYERS, fingerprints
+from datakit.leakage import embed, words
+from datakit.leakage.corpus import Corpus, build_corpus
+from datakit.leakage.layers import Layer, LayerClock, Pairs, dense_ids, layer_names, make_layers
+from datakit.leakage.layers.cosine import CosineLayer
+from datakit.leakage.layers.words import WordsLayer
 from datakit.recipe import Leakage
 
-LAYERS = (
-    "self",
-    "exact",
-    "near",
-    "cosine",
-    "words",
-    "outlier",
-    "exam_fingerprint",
-    "accession",
-    "patient",
-    "leakage_group",
-)
-KEY_LAYERS = {**METADATA_LAYERS, "leakage_group": "leakage_group"}
-CHUNK = 1 << 16
+__all__ = ["LAYERS", "Guard", "build_guard", "dense_ids"]
+
+# the guard's columns: its own rules around the layers' (text layers, the outlier rule, metadata layers)
+LAYERS = ("self", *layer_names("text"), "outlier", *layer_names("metadata"), "leakage_group")
 
 
 @dataclass
 class Guard:
-    """Per-case keys and per-text signatures/vectors, aligned by `node` (cases in case-id order)."""
+    """The corpus (nodes in case-id order, with split and leakage group) and its prepared layers."""
 
+    corpus: Corpus
+    layers: list[Layer]
     cases: pl.DataFrame  # node, case_id, content, dedup_hash, split, leakage_group, keys…, rows
-    texts: pl.Series  # normalised text per content
-    content: np.ndarray  # content of each node
-    keys: dict[str, np.ndarray]  # layer -> int id per node (-1: missing, never equal)
-    signatures: np.ndarray
-    sizes: np.ndarray
-    vectors: np.ndarray  # corpus-centred, unit length, per content
-    word_index: words.WordIndex
+    group_ids: np.ndarray  # leakage group of each node as an int
     cfg: Leakage
-    embedding: dict[str, Any]
+
+    @property
+    def texts(self) -> pl.Series:
+        return self.corpus.texts
+
+    @property
+    def content(self) -> np.ndarray:
+        return self.corpus.content
+
+    @property
+    def _cosine(self) -> CosineLayer:
+        layer = next(x for x in self.layers if isinstance(x, CosineLayer))
+        return layer
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._cosine.vectors
+
+    @property
+    def embedding(self) -> dict[str, Any]:
+        return self._cosine.stats
+
+    @property
+    def word_index(self) -> words.WordIndex:
+        return next(x for x in self.layers if isinstance(x, WordsLayer)).index
+
+    def cosine(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        """Cosine of content pairs (the cosine layer's own measure)."""
+        return self._cosine.similarity(qc, cc)
 
     def check(
         self, query: np.ndarray, candidate: np.ndarray, words_scores: tuple[np.ndarray, np.ndarray] | None = None
     ) -> pl.DataFrame:
-        """One boolean column per layer and `blocked`, for node pairs (query[i], candidate[i]); `words_scores`:
-        the pairs' (containment, ratio) when the caller already has them (retrieval computes them once for this
-        and for `outliers`)."""
+        """One boolean column per rule (`LAYERS`) and `blocked`, for node pairs (query[i], candidate[i]);
+        `words_scores`: the pairs' (containment, ratio) when the caller already has them (retrieval computes them
+        once for this and for `outliers`)."""
         query = np.asarray(query, dtype=np.int64)
         candidate = np.asarray(candidate, dtype=np.int64)
-        qc, cc = self.content[query], self.content[candidate]
-        cont, ratio = words_scores if words_scores is not None else self.word_index.containment(qc, cc)
-        flags: dict[str, np.ndarray] = {
-            "self": query == candidate,
-            "exact": qc == cc,
-            "near": self._near(qc, cc),
-            "cosine": self.cosine(qc, cc) >= self.cfg.cosine_threshold,
-            # the record's own words again once surrogates are masked (a look-alike's copy included); a words
-            # link that groups records needs no test here: it put both records in one leakage group
-            "words": self._verbatim(cont, ratio),
-            # decided per query by `outliers` (it needs the query's other candidates); never set pairwise
-            "outlier": np.zeros(len(qc), dtype=bool),
-        }
-        for layer in KEY_LAYERS:
-            ids = self.keys[layer]
-            flags[layer] = (ids[query] == ids[candidate]) & (ids[query] >= 0)
-        frame = pl.DataFrame({layer: flags[layer] for layer in LAYERS})
+        pairs = Pairs(query, candidate, self.content[query], self.content[candidate], words_scores)
+        flags: dict[str, np.ndarray] = {layer.name: layer.blocks(self.corpus, pairs) for layer in self.layers}
+        flags["self"] = query == candidate
+        # decided per query by `outliers` (it needs the query's other candidates); never set pairwise
+        flags["outlier"] = np.zeros(len(query), dtype=bool)
+        groups = self.group_ids
+        flags["leakage_group"] = (groups[query] == groups[candidate]) & (groups[query] >= 0)
+        frame = pl.DataFrame({rule: flags[rule] for rule in LAYERS})
         return frame.with_columns(pl.any_horizontal(LAYERS).alias("blocked"))
 
     def outliers(self, cont: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -114,30 +123,6 @@ class Guard:
         median = frame.select(pl.col("c").median().over("g")).to_series().to_numpy()
         return (cont >= self.cfg.words.threshold) & (cont - median >= gap)
 
-    def _verbatim(self, cont: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-        if self.cfg.shot_verbatim > 1:
-            return np.zeros(len(cont), dtype=bool)
-        return (cont >= self.cfg.shot_verbatim) & (ratio >= self.cfg.words.min_ratio)
-
-    def cosine(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
-        """Cosine of content pairs (rounded as the leakage layer rounds its scores)."""
-        qc, cc = np.asarray(qc, np.int64), np.asarray(cc, np.int64)
-        out = np.empty(len(qc), dtype=np.float32)
-        for s in range(0, len(qc), CHUNK):
-            a, b = self.vectors[qc[s : s + CHUNK]], self.vectors[cc[s : s + CHUNK]]
-            out[s : s + CHUNK] = np.einsum("ij,ij->i", a, b)
-        return np.round(out, 5)
-
-    def _near(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
-        mh = self.cfg.minhash
-        jac = minhash.jaccard(self.signatures, qc, cc)
-        return minhash.is_near(jac, self.sizes[qc], self.sizes[cc], mh.threshold, mh.containment)
-
-
-def dense_ids(column: pl.Series) -> np.ndarray:
-    """Equal strings -> equal non-negative ints; nulls -> -1."""
-    return column.rank("dense").fill_null(0).cast(pl.Int64).to_numpy() - 1
-
 
 def build_guard(
     rows: pl.DataFrame,
@@ -150,21 +135,25 @@ def build_guard(
     missing = [c for c in ("leakage_group", "split") if c not in rows.columns]
     if missing:
         raise StageError(f"the retrieval guard needs the leakage stage's output (missing columns: {missing})")
+    layers = make_layers(cfg, encoder_factory)
     try:
-        cases, contents = distinct_contents(rows, cfg.fields, cfg.words.lexicon)
-        cases = cases.with_columns(fingerprints(cases, key))
-        mh = cfg.minhash
-        keyed = contents.select(pl.col("dedup_hash").alias("content_hash"), "text")
-        signatures, _ = minhash.cached_signatures(keyed, cache_root, k=mh.k, num_perm=mh.num_perm)
-        sizes = minhash.shingle_counts(contents["text"], mh.k)
-        vectors, stats = embed.embed_contents(keyed, (encoder_factory or make_encoder)(cfg), cache_root)
-        word_index = words.build_index(contents["canonical"], cfg.words.specific_df)
+        corpus = build_corpus(rows, cfg, key, cache_root)
+        for layer in layers:
+            layer.prepare(corpus, LayerClock())
+        guard = _guard(corpus, layers, cfg)
+        guard.word_index  # noqa: B018 - built now, so that a failure stops the build here
     except DatakitError:
         raise
     except Exception as err:  # the guard cannot run: stop, naming the error type only (never record text)
         raise StageError(f"retrieval guard could not be built: {type(err).__name__}") from err
-    keys = {layer: dense_ids(cases[column]) for layer, column in KEY_LAYERS.items()}
+    return guard
+
+
+def _guard(corpus: Corpus, layers: list[Layer], cfg: Leakage) -> Guard:
+    cases = corpus.cases
     return Guard(
+        corpus=corpus,
+        layers=layers,
         cases=cases.select(
             "node",
             "case_id",
@@ -178,13 +167,6 @@ def build_guard(
             "rows",
             *[c for c in ("exam_description",) if c in cases.columns],
         ),
-        texts=contents["text"],
-        content=cases["content"].cast(pl.Int64).to_numpy(),
-        keys=keys,
-        signatures=signatures,
-        sizes=sizes,
-        vectors=embed.centred(vectors),
-        word_index=word_index,
+        group_ids=dense_ids(cases["leakage_group"]),
         cfg=cfg,
-        embedding=stats,
     )

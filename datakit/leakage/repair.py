@@ -99,7 +99,7 @@ def split_and_certify(
         if round_no == 0:
             first = assigned.select("node", pl.col("split").alias("first_split"))
         with clock.layer(f"certificate_round_{round_no}"):
-            cert = certify(det, assigned, recipe.leakage)
+            cert = certify(det, assigned)
         rounds.append(
             {
                 "round": round_no,

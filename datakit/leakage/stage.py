@@ -1,4 +1,4 @@
-"""The leakage stage: it wires detection (`detect.py`: the layers), grouping and repair (`repair.py`), the
+"""The leakage stage: it wires detection (`detect.py` over the `layers/`), grouping and repair (`repair.py`), the
 certificate (`certificate.py`) and the reports.
 
 After the split the certificate re-checks every layer across train and eval with complete searches (joins for

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 import datakit.leakage.detect as detect_mod
+import datakit.leakage.layers.cosine as cosine_layer
 import datakit.leakage.repair as repair_mod
 import datakit.leakage.stage as stage_mod
 from datakit.errors import RecipeError, StageError
@@ -73,7 +74,7 @@ def test_a_layer_that_cannot_run_stops_the_build(tmp_path: Path, monkeypatch: py
     def broken(cfg: object) -> object:
         raise RuntimeError("model file is corrupt")
 
-    monkeypatch.setattr(detect_mod, "make_encoder", broken)
+    monkeypatch.setattr(cosine_layer, "make_encoder", broken)
     with pytest.raises(StageError, match="leakage layer 'cosine' could not run"):
         run_recipe(coding_recipe("source.n=200"), tmp_path)
     assert not (tmp_path / "stages" / "leakage" / "_stage.json").exists()
@@ -208,7 +209,7 @@ def test_template_reports_of_many_patients_do_not_merge_groups(tmp_path: Path, m
         det.nodes.filter(pl.col("content") == det.nodes.group_by("content").len().sort("len")["content"][-1]),
         on="node",
     )["leakage_group"]
-    cert = certify(det, assigned, recipe.leakage)
+    cert = certify(det, assigned)
     if min_patients == 0:
         # strict: one group holds all 30 patients' copies, and the certificate has nothing to exempt
         assert template_nodes.height == 0 and boiler_groups.n_unique() == 1

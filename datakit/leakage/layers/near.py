@@ -1,0 +1,96 @@
+"""The `near` layer: MinHash signatures of character shingles, LSH banding for candidates, and one near-duplicate
+test (`minhash.is_near`: estimated Jaccard >= threshold, or containment for addenda) for detection, the
+certificate and the guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from datakit.leakage import minhash
+from datakit.leakage.corpus import Corpus
+from datakit.leakage.groups import content_edges
+from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt
+from datakit.recipe import MinHashConfig
+
+BANDS_PER_CHUNK = 4
+JACCARD_FLOOR = 0.5  # similarities at or above this are kept for the report and for threshold what-ifs
+
+
+class NearLayer(Layer):
+    name = "near"
+    defines_templates = True
+
+    def __init__(self, cfg: MinHashConfig) -> None:
+        self.cfg = cfg
+        self.signatures = np.zeros((0, cfg.num_perm), dtype=np.uint32)
+        self.sizes = np.zeros(0, dtype=np.int64)
+        self.cache_stats: dict[str, int] = {}
+
+    def prepare(self, corpus: Corpus, clock: LayerClock) -> None:
+        clock.phase("minhash", 1, "signature sets")
+        self.signatures, self.cache_stats = minhash.cached_signatures(
+            corpus.keyed_texts(), corpus.cache_root, k=self.cfg.k, num_perm=self.cfg.num_perm
+        )
+        self.sizes = minhash.shingle_counts(corpus.texts, self.cfg.k)
+
+    def linked(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(near, estimated Jaccard) of content pairs (a[i], b[i])."""
+        jac = minhash.jaccard(self.signatures, a, b)
+        near = minhash.is_near(jac, self.sizes[a], self.sizes[b], self.cfg.threshold, self.cfg.containment)
+        return near, jac
+
+    def within(self, corpus: Corpus, clock: LayerClock) -> Found:
+        mh = self.cfg
+        table = minhash.band_table(self.signatures, mh.bands, mh.rows, np.arange(len(self.signatures), dtype=np.uint32))
+        chunks = []
+        clock.phase("LSH bands", mh.bands, "bands")
+        for cand in minhash.candidate_pair_chunks(table, mh.bands, mh.max_bucket, BANDS_PER_CHUNK):
+            clock.advance(BANDS_PER_CHUNK)
+            near, jac = self.linked(cand["a"].to_numpy(), cand["b"].to_numpy())
+            scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", near))
+            chunks.append(scored.filter((pl.col("jaccard") >= JACCARD_FLOOR) | pl.col("linked")))
+        del table
+        pairs = pl.concat(chunks).unique(["a", "b"], keep="first").sort("a", "b")
+        linked = pairs.filter(pl.col("linked"))
+        reps = corpus.reps()
+        return Found(
+            edges=content_edges(linked, reps, reps, self.name, "jaccard"),
+            linked_contents=linked.select("a", "b"),
+            scores=pairs.drop("linked"),
+        )
+
+    def across(self, corpus: Corpus, sides: Sides) -> Cross:
+        """Every LSH bucket an eval text shares with a train text, verified."""
+        mh = self.cfg
+        train_ids, eval_ids = sides.train_ids, sides.eval_ids
+        band = minhash.band_table(self.signatures[train_ids], mh.bands, mh.rows, train_ids)
+        band_eval = minhash.band_table(self.signatures[eval_ids], mh.bands, mh.rows, eval_ids)
+        found, checked = [], 0
+        for in_chunk in minhash.band_chunks(mh.bands):
+            cand = minhash.cross_pairs(band_eval.filter(in_chunk), band.filter(in_chunk)).filter(
+                pl.col("a") != pl.col("b")
+            )
+            ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
+            near, jac = self.linked(ca, cb)
+            found.append(
+                cand.with_columns(pl.Series("score", jac), pl.Series("exempt", exempt(sides.template, ca, cb))).filter(
+                    pl.Series(near)
+                )
+            )
+            checked += cand.height
+        linked = pl.concat(found).unique(["a", "b"], keep="first")
+        hits = linked.filter(~pl.col("exempt"))
+        entry = {
+            "ran": True,
+            "train_eval_links": hits.height,
+            "template_links_exempt": linked.height - hits.height,
+            "threshold": mh.threshold,
+            "containment": mh.containment,
+            "candidate_pairs_checked": checked,
+        }
+        return Cross(edges=content_edges(hits, sides.eval, sides.train, self.name, "score"), entry=entry)
+
+    def blocks(self, corpus: Corpus, pairs: Pairs) -> np.ndarray:
+        """The near-duplicate test on the pair itself (also pairs LSH banding happened not to bucket together)."""
+        return self.linked(pairs.qc, pairs.cc)[0]

@@ -1,0 +1,109 @@
+"""The `words` layer: IDF-weighted containment of canonical words (`datakit.leakage.words`), for edited and
+paraphrased copies. Within a corpus its links bind only when mutual and outside look-alike crowds (its own
+template rule, `words.detect_links`); across the split a link fails the certificate when it is one of those
+binding links; for the guard, a candidate covering `leakage.shot_verbatim` of the record's words (or the record
+of its) is a verbatim copy, look-alike or not."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from datakit.leakage import words
+from datakit.leakage.corpus import Corpus
+from datakit.leakage.groups import content_edges
+from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, no_edges
+from datakit.recipe import Leakage
+
+CONTAINMENT_FLOOR = 0.5  # similarities at or above this are kept for the report and for threshold what-ifs
+
+
+class WordsLayer(Layer):
+    name = "words"
+    exempt_templates = False  # its links carry their own binding rule
+
+    def __init__(self, cfg: Leakage) -> None:
+        self.cfg = cfg
+        self._index: words.WordIndex | None = None
+        self._corpus: Corpus | None = None
+        # content pairs (a < b) whose link groups records: the certificate's cross links must be among them
+        self.binding = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32})
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.words.enabled
+
+    def prepare(self, corpus: Corpus, clock: LayerClock) -> None:
+        self._corpus = corpus  # the index is built on first use: a disabled layer never builds it for detection
+
+    @property
+    def index(self) -> words.WordIndex:
+        if self._index is None:
+            if self._corpus is None:
+                raise RuntimeError("the words layer was not prepared")
+            self._index = words.build_index(self._corpus.contents["canonical"], self.cfg.words.specific_df)
+        return self._index
+
+    def within(self, corpus: Corpus, clock: LayerClock) -> Found:
+        if not self.enabled:
+            empty = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "containment": pl.Float32})
+            return Found(edges=no_edges(), scores=empty)
+        clock.phase("words", 1, "indexes")
+        scored, binding, busy = words.detect_links(
+            self.index, self.cfg.words, corpus.text_patients(), self.cfg.template_min_patients, CONTAINMENT_FLOOR
+        )
+        clock.advance(1)
+        self.binding = binding.select("a", "b")
+        linked = scored.filter(pl.col("linked"))
+        loose = linked.join(self.binding, on=["a", "b"], how="anti")
+        reps = corpus.reps()
+        return Found(
+            edges=content_edges(linked.join(self.binding, on=["a", "b"]), reps, reps, self.name, "containment"),
+            loose=content_edges(loose, reps, reps, self.name, "containment"),
+            scores=scored.drop("linked"),
+            look_alike=busy,
+        )
+
+    def across(self, corpus: Corpus, sides: Sides) -> Cross:
+        """The sparse product of eval texts against train texts (complete over specific words); a cross link
+        fails the certificate when it is one of detection's binding links (the same rule, the same corpus)."""
+        w = self.cfg.words
+        if not self.enabled:
+            entry = {"ran": False, "disabled": True, "train_eval_links": 0, "note": "leakage.words.enabled = false"}
+            return Cross(edges=no_edges(), entry=entry)
+        found = words.linked_pairs(self.index, w, 2.0, rows=sides.eval_ids, cols=sides.train_ids).filter(
+            pl.col("linked")
+        )
+        keyed = found.with_columns(
+            pl.min_horizontal("a", "b").alias("lo"), pl.max_horizontal("a", "b").alias("hi")
+        ).join(
+            self.binding.select(pl.col("a").alias("lo"), pl.col("b").alias("hi"), pl.lit(True).alias("binds")),
+            on=["lo", "hi"],
+            how="left",
+        )
+        binds = keyed["binds"].fill_null(False)
+        hits = keyed.filter(binds).select("a", "b", pl.col("containment").alias("score"))
+        entry = {
+            "ran": True,
+            "train_eval_links": hits.height,
+            "template_links_exempt": int((~binds).sum()),
+            "threshold": w.threshold,
+            "min_ratio": w.min_ratio,
+            "candidate_floor": w.candidate_floor,
+            "search": "complete (sparse product over specific words)",
+        }
+        return Cross(edges=content_edges(hits, sides.eval, sides.train, self.name, "score"), entry=entry)
+
+    def scores(self, pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
+        """(containment, ratio) of the pairs' canonical words."""
+        if pairs.words_scores is None:
+            pairs.words_scores = self.index.containment(pairs.qc, pairs.cc)
+        return pairs.words_scores
+
+    def blocks(self, corpus: Corpus, pairs: Pairs) -> np.ndarray:
+        """A verbatim copy once surrogates are masked (a look-alike's copy included); a words link that groups
+        records needs no test here: it put both records in one leakage group."""
+        cont, ratio = self.scores(pairs)
+        if self.cfg.shot_verbatim > 1:
+            return np.zeros(len(cont), dtype=bool)
+        return (cont >= self.cfg.shot_verbatim) & (ratio >= self.cfg.words.min_ratio)
