@@ -107,8 +107,9 @@ class Certificate:
                 "template_cases": int(det.nodes["template"].sum()),
                 "meaning": (
                     "exact/near/cosine links that touch a text of a cluster shared by at least min_patients "
-                    "patients are counted as template_links_exempt and do not fail the certificate; patient, "
-                    "accession and exam links always do"
+                    "patients, and near links that hold by containment alone and touch a look-alike text (a "
+                    "template body under another header), are counted as template_links_exempt and do not fail "
+                    "the certificate; patient, accession and exam links always do"
                 ),
             },
             "tested_strength": tested_strength(recipe.leakage),
@@ -143,12 +144,19 @@ def sides(det: Detection, assigned: pl.DataFrame) -> Sides:
     nodes = det.nodes.join(assigned.select("node", "split"), on="node").with_columns(_side().alias("side"))
     template = np.zeros(len(det.texts), dtype=bool)
     template[det.nodes.filter(pl.col("template"))["content"].unique().to_numpy()] = True
+    look_alike = np.zeros(len(det.texts), dtype=bool)
+    look_alike[det.nodes.filter(pl.col("look_alike"))["content"].unique().to_numpy()] = True
     reps = nodes.group_by("content", "side").agg(pl.col("node").min().alias("rep"))
 
     def side(name: str) -> pl.DataFrame:
         return reps.filter(pl.col("side") == name).select(pl.col("content").cast(pl.UInt32), "rep").sort("content")
 
-    return Sides(nodes=nodes, train=side("train"), eval=side("eval"), template=template)
+    alone = np.zeros(len(det.texts), dtype=bool)
+    single = det.nodes.group_by("content").agg(pl.len().alias("cases"), pl.col("alone").all())
+    alone[single.filter((pl.col("cases") == 1) & pl.col("alone"))["content"].to_numpy()] = True
+    return Sides(
+        nodes=nodes, train=side("train"), eval=side("eval"), template=template, look_alike=look_alike, alone=alone
+    )
 
 
 def certify(det: Detection, assigned: pl.DataFrame) -> Certificate:

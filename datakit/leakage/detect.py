@@ -31,6 +31,7 @@ from datakit.leakage import embed
 from datakit.leakage.corpus import Corpus, build_corpus
 from datakit.leakage.groups import connected_components
 from datakit.leakage.layers import Layer, LayerClock, make_layers
+from datakit.leakage.layers.base import no_edges
 from datakit.leakage.layers.cosine import CosineLayer
 from datakit.leakage.layers.near import NearLayer
 from datakit.leakage.layers.words import WordsLayer
@@ -142,16 +143,30 @@ def detect(
         "template",
         "look_alike",
     )
-    on_template = pl.Series(nodes.sort("node")["template"].to_numpy())
-    binding, reported = [], []
+    by_node = nodes.sort("node")
+    on_template, on_look_alike = by_node["template"], by_node["look_alike"]
+    binding, reported, deferred, history = [], [], [], [no_edges()]
     for layer in layers:
         f = found[layer.name]
-        exempted = pl.repeat(False, f.edges.height, eager=True)
-        if layer.exempt_templates:
-            exempted = on_template.gather(f.edges["a"]) | on_template.gather(f.edges["b"])
-        binding.append(f.edges.filter(~exempted))
+        exempted = layer.exempted(f.edges, on_template, on_look_alike)
+        only_alone = layer.binds_only_alone(f.edges, on_look_alike) & ~exempted
+        binding.append(f.edges.filter(~exempted & ~only_alone))
+        if layer.family == "metadata":
+            history.append(binding[-1])
+        deferred.append(f.edges.filter(only_alone))
         loose = [f.edges.filter(exempted), *([f.loose] if f.loose is not None else [])]
         reported.append(pl.concat(loose).with_columns(("template_" + pl.col("kind")).alias("kind")))
+    # links that bind only between records with no other exam of their patient (no metadata link): they may join
+    # lone reports to each other, never one patient's history to another's
+    touched = pl.concat(history).select(pl.concat_list("a", "b").alias("n")).explode("n")["n"].unique()
+    alone = nodes.select("node", (~pl.col("node").is_in(touched.implode())).alias("alone")).sort("node")["alone"]
+    waiting = pl.concat(deferred)
+    both = (
+        alone.gather(waiting["a"]) & alone.gather(waiting["b"]) if waiting.height else pl.Series([], dtype=pl.Boolean)
+    )
+    binding.append(waiting.filter(both))
+    reported.append(waiting.filter(~both).with_columns(("template_" + pl.col("kind")).alias("kind")))
+    nodes = nodes.with_columns(alone)
     scores = [f.scores for f in found.values() if f.scores is not None]
     similarities = scores[0]
     for more in scores[1:]:

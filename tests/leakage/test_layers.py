@@ -14,9 +14,11 @@ from datakit.evaluation.planted_leaks import planted_leaks
 from datakit.keys import load_key
 from datakit.leakage.certificate import certify, sides
 from datakit.leakage.corpus import Corpus
+from datakit.leakage.groups import connected_components
 from datakit.leakage.guard import LAYERS
 from datakit.leakage.layers import Cross, Found, Layer, LayerClock, Pairs, Sides, layer_names, make_layers
 from datakit.leakage.layers.cosine import CosineLayer
+from datakit.leakage.layers.near import NearLayer
 from datakit.leakage.layers.words import WordsLayer
 from datakit.sources.sample import generate_cases
 from tests.conftest import coding_recipe
@@ -134,3 +136,23 @@ def test_a_new_layer_is_added_in_one_place(tmp_path: Path, monkeypatch: pytest.M
         .blocks(det.corpus, Pairs(toy["a"].to_numpy(), toy["b"].to_numpy(), np.zeros(0), np.zeros(0)))
         .all()
     )
+
+
+def test_template_bodies_under_other_headers_do_not_chain_patients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sample's reports reuse catalogue sentences, so one patient's report body sits inside another patient's
+    report under a different header: near links by containment alone. Touching a look-alike text they are template
+    bodies, and may join lone reports but must not chain patients' histories into one group (they did: 43%)."""
+    recipe = coding_recipe()
+    cases = generate_cases(1500).cases
+
+    def largest_share() -> float:
+        det = detect_mod.detect(cases, recipe.leakage, load_key(recipe), tmp_path, LayerClock())
+        sizes = connected_components(det.nodes.height, det.edges).group_by("component").len()["len"]
+        return float(sizes.max() or 0) / det.nodes.height
+
+    bounded = largest_share()
+    monkeypatch.setattr(NearLayer, "binds_only_alone", Layer.binds_only_alone)  # bind like any other link
+    chained = largest_share()
+    assert bounded < 0.15 < 0.3 < chained, (bounded, chained)

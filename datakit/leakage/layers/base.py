@@ -74,6 +74,8 @@ class Sides:
     train: pl.DataFrame  # content (UInt32), rep: train-side contents, sorted
     eval: pl.DataFrame
     template: np.ndarray  # per content: part of a template cluster
+    look_alike: np.ndarray  # per content: a template, or a text the words layer found crowded
+    alone: np.ndarray  # per content: one case, which no metadata link (patient, accession, exam) touches
 
     @property
     def train_ids(self) -> np.ndarray:
@@ -116,6 +118,19 @@ class Layer:
 
     def prepare(self, corpus: Corpus, clock: LayerClock) -> None:
         """Compute what the three questions read (no-op for key layers)."""
+
+    def exempted(self, edges: pl.DataFrame, template: pl.Series, look_alike: pl.Series) -> pl.Series:
+        """Which of this layer's links (node pairs a, b) group nothing once every layer has run: those touching a
+        template text, for layers with `exempt_templates`. `template` and `look_alike` are indexed by node."""
+        if not self.exempt_templates or edges.height == 0:
+            return pl.repeat(False, edges.height, eager=True)
+        return template.gather(edges["a"]) | template.gather(edges["b"])
+
+    def binds_only_alone(self, edges: pl.DataFrame, look_alike: pl.Series) -> pl.Series:
+        """Which of this layer's links group records only when neither record has a binding metadata link (no other
+        exam of its patient, no shared accession): weak evidence that must not join one patient's history to
+        another's. None by default."""
+        return pl.repeat(False, edges.height, eager=True)
 
     def within(self, corpus: Corpus, clock: LayerClock) -> Found:
         raise NotImplementedError

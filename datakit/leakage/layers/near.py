@@ -1,6 +1,15 @@
 """The `near` layer: MinHash signatures of character shingles, LSH banding for candidates, and one near-duplicate
 test (`minhash.is_near`: estimated Jaccard >= threshold, or containment for addenda) for detection, the
-certificate and the guard."""
+certificate and the guard.
+
+A link that holds by containment alone (Jaccard below the threshold: one text inside a longer one) is an addendum
+or a copy under a new header when the contained text carries something of its own. When either text is a
+look-alike (a template, or a text whose words neighbours were written for many patients), it may be a template
+body under another header: such a link groups two records only when neither has a metadata link (another exam of
+its patient, a shared accession), so it never joins one patient's history to another's; otherwise it is reported
+as `template_near` and neither groups records nor fails the certificate. Measured on the demo run: binding them
+everywhere chained 1,909 of 4,806 sample cases into one group through other patients' near-identical catalogue
+sentences and each patient's other exams. The guard blocks them either way."""
 
 from __future__ import annotations
 
@@ -73,10 +82,10 @@ class NearLayer(Layer):
             )
             ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
             near, jac = self.linked(ca, cb)
+            body = (jac < mh.threshold) & exempt(sides.look_alike, ca, cb) & ~(sides.alone[ca] & sides.alone[cb])
+            exempted = exempt(sides.template, ca, cb) | body
             found.append(
-                cand.with_columns(pl.Series("score", jac), pl.Series("exempt", exempt(sides.template, ca, cb))).filter(
-                    pl.Series(near)
-                )
+                cand.with_columns(pl.Series("score", jac), pl.Series("exempt", exempted)).filter(pl.Series(near))
             )
             checked += cand.height
         linked = pl.concat(found).unique(["a", "b"], keep="first")
@@ -90,6 +99,13 @@ class NearLayer(Layer):
             "candidate_pairs_checked": checked,
         }
         return Cross(edges=content_edges(hits, sides.eval, sides.train, self.name, "score"), entry=entry)
+
+    def binds_only_alone(self, edges: pl.DataFrame, look_alike: pl.Series) -> pl.Series:
+        """Containment-only links touching a look-alike text: a template body under another header."""
+        if edges.height == 0:
+            return pl.repeat(False, 0, eager=True)
+        contained = edges["score"] < self.cfg.threshold
+        return contained & (look_alike.gather(edges["a"]) | look_alike.gather(edges["b"]))
 
     def blocks(self, corpus: Corpus, pairs: Pairs) -> np.ndarray:
         """The near-duplicate test on the pair itself (also pairs LSH banding happened not to bucket together)."""
