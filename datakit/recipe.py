@@ -287,6 +287,16 @@ class WordsConfig(Strict):
     )
 
 
+class ExternalEval(Strict):
+    """A public eval set that training records must not contain (benchmark decontamination)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="short name, used in reasons and reports")
+    path: str = Field(description="file path or glob (Parquet, CSV or JSONL), relative to the working directory")
+    format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
+    text_columns: tuple[str, ...] = Field(min_length=1, description="the columns that make an item's text, joined")
+    id_column: str | None = Field(None, description="the item id column (default: the row number)")
+
+
 class Leakage(Strict):
     """The leakage stage: text layers (exact, near, cosine, words), metadata layers, groups, certificate."""
 
@@ -316,6 +326,14 @@ class Leakage(Strict):
         description="retrieval guard: a candidate whose words containment with the record is at least "
         "words.threshold and this much above the median of the record's fetched candidates is blocked as a likely "
         "copy (0 = off)",
+    )
+    external_eval: tuple[ExternalEval, ...] = Field(
+        (),
+        description="public eval sets: a record that any text layer or a shared word n-gram links to one of their "
+        "items is contaminated and quarantined (reason external_eval:<name>), before grouping",
+    )
+    external_ngram: int = Field(
+        13, ge=5, le=50, description="word n-gram length of the decontamination overlap check (13: LLM reports' norm)"
     )
     template_min_patients: int = Field(
         20,

@@ -21,12 +21,13 @@ import polars as pl
 
 from datakit.content import sha256_hex
 from datakit.errors import StageError
-from datakit.keys import load_key
+from datakit.keys import SecretKey, load_key
 from datakit.leakage.detect import LayerClock, detect
+from datakit.leakage.external import contamination, external_digest, read_items
 from datakit.leakage.groups import group_links
 from datakit.leakage.repair import REPAIR_ROUNDS, repair_moves, split_and_certify
 from datakit.leakage.splits import EVAL_SPLITS
-from datakit.recipe import Recipe
+from datakit.recipe import Leakage, Recipe
 from datakit.report.build import REPAIR_MOVES
 from datakit.rundir import RunDir, file_sha256
 from datakit.runner import StageContext, StageResult
@@ -74,6 +75,7 @@ def leakage_config(recipe: Recipe) -> dict[str, Any]:
         "key_id": key.key_id,
         "key_origin": "demo" if key.is_demo else key.origin.split(":")[0],
         "frozen_eval_digest": frozen_eval_digest(frozen_eval_files(recipe.split.frozen_eval)),
+        "external_eval_digest": external_digest(recipe.leakage.external_eval),
     }
 
 
@@ -82,8 +84,10 @@ def run_leakage(ctx: StageContext) -> StageResult:
     cfg = recipe.leakage
     key = ctx.key
     rows = ctx.read_input()
+    rows_in = rows.height
     frozen = frozen_eval_table(frozen_eval_files(recipe.split.frozen_eval))
     clock = LayerClock(phase=ctx.phase, advance=ctx.advance)
+    rows, quarantine, external = decontaminate(rows, cfg, key, ctx.rundir.cache, clock)
     det = detect(rows, cfg, key, ctx.rundir.cache, clock)
     assigned, cert, extra, rounds = split_and_certify(det, recipe, frozen, clock)
     edges = pl.concat([det.edges, extra]) if extra.height else det.edges
@@ -145,6 +149,8 @@ def run_leakage(ctx: StageContext) -> StageResult:
     )
     groups.write_parquet(ctx.out_dir / "groups.parquet")
     certificate = cert.to_json(out, recipe, key, det, rounds)
+    if external is not None:
+        certificate["external_eval"] = external
     summary = leakage_summary(
         out=out,
         links=link_table,
@@ -155,8 +161,10 @@ def run_leakage(ctx: StageContext) -> StageResult:
         layers=clock.layers,
         embedding=det.embedding,
         recipe=recipe,
-        rows_in=rows.height,
+        rows_in=rows_in,
     )
+    if external is not None:
+        summary["external_eval"] = external
     _write_json(ctx.out_dir / "certificate.json", certificate)
     _write_json(ctx.out_dir / "leakage.json", summary)
     if not certificate["passed"]:
@@ -184,7 +192,27 @@ def run_leakage(ctx: StageContext) -> StageResult:
         "minhash_signatures": det.signatures_cached,
         "key": certificate["key"],
     }
-    return StageResult(rows_in=rows.height, rows_out=out.height, stats=stats)
+    if external is not None:
+        stats["external_eval"] = {k: external[k] for k in ("contaminated_cases", "cases_by_layer", "cases_by_set")}
+        stats["quarantine_reasons"] = (
+            dict(quarantine["reason"].value_counts(sort=True).iter_rows()) if quarantine.height else {}
+        )
+    return StageResult(rows_in=rows_in, rows_out=out.height, quarantine=quarantine, stats=stats)
+
+
+def decontaminate(
+    rows: pl.DataFrame, cfg: Leakage, key: SecretKey, cache_root: Path, clock: LayerClock
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any] | None]:
+    """(kept rows, quarantined rows with `reason`, the certificate's external_eval entry or None)."""
+    if not cfg.external_eval:
+        return rows, rows.clear().with_columns(pl.lit(None, pl.String).alias("reason")), None
+    clock.phase("external eval", None, "sets")
+    with clock.layer("external_eval"):
+        found = contamination(rows, read_items(cfg.external_eval), cfg, key, cache_root, clock)
+    cases = found.cases()
+    quarantine = rows.join(cases.select("case_id", "reason"), on="case_id")
+    kept = rows.join(cases.select("case_id"), on="case_id", how="anti")
+    return kept, quarantine, found.summary(cfg.external_eval, cfg.external_ngram)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

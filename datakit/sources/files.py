@@ -115,6 +115,12 @@ def map_columns(frame: pl.DataFrame, cfg: Mapped, origin: str) -> pl.DataFrame:
     return frame.select(exprs)
 
 
+def read_table(pattern: str, fmt: str = "auto") -> pl.DataFrame:
+    """Every file `pattern` matches, as read (no mapping): the readers and error messages of the files source."""
+    frames = [_read_one(path, _format_of(path, fmt)) for path in resolve_paths(pattern)]
+    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+
 def read_files(cfg: FilesSource) -> pl.DataFrame:
     frames = []
     for path in resolve_paths(cfg.path):

@@ -26,8 +26,9 @@ class WordsLayer(Layer):
         self.cfg = cfg
         self._index: words.WordIndex | None = None
         self._corpus: Corpus | None = None
-        # content pairs (a < b) whose link groups records: the certificate's cross links must be among them
-        self.binding = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32})
+        # content pairs (a < b) whose link groups records: the certificate's cross links must be among them;
+        # None (no detection ran on this corpus, e.g. decontamination): every linked pair counts
+        self.binding: pl.DataFrame | None = None
 
     @property
     def enabled(self) -> bool:
@@ -53,12 +54,12 @@ class WordsLayer(Layer):
             self.index, self.cfg.words, corpus.text_patients(), self.cfg.template_min_patients, CONTAINMENT_FLOOR
         )
         clock.advance(1)
-        self.binding = binding.select("a", "b")
+        binds = self.binding = binding.select("a", "b")
         linked = scored.filter(pl.col("linked"))
-        loose = linked.join(self.binding, on=["a", "b"], how="anti")
+        loose = linked.join(binds, on=["a", "b"], how="anti")
         reps = corpus.reps()
         return Found(
-            edges=content_edges(linked.join(self.binding, on=["a", "b"]), reps, reps, self.name, "containment"),
+            edges=content_edges(linked.join(binds, on=["a", "b"]), reps, reps, self.name, "containment"),
             loose=content_edges(loose, reps, reps, self.name, "containment"),
             scores=scored.drop("linked"),
             look_alike=busy,
@@ -74,14 +75,17 @@ class WordsLayer(Layer):
         found = words.linked_pairs(self.index, w, 2.0, rows=sides.eval_ids, cols=sides.train_ids).filter(
             pl.col("linked")
         )
-        keyed = found.with_columns(
-            pl.min_horizontal("a", "b").alias("lo"), pl.max_horizontal("a", "b").alias("hi")
-        ).join(
-            self.binding.select(pl.col("a").alias("lo"), pl.col("b").alias("hi"), pl.lit(True).alias("binds")),
-            on=["lo", "hi"],
-            how="left",
-        )
-        binds = keyed["binds"].fill_null(False)
+        if self.binding is None:
+            keyed, binds = found, pl.repeat(True, found.height, eager=True)
+        else:
+            keyed = found.with_columns(
+                pl.min_horizontal("a", "b").alias("lo"), pl.max_horizontal("a", "b").alias("hi")
+            ).join(
+                self.binding.select(pl.col("a").alias("lo"), pl.col("b").alias("hi"), pl.lit(True).alias("binds")),
+                on=["lo", "hi"],
+                how="left",
+            )
+            binds = keyed["binds"].fill_null(False)
         hits = keyed.filter(binds).select("a", "b", pl.col("containment").alias("score"))
         entry = {
             "ran": True,
