@@ -46,7 +46,7 @@ def sample_frame(n: int) -> tuple[pl.DataFrame, pl.Series]:
 
 
 def run_one(
-    name: str, per_class: int, negatives: int, sets: list[str], n_sample: int, keep: Path | None
+    name: str, per_class: int, negatives: int, sets: list[str], n_sample: int, keep: Path | None, seed: int = 23
 ) -> pl.DataFrame:
     if name == "iu":
         base, family = iu_impression_cases(IU)
@@ -59,7 +59,7 @@ def run_one(
         base, family = sample_frame(n_sample)
         recipe_path = ROOT / "recipes" / "radiology-coding.toml"
         mapping = []
-    cases, truth = plant(base, family, per_class=per_class, negatives=negatives)
+    cases, truth = plant(base, family, per_class=per_class, negatives=negatives, seed=seed)
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = keep / name if keep else Path(tmp_dir)
         tmp.mkdir(parents=True, exist_ok=True)
@@ -130,8 +130,8 @@ def show(table: pl.DataFrame) -> None:
 
 def write_strength(table: pl.DataFrame, args: argparse.Namespace) -> None:
     """The certificate's `tested_strength`: per data set and class, the harness's counts, with the settings."""
-    if args.sets:
-        sys.exit("--write-strength records datakit's defaults: run it without --set")
+    if args.sets or args.seed != 23:
+        sys.exit("--write-strength records datakit's defaults on the recorded draw: run it without --set or --seed")
     from datakit import __version__
     from datakit.leakage.certificate import STRENGTH_FILE, strength_settings
     from datakit.recipe import Leakage
@@ -158,6 +158,9 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=50)
     parser.add_argument("--negatives", type=int, default=300)
     parser.add_argument("--sample-n", type=int, default=5000)
+    parser.add_argument(
+        "--seed", type=int, default=23, help="draw of planted copies and negatives (23: the recorded figures)"
+    )
     parser.add_argument("--set", action="append", default=[], dest="sets", help="recipe override (what-if)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.add_argument("--keep", type=Path, help="keep the run directories (and truth.parquet) under this folder")
@@ -171,7 +174,9 @@ def main() -> None:
     if "iu" in wanted and not IU.is_file():
         print(f"skipping the IU set: {IU} not found (../shared is absent)")
         wanted.remove("iu")
-    tables = [run_one(n, args.per_class, args.negatives, args.sets, args.sample_n, args.keep) for n in wanted]
+    tables = [
+        run_one(n, args.per_class, args.negatives, args.sets, args.sample_n, args.keep, args.seed) for n in wanted
+    ]
     if not tables:
         sys.exit("nothing to measure")
     table = pl.concat(tables)
