@@ -108,8 +108,10 @@ class Certificate:
                 "meaning": (
                     "exact/near/cosine links that touch a text of a cluster shared by at least min_patients "
                     "patients, and near links that hold by containment alone and touch a look-alike text (a "
-                    "template body under another header), are counted as template_links_exempt and do not fail "
-                    "the certificate; patient, accession and exam links always do"
+                    "template body under another header), group only lone records (no other exam of their "
+                    "patient, no shared accession); between other records they are counted as "
+                    "template_links_exempt and do not fail the certificate; patient, accession and exam links "
+                    "always do"
                 ),
             },
             "tested_strength": tested_strength(recipe.leakage),

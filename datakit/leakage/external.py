@@ -165,6 +165,7 @@ def contamination(
     nodes = corpus.cases.with_columns(
         pl.when(is_item).then(pl.lit("eval")).otherwise(pl.lit("train")).alias("side"),
         pl.lit(False).alias("template"),
+        pl.lit(False).alias("alone"),
     )
     reps = nodes.group_by("content", "side").agg(pl.col("node").min().alias("rep"))
     side = {s: reps.filter(pl.col("side") == s).select("content", "rep").sort("content") for s in ("train", "eval")}

@@ -156,3 +156,37 @@ def test_template_bodies_under_other_headers_do_not_chain_patients(
     monkeypatch.setattr(NearLayer, "binds_only_alone", Layer.binds_only_alone)  # bind like any other link
     chained = largest_share()
     assert bounded < 0.15 < 0.3 < chained, (bounded, chained)
+
+
+def test_template_links_group_lone_records_only(tmp_path: Path) -> None:
+    """Twenty-five patients with one exam each and twenty-five with several exams get the same normal report.
+    The lone records' template links bind (one group: a template cluster is as large as itself); the others' are
+    reported only, or the template would chain those patients' other exams into one group."""
+    recipe = coding_recipe()
+    cases = generate_cases(600, 5).cases.unique("case_id", keep="first").sort("case_id")
+    per_patient = cases.group_by("patient_id").agg(pl.col("case_id").sort()).sort("patient_id")
+    several = per_patient.filter(pl.col("case_id").list.len() >= 2)
+    lone_ids = several.head(25).select(pl.col("case_id").list.first())["case_id"]
+    dropped = several.head(25).select(pl.col("case_id").list.slice(1)).explode("case_id")["case_id"]
+    history_ids = several.slice(25, 25).select(pl.col("case_id").list.first())["case_id"]
+    boiler = "FINDINGS: Heart size is normal. The lungs are clear.\nIMPRESSION: No acute abnormality."
+    chosen = pl.col("case_id").is_in(pl.concat([lone_ids, history_ids]).implode())
+    cases = cases.filter(~pl.col("case_id").is_in(dropped.implode())).with_columns(
+        pl.when(chosen).then(pl.lit("XR CHEST 2 VIEWS")).otherwise("exam_description").alias("exam_description"),
+        pl.when(chosen).then(pl.lit("Cough.")).otherwise("reason_for_exam").alias("reason_for_exam"),
+        pl.when(chosen).then(pl.lit(boiler)).otherwise("report_text").alias("report_text"),
+        pl.when(chosen).then(pl.lit(None, pl.String)).otherwise("accession").alias("accession"),
+    )
+    det = detect_mod.detect(cases, recipe.leakage, load_key(recipe), tmp_path, LayerClock())
+    groups = connected_components(det.nodes.height, det.edges).join(det.nodes.select("node", "case_id"), on="node")
+    lone = groups.filter(pl.col("case_id").is_in(lone_ids.implode()))
+    history = groups.filter(pl.col("case_id").is_in(history_ids.implode()))
+    assert det.nodes.filter(pl.col("case_id").is_in(lone_ids.implode()))["template"].all()
+    assert lone["component"].n_unique() == 1 and lone.height == 25
+    # the records with a history keep only their patients' links: the template joins none of them
+    hist_nodes = det.nodes.filter(pl.col("case_id").is_in(history_ids.implode()))["node"].implode()
+    touching = det.edges.filter(pl.col("a").is_in(hist_nodes) | pl.col("b").is_in(hist_nodes))
+    assert set(touching["kind"]) <= {"patient", "exam_fingerprint"} and history.height == 25
+    template_links = det.template_edges.filter(pl.col("a").is_in(hist_nodes) | pl.col("b").is_in(hist_nodes))
+    assert template_links.height >= 24  # reported, not binding
+    assert det.nodes.filter(pl.col("case_id").is_in(lone_ids.implode()))["alone"].all()

@@ -120,8 +120,9 @@ class Layer:
         """Compute what the three questions read (no-op for key layers)."""
 
     def exempted(self, edges: pl.DataFrame, template: pl.Series, look_alike: pl.Series) -> pl.Series:
-        """Which of this layer's links (node pairs a, b) group nothing once every layer has run: those touching a
-        template text, for layers with `exempt_templates`. `template` and `look_alike` are indexed by node."""
+        """Which of this layer's links (node pairs a, b) are template links once every layer has run: those touching
+        a template text, for layers with `exempt_templates`. Like `binds_only_alone` links they group lone records
+        only. `template` and `look_alike` are indexed by node."""
         if not self.exempt_templates or edges.height == 0:
             return pl.repeat(False, edges.height, eager=True)
         return template.gather(edges["a"]) | template.gather(edges["b"])
@@ -143,7 +144,14 @@ class Layer:
 
 
 def exempt(template: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Content pairs touching a template text."""
+    """Content pairs touching a flagged (template, look-alike) text."""
     if len(a) == 0:
         return np.zeros(0, dtype=bool)
     return template[a] | template[b]
+
+
+def lone_pair(sides: Sides, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Content pairs whose texts are both lone records' (no metadata link): their template links bind."""
+    if len(a) == 0:
+        return np.zeros(0, dtype=bool)
+    return sides.alone[a] & sides.alone[b]

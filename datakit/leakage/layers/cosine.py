@@ -13,7 +13,7 @@ import polars as pl
 from datakit.leakage import embed
 from datakit.leakage.corpus import Corpus
 from datakit.leakage.groups import content_edges
-from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt
+from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt, lone_pair
 from datakit.recipe import Leakage
 
 COSINE_FLOOR = 0.80  # similarities at or above this are kept for the report and for threshold what-ifs
@@ -71,7 +71,7 @@ class CosineLayer(Layer):
         scores, idx = embed.nearest_across(self.vectors[eval_ids], self.vectors[train_ids], cfg.exact_index_max)
         above = scores >= cfg.cosine_threshold
         nearest = train_ids[idx] if len(eval_ids) and len(train_ids) else np.zeros(len(eval_ids), np.int64)
-        exempted = exempt(sides.template, eval_ids, nearest)
+        exempted = exempt(sides.template, eval_ids, nearest) & ~lone_pair(sides, eval_ids, nearest)
         hit = above & ~exempted
         hits = pl.DataFrame(
             {

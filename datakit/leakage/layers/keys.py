@@ -37,7 +37,13 @@ class KeyLayer(Layer):
         train = keyed.filter(pl.col("side") == "train").group_by(self.column).agg(pl.col("node").min().alias("b"))
         evals = keyed.filter(pl.col("side") == "eval").select(self.column, pl.col("node").alias("a"), "template")
         cross = evals.join(train, on=self.column)
-        exempted = cross["template"] if self.exempt_templates else pl.repeat(False, cross.height, eager=True)
+        exempted = pl.repeat(False, cross.height, eager=True)
+        if self.exempt_templates:  # a template link between two lone records binds: no exemption for it
+            lone = sides.nodes.select("node", "alone")
+            both = cross.join(lone.rename({"node": "a"}), on="a", how="left", maintain_order="left").join(
+                lone.rename({"node": "b", "alone": "alone_b"}), on="b", how="left", maintain_order="left"
+            )
+            exempted = cross["template"] & ~(both["alone"].fill_null(False) & both["alone_b"].fill_null(False))
         entry = {"ran": True, "train_eval_links": int((~exempted).sum()), "threshold": "equal key"}
         if self.exempt_templates:
             entry["template_links_exempt"] = int(exempted.sum())

@@ -19,7 +19,7 @@ import polars as pl
 from datakit.leakage import minhash
 from datakit.leakage.corpus import Corpus
 from datakit.leakage.groups import content_edges
-from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt
+from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt, lone_pair
 from datakit.recipe import MinHashConfig
 
 BANDS_PER_CHUNK = 4
@@ -82,8 +82,8 @@ class NearLayer(Layer):
             )
             ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
             near, jac = self.linked(ca, cb)
-            body = (jac < mh.threshold) & exempt(sides.look_alike, ca, cb) & ~(sides.alone[ca] & sides.alone[cb])
-            exempted = exempt(sides.template, ca, cb) | body
+            body = (jac < mh.threshold) & exempt(sides.look_alike, ca, cb)
+            exempted = (exempt(sides.template, ca, cb) | body) & ~lone_pair(sides, ca, cb)
             found.append(
                 cand.with_columns(pl.Series("score", jac), pl.Series("exempt", exempted)).filter(pl.Series(near))
             )
