@@ -330,7 +330,13 @@ class Leakage(Strict):
     external_eval: tuple[ExternalEval, ...] = Field(
         (),
         description="public eval sets: a record that any text layer or a shared word n-gram links to one of their "
-        "items is contaminated and quarantined (reason external_eval:<name>), before grouping",
+        "items is contaminated: quarantined (reason external_eval:<name>) before grouping, or pinned to test (see "
+        "external_policy)",
+    )
+    external_policy: Literal["drop", "eval"] = Field(
+        "drop",
+        description="a contaminated record is quarantined (drop) or kept and pinned, with its leakage group, to the "
+        "test split (eval)",
     )
     external_ngram: int = Field(
         13, ge=5, le=50, description="word n-gram length of the decontamination overlap check (13: LLM reports' norm)"

@@ -109,11 +109,17 @@ class Contamination:
             .sort("case_id")
         )
 
-    def summary(self, sets: tuple[ExternalEval, ...], ngram: int, listed: int = 10_000) -> dict[str, Any]:
+    def summary(
+        self, sets: tuple[ExternalEval, ...], ngram: int, policy: str = "drop", listed: int = 10_000
+    ) -> dict[str, Any]:
         per = self.cases()
         by_layer = self.links.group_by("layer").agg(pl.col("case_id").n_unique()).sort("layer")
         return {
-            "policy": "drop (quarantined before grouping)",
+            "policy": (
+                "drop (quarantined before grouping)"
+                if policy == "drop"
+                else "eval (kept, pinned with their leakage groups to the test split)"
+            ),
             "sets": [
                 {"name": s.name, "items": self.items.get(s.name, 0), "files_sha256": external_digest((s,))}
                 for s in sets

@@ -62,7 +62,7 @@ def assign_group_splits(groups: pl.DataFrame, split: Split, seed: int) -> pl.Dat
             .otherwise(pl.lit("test"))
             .alias("eval_split")
         ).select("group", "eval_split")
-        return (
+        return pinned(
             ordered.join(cut, on="group", how="left", maintain_order="left")
             .with_columns(
                 pl.coalesce(pl.col("eval_split"), pl.lit("train")).alias("split"),
@@ -86,7 +86,19 @@ def assign_group_splits(groups: pl.DataFrame, split: Split, seed: int) -> pl.Dat
     ratios = (train_share, split.val * eval_scale, split.test * eval_scale)
     rest = rest.with_columns(_ratio_cut(rest, ratios, rest_rows).alias("split"), pl.lit("ratio").alias("split_rule"))
     big = big.with_columns(pl.lit("train").alias("split"), pl.lit("oversized_to_train").alias("split_rule"))
-    return pl.concat([rest, big]).sort("order").drop("order")
+    return pinned(pl.concat([rest, big]).sort("order").drop("order"))
+
+
+def pinned(assigned: pl.DataFrame) -> pl.DataFrame:
+    """Outside frozen-eval mode a `frozen_split` can only come from `leakage.external_policy = "eval"`: such a
+    group takes that split (rule `external_eval`), whatever the cut said."""
+    if "frozen_split" not in assigned.columns:
+        return assigned
+    pin = pl.col("frozen_split").is_not_null()
+    return assigned.with_columns(
+        pl.when(pin).then(pl.col("frozen_split")).otherwise(pl.col("split")).alias("split"),
+        pl.when(pin).then(pl.lit("external_eval")).otherwise(pl.col("split_rule")).alias("split_rule"),
+    )
 
 
 def membership_hash(frame: pl.DataFrame, split: str) -> str:

@@ -87,7 +87,13 @@ def run_leakage(ctx: StageContext) -> StageResult:
     rows_in = rows.height
     frozen = frozen_eval_table(frozen_eval_files(recipe.split.frozen_eval))
     clock = LayerClock(phase=ctx.phase, advance=ctx.advance)
-    rows, quarantine, external = decontaminate(rows, cfg, key, ctx.rundir.cache, clock)
+    rows, quarantine, external, pinned = decontaminate(rows, cfg, key, ctx.rundir.cache, clock)
+    if pinned.height:  # policy "eval": contaminated cases (and their groups) go to test, like a frozen eval set
+        frozen = (
+            pl.concat([t for t in (frozen, pinned) if t is not None])
+            .group_by("case_id")
+            .agg(pl.col("frozen_split").max())
+        )
     det = detect(rows, cfg, key, ctx.rundir.cache, clock)
     assigned, cert, extra, rounds = split_and_certify(det, recipe, frozen, clock)
     edges = pl.concat([det.edges, extra]) if extra.height else det.edges
@@ -197,22 +203,30 @@ def run_leakage(ctx: StageContext) -> StageResult:
         stats["quarantine_reasons"] = (
             dict(quarantine["reason"].value_counts(sort=True).iter_rows()) if quarantine.height else {}
         )
-    return StageResult(rows_in=rows_in, rows_out=out.height, quarantine=quarantine, stats=stats)
+    return StageResult(
+        rows_in=rows_in, rows_out=out.height, quarantine=quarantine if quarantine.height else None, stats=stats
+    )
 
 
 def decontaminate(
     rows: pl.DataFrame, cfg: Leakage, key: SecretKey, cache_root: Path, clock: LayerClock
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any] | None]:
-    """(kept rows, quarantined rows with `reason`, the certificate's external_eval entry or None)."""
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any] | None, pl.DataFrame]:
+    """(kept rows, quarantined rows with `reason`, the certificate's external_eval entry or None, the cases
+    pinned to test: case_id, frozen_split)."""
+    pinned = pl.DataFrame(schema={"case_id": pl.String, "frozen_split": pl.String})
+    no_rows = rows.clear().with_columns(pl.lit(None, pl.String).alias("reason"))
     if not cfg.external_eval:
-        return rows, rows.clear().with_columns(pl.lit(None, pl.String).alias("reason")), None
+        return rows, no_rows, None, pinned
     clock.phase("external eval", None, "sets")
     with clock.layer("external_eval"):
         found = contamination(rows, read_items(cfg.external_eval), cfg, key, cache_root, clock)
     cases = found.cases()
+    summary = found.summary(cfg.external_eval, cfg.external_ngram, cfg.external_policy)
+    if cfg.external_policy == "eval":
+        return rows, no_rows, summary, cases.select("case_id", pl.lit("test").alias("frozen_split"))
     quarantine = rows.join(cases.select("case_id", "reason"), on="case_id")
     kept = rows.join(cases.select("case_id"), on="case_id", how="anti")
-    return kept, quarantine, found.summary(cfg.external_eval, cfg.external_ngram)
+    return kept, quarantine, summary, pinned
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

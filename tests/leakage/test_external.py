@@ -16,11 +16,15 @@ from datakit.recipe import load_recipe
 from tests.conftest import IMPRESSION_RECIPE, ROOT, run_recipe
 
 
-def test_pasted_benchmark_items_are_quarantined_and_nothing_else(real_data: Path, tmp_path: Path) -> None:
+def _run(
+    real_data: Path, tmp_path: Path, n_records: int, n_planted: int, *overrides: str
+) -> tuple[Path, dict, pl.DataFrame]:
+    """A recipe run up to the leakage stage over IU reports with PubMedQA test items planted: (run, planted
+    case id -> kind, the items)."""
     bench = pubmedqa_test(real_data)
     bench.write_ndjson(tmp_path / "pubmedqa_test.jsonl")
     base, _ = iu_impression_cases(real_data / "indiana_iu_cxr" / "indiana_reports.csv")
-    base, truth = plant(base.head(600), bench, 30)
+    base, truth = plant(base.head(n_records), bench, n_planted)
     planted = dict(zip(truth["case_id"], truth["kind"], strict=True))
     data = tmp_path / "cases.parquet"
     base.write_parquet(data)
@@ -35,10 +39,22 @@ def test_pasted_benchmark_items_are_quarantined_and_nothing_else(real_data: Path
     )
     recipe = load_recipe(
         IMPRESSION_RECIPE,
-        [f"source.path={data}", "source.format=parquet", "keys.allow_demo_for_real_data=true", external, *mapping],
+        [
+            f"source.path={data}",
+            "source.format=parquet",
+            "keys.allow_demo_for_real_data=true",
+            external,
+            *mapping,
+            *overrides,
+        ],
     )
     run = tmp_path / "run"
     run_recipe(recipe, run, only=["pull", "deid", "leakage"])
+    return run, planted, bench
+
+
+def test_pasted_benchmark_items_are_quarantined_and_nothing_else(real_data: Path, tmp_path: Path) -> None:
+    run, planted, bench = _run(real_data, tmp_path, 600, 30)
     quarantined = pl.read_parquet(run / "quarantine" / "leakage.parquet")
     assert set(quarantined["reason"]) == {"external_eval:pubmedqa-test"}
     # every planted record is removed, and no untouched one
@@ -72,3 +88,14 @@ def test_ngrams_are_ordered_and_stay_inside_one_text() -> None:
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
+
+
+def test_the_eval_policy_pins_contaminated_records_to_test(real_data: Path, tmp_path: Path) -> None:
+    run, planted, _ = _run(real_data, tmp_path, 300, 12, "leakage.external_policy=eval")
+    assert not (run / "quarantine" / "leakage.parquet").exists()
+    rows = pl.read_parquet(run / "stages" / "leakage" / "part-*.parquet")
+    placed = rows.filter(pl.col("case_id").is_in(list(planted)))
+    assert placed.height == 12 and set(placed["split"]) == {"test"} and set(placed["split_rule"]) == {"external_eval"}
+    cert = json.loads((run / "stages" / "leakage" / "certificate.json").read_text())
+    assert cert["passed"] and cert["external_eval"]["policy"].startswith("eval")
+    assert sorted(cert["external_eval"]["case_ids"]) == sorted(planted)
