@@ -30,11 +30,10 @@ from datakit.keys import SecretKey
 from datakit.leakage import embed
 from datakit.leakage.corpus import Corpus, build_corpus
 from datakit.leakage.groups import connected_components
-from datakit.leakage.layers import Layer, LayerClock, make_layers
+from datakit.leakage.layers import Layer, LayerClock, layer_of, make_layers
 from datakit.leakage.layers.base import no_edges
 from datakit.leakage.layers.cosine import CosineLayer
 from datakit.leakage.layers.near import NearLayer
-from datakit.leakage.layers.words import WordsLayer
 from datakit.recipe import Leakage
 
 __all__ = ["Detection", "LayerClock", "detect", "template_contents"]
@@ -53,18 +52,13 @@ class Detection:
     template_edges: pl.DataFrame  # links inside template clusters and words links that do not bind: reported only
     similarities: pl.DataFrame  # content pairs: a, b and each text layer's score (floors applied)
 
-    def layer(self, name: str) -> Layer:
-        return next(layer for layer in self.layers if layer.name == name)
-
     @property
     def texts(self) -> pl.Series:
         return self.corpus.texts
 
     @property
     def near(self) -> NearLayer:
-        layer = self.layer("near")
-        assert isinstance(layer, NearLayer)
-        return layer
+        return layer_of(self.layers, NearLayer)
 
     @property
     def signatures(self) -> np.ndarray:
@@ -80,15 +74,7 @@ class Detection:
 
     @property
     def embedding(self) -> dict[str, Any]:
-        layer = self.layer("cosine")
-        assert isinstance(layer, CosineLayer)
-        return layer.stats
-
-    @property
-    def word_layer(self) -> WordsLayer:
-        layer = self.layer("words")
-        assert isinstance(layer, WordsLayer)
-        return layer
+        return layer_of(self.layers, CosineLayer).stats
 
 
 def detect(
@@ -112,11 +98,7 @@ def detect(
             found[layer.name] = layer.within(corpus, clock)
     cases = corpus.cases
     n_contents = len(corpus.contents)
-    clusters = [
-        found[layer.name].linked_contents
-        for layer in layers
-        if layer.defines_templates and found[layer.name].linked_contents is not None
-    ]
+    clusters = [found[x.name].linked_contents for x in layers if x.defines_templates]
     template = template_contents(
         n_contents,
         pl.concat([c for c in clusters if c is not None]),
@@ -194,8 +176,8 @@ def lone_links(waiting: pl.DataFrame, contents: pl.DataFrame, alone: pl.Series) 
     lone = contents.filter(alone.gather(contents["node"]))
     rep = lone.group_by("content").agg(pl.col("node").min().alias("rep"))
     pairs = waiting.select(
-        content.gather(pl.Series(waiting["a"])).alias("ca"),
-        content.gather(pl.Series(waiting["b"])).alias("cb"),
+        content.gather(waiting["a"]).alias("ca"),
+        content.gather(waiting["b"]).alias("cb"),
         "kind",
         "score",
     )

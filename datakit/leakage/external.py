@@ -190,11 +190,10 @@ def contamination(
     record_grams = ngram_hashes(texts.head(n_record_contents), cfg.external_ngram)
     item_grams = ngram_hashes(items["text"], cfg.external_ngram)
     shared = record_grams.join(item_grams.rename({"doc": "item_doc"}), on="gram").select("doc", "item_doc").unique()
-    rep_of = corpus.cases.filter(~is_item).select(pl.col("content").cast(pl.UInt32).alias("doc"), "node")
     found.append(
-        shared.join(rep_of, on="doc").select(
+        shared.join(side["train"].rename({"content": "doc"}), on="doc").select(
             (pl.col("item_doc").cast(pl.UInt32) + n_records).alias("item"),
-            pl.col("node").alias("record"),
+            pl.col("rep").alias("record"),
             pl.lit(f"ngram{cfg.external_ngram}").alias("kind"),
         )
     )

@@ -42,7 +42,7 @@ from datakit.errors import DatakitError, StageError
 from datakit.keys import SecretKey
 from datakit.leakage import embed, words
 from datakit.leakage.corpus import Corpus, build_corpus
-from datakit.leakage.layers import Layer, LayerClock, Pairs, dense_ids, layer_names, make_layers
+from datakit.leakage.layers import Layer, LayerClock, Pairs, dense_ids, layer_names, layer_of, make_layers
 from datakit.leakage.layers.cosine import CosineLayer
 from datakit.leakage.layers.words import WordsLayer
 from datakit.recipe import Leakage
@@ -73,8 +73,7 @@ class Guard:
 
     @property
     def _cosine(self) -> CosineLayer:
-        layer = next(x for x in self.layers if isinstance(x, CosineLayer))
-        return layer
+        return layer_of(self.layers, CosineLayer)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -86,7 +85,7 @@ class Guard:
 
     @property
     def word_index(self) -> words.WordIndex:
-        return next(x for x in self.layers if isinstance(x, WordsLayer)).index
+        return layer_of(self.layers, WordsLayer).index
 
     def cosine(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
         """Cosine of content pairs (the cosine layer's own measure)."""

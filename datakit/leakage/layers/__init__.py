@@ -8,8 +8,9 @@ Text layers compare what records say: `exact` (normalised text hash), `near` (Mi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
+from typing import TypeVar
 
 from datakit.leakage import embed
 from datakit.leakage.fingerprint import METADATA_LAYERS
@@ -29,6 +30,7 @@ __all__ = [
     "Sides",
     "dense_ids",
     "layer_names",
+    "layer_of",
     "make_layers",
 ]
 
@@ -42,6 +44,14 @@ def make_layers(cfg: Leakage, encoder_factory: Callable[[Leakage], embed.Encoder
         WordsLayer(cfg),
         *[KeyLayer(name, column, "metadata", exempt_templates=False) for name, column in METADATA_LAYERS.items()],
     ]
+
+
+L = TypeVar("L", bound=Layer)
+
+
+def layer_of(layers: Sequence[Layer], kind: type[L]) -> L:
+    """The layer of class `kind` among prepared `layers` (detection's, the guard's)."""
+    return next(layer for layer in layers if isinstance(layer, kind))
 
 
 @cache
