@@ -87,6 +87,7 @@ STAGE_NAMES = tuple(s.name for s in STAGES)
 PIPELINES: dict[str, tuple[str, ...]] = {
     "coding": ("pull", "deid", "codes", "leakage", "assemble", "shard"),
     "impression": ("pull", "deid", "leakage", "assemble", "shard"),
+    "text": ("pull", "deid", "leakage", "assemble", "shard"),
 }
 
 

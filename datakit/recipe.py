@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from datakit.errors import RecipeError
 
-Task = Literal["coding", "impression"]
+Task = Literal["coding", "impression", "text"]
 SCHEMA_COLUMNS = (
     "case_id",
     "patient_id",
@@ -36,6 +36,38 @@ SCHEMA_COLUMNS = (
     "review_status",
     "updated_at",
 )
+
+
+# Columns the stages add to case and example frames: a recipe's own text columns may not take these names.
+RESERVED_COLUMNS = frozenset(
+    {
+        "node",
+        "content",
+        "text",
+        "rows",
+        "split",
+        "split_rule",
+        "group",
+        "leakage_group",
+        "dedup_hash",
+        "example_id",
+        "example_key",
+        "prompt",
+        "completion",
+        "tags",
+        "sample_weight",
+        "reason",
+        "stage",
+        "canonical",
+        "rep",
+        "frozen_split",
+        "n_shots",
+        "shot_case_ids",
+        "prompt_format",
+        "case_content_hash",
+    }
+)
+COLUMN_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
 
 
 class Strict(BaseModel):
@@ -63,24 +95,59 @@ class Mapped(Strict):
     list_separator: str = Field(";", description="separator of code lists held in one text cell")
     date_format: str | None = Field(None, description="strftime format of exam_date when it is text")
 
-    @model_validator(mode="after")
-    def _known_columns(self) -> Mapped:
+    def check_columns(self, allowed: tuple[str, ...]) -> None:
+        """Every mapped or defaulted column is a schema column or one the recipe declares (task text columns,
+        the split column)."""
         for table, keys in (("columns", self.columns), ("defaults", self.defaults)):
             for key in keys:
-                if key not in SCHEMA_COLUMNS:
-                    raise ValueError(_unknown(f"source.{table}.{key}", key, SCHEMA_COLUMNS))
-        return self
+                if key not in allowed:
+                    raise ValueError(_unknown(f"source.{table}.{key}", key, allowed))
 
     def source_column(self, schema_column: str) -> str:
         return self.columns.get(schema_column, schema_column)
 
 
+FileFormat = Literal["auto", "parquet", "csv", "jsonl", "json", "xml"]
+
+
+class XmlRecords(Strict):
+    """How XML documents become rows (format = "xml"): one row per element `record` finds under the root; each
+    column is an ElementTree path below that element (`Question`, `Question/@qtype` for an attribute), and
+    `document` columns are read once per file, below the root (`@id`, `Focus`)."""
+
+    record: str = Field(description="ElementTree path of a record below the document root (e.g. QAPairs/QAPair)")
+    fields: dict[str, str] = Field(min_length=1, description="column -> path below the record element")
+    document: dict[str, str] = Field(default_factory=dict, description="column -> path below the document root")
+
+
 class FilesSource(Mapped):
-    """Parquet, CSV or JSONL files, mapped onto the case schema."""
+    """Parquet, CSV, JSONL, JSON or XML files, mapped onto the case schema."""
 
     kind: Literal["files"] = "files"
     path: str = Field(description="file path or glob, relative to the working directory")
-    format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
+    format: FileFormat = Field(
+        "auto",
+        description="json: an array of objects, or an object of objects (its keys become column `_key`); xml: see "
+        "source.xml",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="file-name patterns (fnmatch) left out of what `path` matches"
+    )
+    file_column: str | None = Field(
+        None, pattern=COLUMN_NAME, description="a column holding each row's file name without suffix (e.g. a split)"
+    )
+    templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="column -> text made of source columns, written {column} (an id unique only within each "
+        'file: "{source_file}:{ID}"; an answer: "{final_decision}. {LONG_ANSWER}"); a null column makes it null',
+    )
+    xml: XmlRecords | None = Field(None, description="record and field paths (format = xml)")
+
+    @model_validator(mode="after")
+    def _xml_needs_paths(self) -> FilesSource:
+        if (self.format == "xml") != (self.xml is not None):
+            raise ValueError("source.format = xml and a [source.xml] table go together")
+        return self
 
 
 FilterOp = Literal["eq", "neq", "gt", "gte", "lt", "lte", "in", "is"]
@@ -163,6 +230,15 @@ class Split(Strict):
     frozen_eval: str | None = Field(
         None, description="run directory of an earlier run whose val/test sets are reused; linked records join them"
     )
+    source_column: str | None = Field(
+        None,
+        pattern=COLUMN_NAME,
+        description="a column holding the source's own split (e.g. a benchmark's official test set): records it "
+        "maps to val/test keep that split, with every record linked to them; the rest are train",
+    )
+    source_splits: dict[str, Literal["train", "val", "test"]] = Field(
+        default_factory=dict, description="value of split.source_column -> train | val | test (others quarantine)"
+    )
     max_eval_group_fraction: float = Field(
         0.01, gt=0, le=1, description="a leakage group larger than this fraction of all rows always goes to train"
     )
@@ -172,7 +248,50 @@ class Split(Strict):
         total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"split ratios must sum to 1 (train + val + test = {total:g})")
+        if (self.source_column is None) != (not self.source_splits):
+            raise ValueError("split.source_column and split.source_splits go together")
+        if self.source_column is not None and (self.frozen_eval is not None or self.time_cutoff is not None):
+            raise ValueError("split.source_column cannot be combined with frozen_eval or time_cutoff")
         return self
+
+
+class TextInput(Strict):
+    column: str = Field(pattern=COLUMN_NAME, description="a text column of the cases")
+    label: str = Field(min_length=1, description="its label in the prompt")
+    inline: bool = Field(False, description="a short field shown as 'Label: value' (else 'Label:' then the text)")
+
+
+class TextTask(Strict):
+    """The generic text-to-text task (task = "text"): input columns -> a target column."""
+
+    inputs: tuple[TextInput, ...] = Field(min_length=1, description="columns shown to the model, in this order")
+    target: str = Field(pattern=COLUMN_NAME, description="the column the model writes")
+    target_label: str = Field("Answer", min_length=1, description="label of the answer line in shots")
+    heading: str = Field("### Input", description="heading above the record's inputs")
+    intro: str = Field(
+        "Examples of similar records with their answers (for reference; not this record):",
+        description="line above the few-shot examples",
+    )
+    sections: tuple[str, ...] = Field(
+        (), description="headings the target is written in (e.g. CHIEF COMPLAINT): counted and tagged per example"
+    )
+    min_sections: int = Field(0, ge=0, description="a target with fewer of `sections` is quarantined (0 = off)")
+
+    def columns(self) -> tuple[str, ...]:
+        return (*(i.column for i in self.inputs), self.target)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TextTask:
+        names = self.columns()
+        if len(set(names)) != len(names):
+            raise ValueError("text.inputs and text.target name distinct columns")
+        if self.min_sections > len(self.sections):
+            raise ValueError("text.min_sections exceeds the number of text.sections")
+        return self
+
+
+# Schema columns a text task may use as its inputs or target: the free-text ones.
+TEXT_SCHEMA_COLUMNS = ("exam_description", "reason_for_exam", "report_text", "impression")
 
 
 class Prompt(Strict):
@@ -291,10 +410,24 @@ class ExternalEval(Strict):
     """A public eval set that training records must not contain (benchmark decontamination)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="short name, used in reasons and reports")
-    path: str = Field(description="file path or glob (Parquet, CSV or JSONL), relative to the working directory")
-    format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
+    path: str = Field(
+        description="file path or glob (Parquet, CSV, JSONL or JSON as the files source reads them), relative to "
+        "the working directory"
+    )
+    format: Literal["auto", "parquet", "csv", "jsonl", "json"] = "auto"
     text_columns: tuple[str, ...] = Field(min_length=1, description="the columns that make an item's text, joined")
     id_column: str | None = Field(None, description="the item id column (default: the row number)")
+    ids_path: str | None = Field(
+        None,
+        description="keep only the items whose id this file lists (a JSON object's keys, a JSON array, or one id "
+        "per line): an official test split named by ids, e.g. PubMedQA's test_ground_truth.json",
+    )
+
+    @model_validator(mode="after")
+    def _ids_need_column(self) -> ExternalEval:
+        if self.ids_path is not None and self.id_column is None:
+            raise ValueError(f"external_eval '{self.name}': ids_path needs id_column")
+        return self
 
 
 class Leakage(Strict):
@@ -414,7 +547,8 @@ class Deid(Strict):
     max_residual_per_1k_records: float = Field(
         50.0,
         ge=0,
-        description="the stage fails when more scanned records than this per 1,000 still hold suspected PHI",
+        description="the stage fails when more scanned records than this per 1,000 still hold suspected PHI (a "
+        "record longer than 2,000 characters counts once per 2,000 begun)",
     )
     n_jobs: int = Field(0, ge=0, description="worker processes; 0 = one per core")
     batch_size: int = Field(256, ge=1, description="records per worker batch (and spaCy pipe batch)")
@@ -423,6 +557,7 @@ class Deid(Strict):
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     task: Task
+    text: TextTask | None = Field(None, description="inputs, target and sections of the text task")
     seed: int = 17
     description: str = ""
     source: Source
@@ -435,6 +570,56 @@ class Recipe(Strict):
     deid: Deid = Deid()
     assemble: Assemble = Assemble()
     keys: Keys = Keys()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_defaults(cls, data: Any) -> Any:
+        """A text task de-identifies and compares its own columns unless the recipe says otherwise."""
+        if not isinstance(data, dict) or data.get("task") != "text" or not isinstance(data.get("text"), dict):
+            return data
+        spec = data["text"]
+        inputs = [i.get("column") for i in spec.get("inputs", []) if isinstance(i, dict)]
+        columns = [c for c in [*inputs, spec.get("target")] if isinstance(c, str)]
+        data = dict(data)
+        for table, key in (("deid", "text_columns"), ("leakage", "fields")):
+            section = dict(data.get(table) or {})
+            section.setdefault(key, columns)
+            data[table] = section
+        return data
+
+    @model_validator(mode="after")
+    def _task_columns(self) -> Recipe:
+        if (self.task == "text") != (self.text is not None):
+            raise ValueError("task = 'text' and a [text] table go together")
+        if self.text is not None:
+            for name in self.text.columns():
+                if name in SCHEMA_COLUMNS and name not in TEXT_SCHEMA_COLUMNS:
+                    raise ValueError(f"text: column '{name}' is a non-text schema column")
+        for name in self.extra_columns():
+            if name in RESERVED_COLUMNS:
+                raise ValueError(f"column name '{name}' is used by datakit's own frames: rename it in the recipe")
+        if isinstance(self.source, Mapped):
+            allowed = (*SCHEMA_COLUMNS, *self.extra_columns())
+            self.source.check_columns(allowed)
+            if isinstance(self.source, FilesSource):
+                for key in self.source.templates:
+                    if key not in allowed:
+                        raise ValueError(_unknown(f"source.templates.{key}", key, allowed))
+        return self
+
+    def extra_columns(self) -> tuple[str, ...]:
+        """Text columns the recipe adds to the case schema: the text task's own columns and the split column."""
+        names = [*(self.text.columns() if self.text is not None else ()), self.split.source_column]
+        return tuple(dict.fromkeys(n for n in names if n is not None and n not in SCHEMA_COLUMNS))
+
+    def required_columns(self) -> tuple[str, ...]:
+        """Columns whose absence or emptiness quarantines a row."""
+        if self.text is not None:
+            split = (self.split.source_column,) if self.split.source_column else ()
+            return ("case_id", *self.text.columns(), *split)
+        from datakit.schema import REQUIRED
+
+        return REQUIRED[self.task]
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

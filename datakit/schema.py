@@ -93,14 +93,28 @@ def _to_datetime(name: str, dtype: pl.DataType) -> pl.Expr:
     raise SourceError(f"column '{name}' must be a timestamp or timestamp text, not {dtype}")
 
 
-def conform(frame: pl.DataFrame, list_separator: str = ";", date_format: str | None = None) -> pl.DataFrame:
-    """Cast a frame whose columns already carry schema names to the case schema.
+def text_expr(name: str, dtype: pl.DataType, joiner: str = "\n\n") -> pl.Expr:
+    """A column as text: a list of strings (abstract sections, turns) is joined with `joiner`."""
+    col = pl.col(name)
+    if isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Null):
+        return col.list.eval(pl.element().str.strip_chars()).list.join(joiner).str.strip_chars()
+    if isinstance(dtype, pl.List | pl.Struct | pl.Array):
+        raise SourceError(f"column '{name}' must hold text, not {dtype}")
+    return col.cast(pl.String).str.strip_chars()
+
+
+def conform(
+    frame: pl.DataFrame, list_separator: str = ";", date_format: str | None = None, extra: tuple[str, ...] = ()
+) -> pl.DataFrame:
+    """Cast a frame whose columns already carry schema names to the case schema, plus the recipe's `extra` text
+    columns (a text task's inputs and target, a split column; a list of strings there is joined into paragraphs).
 
     Missing schema columns become nulls. Values that cannot be parsed become null and are flagged in
     `_bad_exam_date` / `_bad_updated_at` so `validate` can quarantine them with a reason.
     """
+    wanted = {**CASE_SCHEMA, **{name: pl.String() for name in extra}}
     frame = frame.with_columns(
-        pl.lit(None, dtype=dtype).alias(name) for name, dtype in CASE_SCHEMA.items() if name not in frame.columns
+        pl.lit(None, dtype=dtype).alias(name) for name, dtype in wanted.items() if name not in frame.columns
     )
     schema = frame.schema
     exprs: list[pl.Expr] = []
@@ -109,6 +123,7 @@ def conform(frame: pl.DataFrame, list_separator: str = ";", date_format: str | N
         if isinstance(dtype, pl.List | pl.Struct | pl.Array):
             raise SourceError(f"column '{name}' must hold text, not {dtype}")
         exprs.append(pl.col(name).cast(pl.String).str.strip_chars().alias(name))
+    exprs += [text_expr(name, schema[name]).alias(name) for name in extra]
     exprs += [_to_list(name, schema[name], list_separator).alias(name) for name in LIST_COLUMNS]
     exprs.append(_to_date("exam_date", schema["exam_date"], date_format).alias("exam_date"))
     exprs.append(_to_datetime("updated_at", schema["updated_at"]).alias("updated_at"))
@@ -121,25 +136,36 @@ def conform(frame: pl.DataFrame, list_separator: str = ";", date_format: str | N
         (pl.col("_had_exam_date") & pl.col("exam_date").is_null()).alias("_bad_exam_date"),
         (pl.col("_had_updated_at") & pl.col("updated_at").is_null()).alias("_bad_updated_at"),
     )
-    return out.select(*SCHEMA_COLUMNS, "_bad_exam_date", "_bad_updated_at")
+    return out.select(*SCHEMA_COLUMNS, *extra, "_bad_exam_date", "_bad_updated_at")
 
 
-def _is_empty(name: str) -> pl.Expr:
+def _is_empty(name: str, text: bool = False) -> pl.Expr:
     col = pl.col(name)
     if name in LIST_COLUMNS:
         return col.is_null() | (col.list.len() == 0)
-    if name in TEXT_COLUMNS:
+    if name in TEXT_COLUMNS or text:
         return col.is_null() | (col == "")
     return col.is_null()
 
 
-def _content_key() -> pl.Expr:
-    parts = [pl.col(c).list.join(",") if c in LIST_COLUMNS else pl.col(c).cast(pl.String) for c in CONTENT_COLUMNS]
+def _content_key(extra: tuple[str, ...]) -> pl.Expr:
+    columns = (*CONTENT_COLUMNS, *extra)
+    parts = [pl.col(c).list.join(",") if c in LIST_COLUMNS else pl.col(c).cast(pl.String) for c in columns]
     return pl.concat_str([p.fill_null("\x00") for p in parts], separator="\x1f")
 
 
-def validate(frame: pl.DataFrame, task: Task, review_status: list[str]) -> Validated:
-    """Split conformed rows into valid cases, quarantined rows (with `reason`), and a filtered count."""
+def validate(
+    frame: pl.DataFrame,
+    task: Task | tuple[str, ...],
+    review_status: list[str],
+    extra: tuple[str, ...] = (),
+    checks: tuple[pl.Expr, ...] = (),
+) -> Validated:
+    """Split conformed rows into valid cases, quarantined rows (with `reason`), and a filtered count.
+
+    `task`: a task name, or the required columns themselves (a text task's); `extra`: the recipe's own text
+    columns (kept, and part of a case's content); `checks`: more `when(...).then(reason)` expressions."""
+    required = REQUIRED[task] if isinstance(task, str) else task
     frame = frame.with_row_index("_row")
     if review_status:
         keep = pl.col("review_status").is_in(review_status).fill_null(False)
@@ -148,18 +174,23 @@ def validate(frame: pl.DataFrame, task: Task, review_status: list[str]) -> Valid
     else:
         filtered = 0
 
-    checks: list[pl.Expr] = [
+    tests: list[pl.Expr] = [
         pl.when(pl.col("_bad_exam_date")).then(pl.lit("unparseable:exam_date")),
         pl.when(pl.col("_bad_updated_at")).then(pl.lit("unparseable:updated_at")),
     ]
-    for name in REQUIRED[task]:
-        bad = _is_empty(name) if name != "exam_date" else pl.col("exam_date").is_null() & ~pl.col("_bad_exam_date")
-        checks.append(pl.when(bad).then(pl.lit(f"empty:{name}")))
-    frame = frame.with_columns(pl.concat_str(checks, separator="; ", ignore_nulls=True).alias("reason"))
+    for name in required:
+        bad = (
+            _is_empty(name, name in extra)
+            if name != "exam_date"
+            else pl.col("exam_date").is_null() & ~pl.col("_bad_exam_date")
+        )
+        tests.append(pl.when(bad).then(pl.lit(f"empty:{name}")))
+    tests += checks
+    frame = frame.with_columns(pl.concat_str(tests, separator="; ", ignore_nulls=True).alias("reason"))
     frame = frame.with_columns(pl.when(pl.col("reason") != "").then(pl.col("reason")).alias("reason"))
 
     # Duplicate case ids among rows that passed the row checks.
-    ok = frame.filter(pl.col("reason").is_null()).with_columns(_content_key().alias("_content"))
+    ok = frame.filter(pl.col("reason").is_null()).with_columns(_content_key(extra).alias("_content"))
     ok = ok.with_columns(
         pl.col("_content").n_unique().over("case_id").alias("_versions"),
         pl.col("_row").rank("ordinal").over("case_id").alias("_copy"),
@@ -174,7 +205,7 @@ def validate(frame: pl.DataFrame, task: Task, review_status: list[str]) -> Valid
 
     rejected = pl.concat([frame.filter(pl.col("reason").is_not_null()), ok.filter(pl.col("reason").is_not_null())])
     rejected = rejected.sort("_row").drop("_bad_exam_date", "_bad_updated_at", "_row")
-    cases = ok.filter(pl.col("reason").is_null()).sort("_row").select(SCHEMA_COLUMNS)
+    cases = ok.filter(pl.col("reason").is_null()).sort("_row").select(*SCHEMA_COLUMNS, *extra)
     reasons = (
         rejected.select(pl.col("reason").str.split("; ").explode()).to_series().value_counts(sort=True)
         if rejected.height

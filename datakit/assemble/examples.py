@@ -31,6 +31,7 @@ from datakit.keys import load_key
 from datakit.leakage.guard import LAYERS, Guard, build_guard
 from datakit.recipe import Recipe
 from datakit.runner import StageContext, StageResult
+from datakit.task import TaskSpec, section_tags, spec_of
 
 EXAMPLE_COLUMNS = (
     "example_id",
@@ -56,11 +57,13 @@ EXAMPLE_COLUMNS = (
     "icd_gold_in_candidates",
 )
 PAIR_COLUMNS = ("pair_of", "from_code", "to_code", "pair_kind")
-SHOT_FIELDS = ("exam_description", "reason_for_exam", "report_text")
-INTRO = {
-    "coding": "Coded examples of similar reports (for reference; they are not this patient):\n\n",
-    "impression": "Examples of similar reports with their impressions (for reference; not this patient):\n\n",
-}
+SHOT_FIELDS = ("exam_description", "reason_for_exam", "report_text")  # what a coding shot shows
+CODING_INTRO = "Coded examples of similar reports (for reference; they are not this patient):\n\n"
+
+
+def shot_fields(spec: TaskSpec | None) -> tuple[str, ...]:
+    return SHOT_FIELDS if spec is None else spec.input_columns
+
 
 # Leading words of exam descriptions -> modality tag.
 MODALITY_WORDS = {
@@ -80,6 +83,7 @@ MODALITY_WORDS = {
 def assemble_config(recipe: Recipe) -> dict[str, Any]:
     config: dict[str, Any] = {
         "task": recipe.task,
+        **({"text": recipe.text.model_dump(mode="json")} if recipe.text is not None else {}),
         "system": system_message(recipe.prompt),
         "assemble": recipe.assemble.model_dump(mode="json"),
         "seed": recipe.seed,
@@ -130,12 +134,12 @@ def _with_defaults(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(sha256_hex(keys, prefix="example:").str.slice(0, 24).alias("example_id"))
 
 
-def case_table(rows: pl.DataFrame, guard: Guard, task: str) -> pl.DataFrame:
+def case_table(rows: pl.DataFrame, guard: Guard, spec: TaskSpec | None) -> pl.DataFrame:
     """One row per case node: the fields a shot shows and its answer (a case's examples share them)."""
-    answer = answer_line_expr() if task == "coding" else pl.col("impression").fill_null("")
+    answer = answer_line_expr() if spec is None else pl.col(spec.target).fill_null("")
     codes = [c for c in ("cpt_codes", "icd10_codes") if c in rows.columns]
     first = rows.sort("case_id", "example_key").unique("case_id", keep="first", maintain_order=True)
-    shown = [pl.col(f) if f in rows.columns else pl.lit(None, pl.String).alias(f) for f in SHOT_FIELDS]
+    shown = [pl.col(f) if f in rows.columns else pl.lit(None, pl.String).alias(f) for f in shot_fields(spec)]
     fields = first.select("case_id", *shown, *codes, answer.alias("answer"))
     return guard.cases.select(pl.col("node").cast(pl.Int64), "case_id").join(fields, on="case_id", how="left")
 
@@ -143,25 +147,25 @@ def case_table(rows: pl.DataFrame, guard: Guard, task: str) -> pl.DataFrame:
 def attach_shots(examples: pl.DataFrame, shots: pl.DataFrame, cases: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
     """Add `shots_text`, `n_shots`, `shot_case_ids`: the best shots that fit in `max_prompt_tokens` (the
     estimate of the prompt without shots comes first; shots are added in rank order while they fit)."""
-    task = recipe.task
+    spec = spec_of(recipe)
     budget = recipe.assemble.max_prompt_tokens
     system = token_estimate(pl.lit(system_message(recipe.prompt)))
-    base_tokens = system + token_estimate(user_message_expr(task, examples.columns))  # the prompt without shots
+    base_tokens = system + token_estimate(user_message_expr(spec, examples.columns))  # the prompt without shots
     examples = examples.with_columns(base_tokens.alias("_base_tokens"))
-    shot_fields = cases.select(
+    shown_fields = cases.select(
         pl.col("node").alias("cand"),
         pl.col("case_id").alias("shot_case_id"),
-        *[pl.col(f).alias(f"shot_{f}") for f in SHOT_FIELDS],
+        *[pl.col(f).alias(f"shot_{f}") for f in shot_fields(spec)],
         pl.col("answer").alias("shot_answer"),
     )
     blocks = (
         examples.select("example_id", "node", "prompt_format", "_base_tokens")
         .join(shots, on="node")
-        .join(shot_fields, on="cand", how="left")
-        .with_columns(shot_expr(task).alias("_block"))
+        .join(shown_fields, on="cand", how="left")
+        .with_columns(shot_expr(spec).alias("_block"))
         .with_columns(
             pl.when(pl.col("rank") == 0)
-            .then(pl.concat_str([pl.lit(INTRO[task]), pl.col("_block")]))
+            .then(pl.concat_str([pl.lit(CODING_INTRO if spec is None else spec.intro), pl.col("_block")]))
             .otherwise(pl.col("_block"))
             .alias("_block")
         )
@@ -197,11 +201,12 @@ def build_examples(
         prompt_formats(rows["example_id"], recipe.seed, cfg.explicit_ratio if recipe.task == "coding" else 1.0)
     )
     coding = recipe.task == "coding"
+    spec = spec_of(recipe)
     if guard is not None and found is not None:
         rows = rows.join(
             guard.cases.select(pl.col("node").cast(pl.Int64), "case_id"), on="case_id", maintain_order="left"
         )
-        cases = case_table(rows, guard, recipe.task)
+        cases = case_table(rows, guard, spec)
         if coding:
             neighbours = found.kept.filter(pl.col("rank") < cfg.candidate_neighbours)
             for column, top, gold in (
@@ -225,7 +230,7 @@ def build_examples(
     for column in ("cpt_candidates", "icd_candidates"):
         if column not in rows.columns:
             rows = rows.with_columns(pl.lit(None, pl.List(pl.String)).alias(column))
-    frame = with_messages(rows, recipe.task, recipe.prompt)
+    frame = with_messages(rows, spec, recipe.prompt)
     if coding:
         frame = gold_hits(frame, "cpt_codes", "cpt_candidates", "cpt_gold_in_candidates")
         frame = gold_hits(frame, "icd10_codes", "icd_candidates", "icd_gold_in_candidates")
@@ -238,12 +243,19 @@ def build_examples(
         .then(pl.lit(["over_token_budget"]))
         .otherwise(pl.lit([], dtype=pl.List(pl.String)))
     )
+    # radiology tasks are tagged by modality, a text task by the sections its target is written in
+    kind = modality_tag() if recipe.task != "text" else None
     frame = frame.with_columns(
         pl.col("sample_weight").cast(pl.Float64),
         pl.concat_list(
-            [pl.lit(f"task:{recipe.task}"), modality_tag(), pl.concat_str([pl.lit("format:"), pl.col("prompt_format")])]
+            [
+                pl.lit(f"task:{recipe.task}"),
+                *([kind] if kind is not None else []),
+                pl.concat_str([pl.lit("format:"), pl.col("prompt_format")]),
+            ]
         )
         .list.concat("code_tags")
+        .list.concat(section_tags(spec) if spec is not None else pl.lit([], dtype=pl.List(pl.String)))
         .list.concat(over)
         .alias("tags"),
     )

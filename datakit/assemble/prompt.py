@@ -13,7 +13,9 @@ User message of the coding task, in this order:
 
 A report is shown in one of two formats, chosen per example by seed: `explicit` (`Exam Description:` and
 `Reason for Exam:` lines, then the body) or `embedded` (the body only, which carries its own exam header).
-The impression task shows `Exam:` / `Indication:` / `Findings:` and answers with the impression.
+Text tasks (`impression`, and the generic `text` task) show their input columns as a `datakit.task.TaskSpec`
+lays them out (the impression task: `Exam:` / `Indication:` / `Findings:`) and answer with the target column.
+Functions here take the spec; `None` means the coding layout.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from __future__ import annotations
 import polars as pl
 
 from datakit.assemble.formats import answer_line_expr
-from datakit.recipe import Prompt, Task
+from datakit.recipe import Prompt
+from datakit.task import TaskSpec, inputs_expr
 
 CHARS_PER_TOKEN = 4  # token estimates: ceil(chars / 4) + 4 per message (role and separators)
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -35,8 +38,11 @@ def system_message(prompt: Prompt) -> str:
     return f"{prompt.system.strip()}\n\nRules:\n{rules}"
 
 
-def report_expr(task: Task, prefix: str = "") -> pl.Expr:
-    """The report of each row in its `prompt_format` (columns read with `prefix`, e.g. `shot_`)."""
+def report_expr(spec: TaskSpec | None, prefix: str = "") -> pl.Expr:
+    """The report (or a text task's inputs) of each row in its `prompt_format` (columns read with `prefix`, e.g.
+    `shot_`)."""
+    if spec is not None:
+        return inputs_expr(spec, prefix)
 
     def col(name: str) -> pl.Expr:
         return pl.col(f"{prefix}{name}")
@@ -44,10 +50,6 @@ def report_expr(task: Task, prefix: str = "") -> pl.Expr:
     description = col("exam_description").fill_null("(not given)")
     reason = col("reason_for_exam").fill_null("(not given)")
     body = col("report_text").fill_null("")
-    if task == "impression":
-        return pl.concat_str(
-            [pl.lit("Exam: "), description, pl.lit("\nIndication: "), reason, pl.lit("\n\nFindings:\n"), body]
-        )
     explicit = pl.concat_str(
         [
             pl.lit("Exam Description: "),
@@ -62,19 +64,20 @@ def report_expr(task: Task, prefix: str = "") -> pl.Expr:
     return pl.when(pl.col("prompt_format") == "embedded").then(embedded).otherwise(explicit)
 
 
-def answer_prefix(task: Task) -> str:
-    return "Answer: " if task == "coding" else "Impression: "
+def answer_lead(spec: TaskSpec | None) -> str:
+    """What comes between a shot's inputs and its answer."""
+    return "\nAnswer: " if spec is None else spec.answer_prefix
 
 
-def shot_expr(task: Task) -> pl.Expr:
+def shot_expr(spec: TaskSpec | None) -> pl.Expr:
     """One few-shot block: heading, the shot's report (in the query's format), its answer line."""
     return pl.concat_str(
         [
             pl.lit("### Example "),
             (pl.col("rank") + 1).cast(pl.String),
             pl.lit("\n"),
-            report_expr(task, "shot_"),
-            pl.lit("\n" + answer_prefix(task)),
+            report_expr(spec, "shot_"),
+            pl.lit(answer_lead(spec)),
             pl.col("shot_answer"),
             pl.lit(SHOT_SEPARATOR),
         ]
@@ -97,22 +100,22 @@ def candidates_expr(has_cpt: bool, has_icd: bool) -> pl.Expr:
     return pl.when(block != "").then(pl.concat_str([block, pl.lit("\n")])).otherwise(pl.lit(""))
 
 
-def user_message_expr(task: Task, columns: list[str]) -> pl.Expr:
-    """Shots (column `shots_text`, when present) + candidates + the report to code."""
+def user_message_expr(spec: TaskSpec | None, columns: list[str]) -> pl.Expr:
+    """Shots (column `shots_text`, when present) + candidates + the report to code (or the record's inputs)."""
     shots = pl.col("shots_text").fill_null("") if "shots_text" in columns else pl.lit("")
-    heading = "### Report to code\n" if task == "coding" else "### Report\n"
+    heading = "### Report to code\n" if spec is None else spec.heading
     return pl.concat_str(
         [
             shots,
             candidates_expr("cpt_candidates" in columns, "icd_candidates" in columns),
             pl.lit(heading),
-            report_expr(task),
+            report_expr(spec),
         ]
     )
 
 
-def completion_text_expr(task: Task) -> pl.Expr:
-    return answer_line_expr() if task == "coding" else pl.col("impression")
+def completion_text_expr(spec: TaskSpec | None) -> pl.Expr:
+    return answer_line_expr() if spec is None else pl.col(spec.target)
 
 
 def _message(role: str, content: pl.Expr) -> pl.Expr:
@@ -130,13 +133,13 @@ def chunk_tokens(content: pl.Expr) -> pl.Expr:
     return (content.str.len_chars() + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
 
 
-def with_messages(cases: pl.DataFrame, task: Task, prompt: Prompt) -> pl.DataFrame:
+def with_messages(cases: pl.DataFrame, spec: TaskSpec | None, prompt: Prompt) -> pl.DataFrame:
     """Add `prompt` (system + user), `completion` (one assistant message) and token estimates. Rows need a
     `prompt_format` column (explicit/embedded; the impression task ignores it)."""
     system = pl.lit(system_message(prompt))
     frame = cases.with_columns(
-        user_message_expr(task, cases.columns).alias("_user"),
-        completion_text_expr(task).alias("_answer"),
+        user_message_expr(spec, cases.columns).alias("_user"),
+        completion_text_expr(spec).alias("_answer"),
     )
     return frame.with_columns(
         pl.concat_list([_message("system", system), _message("user", pl.col("_user"))]).alias("prompt"),

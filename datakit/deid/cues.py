@@ -35,7 +35,9 @@ ROLE_CUES = (
     r"per|seen by|called|spoke with|spoke to|discussed with|d/w|paged|notified|signed by|dictated by|read by|"
     r"attending|resident|fellow|pcp|cc|"
     # dictated and spoken introductions ("next patient is paul edwards", "today i'm seeing christina cooper")
-    r"patient is|next patient is|new patient|this is|seeing|next is|my name is|name is"
+    r"patient is|next patient is|new patient|this is|seeing|next is|my name is|name is|"
+    # a consult's request ("asked to see priya for copd"; the word must still look like a name)
+    r"asked to see|to see|saw"
 )
 RELATION_CUES = (
     r"husband|wife|son|daughter|mother|father|mom|dad|sister|brother|friend|neighbor|neighbour|guardian|partner|"
@@ -76,7 +78,8 @@ GENERIC = frozenset(  # words before a facility word, or after at/to/from, that 
 _WORDS = r"\p{L}[\p{L}'\-]*"  # letters of any script ("grünewald", "o'donnell")
 _DOT = r"(?:[ \t]*\.)?"  # a title's full stop, also as transcripts write it ("dr . lopez")
 _DOCTOR = regex.compile(rf"(?i)\b(?:{DOCTOR_CUES})\b{_DOT}[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
-_MISTER = regex.compile(rf"(?i)\b(?:mr|mrs|ms|miss)\b{_DOT}[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
+# spoken titles too, as transcripts write them ("mister thompson", "missus tatum")
+_MISTER = regex.compile(rf"(?i)\b(?:mr|mrs|ms|miss|mister|missus|misses)\b{_DOT}[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
 _ROLE = regex.compile(
     rf"(?i)\b(?:{ROLE_CUES})\b[ \t]*[:,]?[ \t]+(?:(?:{TITLE_CUES})\b{_DOT}[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)"
 )
@@ -86,7 +89,8 @@ _ROLE = regex.compile(
 # an anchor is, not at every word of the text
 _INTRODUCED = (
     regex.compile(
-        r"(?i)(?:\bis|'s)[ \t]+an?[ \t]+(?:(?:very[ \t]+)?pleasant\b|\d{1,3}[ \t]*-?[ \t]*(?:year|yr|yo\b|y/o|y\.o\.|"
+        r"(?i)(?:\bis|'s)[ \t]+an?[ \t]+(?:[ \t,]*\b(?:uh|um|er)\b[ \t,]*)?"  # "is a , uh , 52-year-old"
+        r"(?:(?:very[ \t]+)?pleasant\b|\d{1,3}[ \t]*-?[ \t]*(?:year|yr|yo\b|y/o|y\.o\.|"
         r"month|week))|[,.][ \t]*(?:date of birth|dob\b|birth date|born\b)"
         r"|\b(?:states|reports|denies|presents|returns|complains|endorses)\b"
     ),
@@ -112,6 +116,14 @@ _SAINT = regex.compile(rf"(?i)\b(?:{SITE_CUES})[ \t]+((?:{_WORDS}[ \t]+)?(?:st\.
 _SITE = regex.compile(rf"(?i)\b(?:{SITE_CUES})[ \t]+([a-z]{{2,5}})\b(?![\-/'])")
 _ALONE = regex.compile(r"[ \t]*(?:[,.;:!?)]|$)", regex.M)  # a word said on its own: a comma, a stop, the line's end
 _PLACEHOLDER = regex.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
+# a first name said to someone in conversation, read only where the word is a census first name: after a strong
+# greeting anywhere ("thanks cranmore", "hey dylan"), between "so" and a comma ("so , logan , what happened"),
+# before the question mark of a closing question ("any questions , lawrence ?")
+_ADDRESSED = regex.compile(
+    rf"(?i)\b(?:hi|hello|hey|thanks|thank you|bye|goodbye)[ \t]*,?[ \t]+({_WORDS})\b"
+    rf"|\bso[ \t]*,?[ \t]+({_WORDS})[ \t]*,"
+    rf"|\b(?:questions|okay|ok|alright|right)[ \t]*,?[ \t]+({_WORDS})[ \t]*\?"
+)
 _DIALOGUE = regex.compile(
     rf"(?i)(?:^|[\]:.?!,]|\b(?:so|well|oh|um|uh|yeah|yes|and)\b)[ \t]*(?:(?:{GREETINGS})[ \t]*,?[ \t]+)+({_WORDS})\b"
 )
@@ -236,6 +248,14 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
                 )
                 if found:
                     results.append(self._result("PERSON", found[0][0], found[-1][1]))
+        for m in _ADDRESSED.finditer(text):
+            group = next(g for g in (1, 2, 3) if m.group(g) is not None)
+            word = m.group(group)
+            # after a greeting also a word too rare to be anything but a name ("thanks cranmore")
+            low = word.lower()
+            rare = group == 1 and not self._common(word) and low not in self.greeting_words  # not "hey dragon"
+            if not self._plain(word) and (low in self.first_names or rare):
+                results.append(self._result("PERSON", m.start(group), m.end(group)))
         for m in _FACILITY.finditer(text):
             institution = self._institution(text, m)
             if institution:

@@ -6,12 +6,15 @@ wrote with a different set-up: spaCy NER on **every** line (no gate) of the true
 tags) is blanked first, so only text it left is read. A hit that is made only of clinical words, acronyms or
 notation is not counted (as in the de-identifier). The scan runs on a deterministic share of the records
 (`deid.residual_scan_share`); the stage counts hits by type in `reports/deid.json` (counts, never text) and fails
-closed when flagged records per 1,000 scanned exceed `deid.max_residual_per_1k_records`.
+closed when flagged records per 1,000 scanned exceed `deid.max_residual_per_1k_records`. A record longer than
+`RECORD_CHARS` counts as one record per `RECORD_CHARS` begun (a 9,000-character conversation and its note as
+five): the chance of a stray hit grows with the text, and the limit was set on reports.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +22,13 @@ from typing import Any
 from datakit.deid.engine import WORD, is_notation
 from datakit.deid.truecase import Truecaser, caseless_lines, line_case
 
+# generic drug-name stems (USAN): a word ending so is a drug, not a name
+DRUG_STEMS = re.compile(
+    r"^[a-z]{3,}(mycin|micin|cillin|cycline|floxacin|azole|prazole|tidine|pril|sartan|olol|dipine|statin|gliptin|gliflozin|"
+    r"parin|xaban|gatran|mab|nib|vir|semide|thiazide|sone|olone|asone|triptan|setron|barbital|zepam|zolam|profen|"
+    r"oxetine|traline|amine|caine|dronate|lukast|terol|tropium|glitazone|formin)$"  # not "caine", "mccaine"
+)
+RECORD_CHARS = 2000  # a radiology report is well within one; an ACI-Bench conversation with its note ~5
 NER_KINDS = {"PERSON": "NER_PERSON", "GPE": "NER_PLACE", "LOC": "NER_PLACE", "FAC": "NER_PLACE", "ORG": "NER_ORG"}
 
 
@@ -56,9 +66,16 @@ class ResidualScanner:
         self.rare_names = rare_names
 
     def _not_phi(self, span: str) -> bool:
-        """As the de-identifier's NER trim reads a hit: notation, or clinical words only."""
+        """As the de-identifier's NER trim reads a hit: notation, or clinical words only; and (NER's own false
+        hits in notes) a drug by its stem ("azithromycin") or ordinary English words no name list knows
+        ("Daughter can be reached")."""
         words = WORD.findall(span)
-        return is_notation(span) or not words or all(self.is_clinical(w) for w in words)
+        return (
+            is_notation(span)
+            or not words
+            or all(self.is_clinical(w) or DRUG_STEMS.search(w.lower()) for w in words)
+            or all(w.lower() in self.truecaser.ordinary and w.lower() not in self.truecaser.names for w in words)
+        )
 
     def scan(self, text: str, inserted: list[tuple[int, int]]) -> Counter[str]:
         """Hits by kind in what is left of `text` (counts only): see `scan_many`."""
@@ -116,15 +133,26 @@ class ResidualScanner:
         return hits
 
 
-def summarise(scans: list[Counter[str] | None], limit_per_1k: float) -> dict[str, Any]:
-    """The audit's `independent_scan` section: records scanned and flagged, hits by kind, the rate, the verdict."""
+def record_units(texts: list[str | None]) -> int:
+    """How many records a record counts as in the scan's rate: one per `RECORD_CHARS` characters begun."""
+    chars = sum(len(t) for t in texts if t)
+    return max(1, -(-chars // RECORD_CHARS))
+
+
+def summarise(scans: list[Counter[str] | None], limit_per_1k: float, units: list[int] | None = None) -> dict[str, Any]:
+    """The audit's `independent_scan` section: records scanned and flagged, hits by kind, the rate, the verdict.
+    `units`: what each record counts as (`record_units`; default one each)."""
+    weights = units if units is not None else [1] * len(scans)
     done = [s for s in scans if s is not None]
+    counted = sum(w for s, w in zip(scans, weights, strict=True) if s is not None)
     flagged = sum(1 for s in done if s)
     total: Counter[str] = Counter()
     for s in done:
         total.update(s)
-    rate = round(1000 * flagged / len(done), 2) if done else 0.0
+    rate = round(1000 * flagged / counted, 2) if done else 0.0
     return {
+        "record_units": counted,
+        "record_chars": RECORD_CHARS,
         "detectors": ["spaCy NER on every line (no gate), truecased", "census names rare as words", "gazetteer places"],
         "records_scanned": len(done),
         "records_flagged": flagged,

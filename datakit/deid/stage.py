@@ -24,7 +24,7 @@ from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
 from datakit.deid.operators import ENTITIES, RESIDUAL
 from datakit.deid.recognizers import radiology_fingerprint
-from datakit.deid.residual import summarise
+from datakit.deid.residual import record_units, summarise
 from datakit.deid.surrogates import date_offsets
 from datakit.deid.wordcache import package_version
 from datakit.errors import RecipeError, StageError
@@ -143,14 +143,16 @@ def run_deid(ctx: StageContext) -> StageResult:
     audit = _audit(recipe, key.key_id, key.is_demo, counts, residual, quarantine, rows.height, kept.height, errored)
     audit["ner_gate"] = {"enabled": cfg.ner_gate, "lines": lines_seen, "lines_sent_to_ner": lines_ner}
     audit["throughput_records_per_s"] = round(rows.height / seconds, 1) if seconds else None
-    scan = summarise([o.scan for o in outcomes if not o.error], cfg.max_residual_per_1k_records)
+    done = [o for o in outcomes if not o.error]
+    scan = summarise([o.scan for o in done], cfg.max_residual_per_1k_records, [record_units(o.texts) for o in done])
     audit["independent_scan"] = scan | {"share": cfg.residual_scan_share}
     (ctx.out_dir / AUDIT).write_text(json.dumps(audit, indent=2, sort_keys=True) + "\n")
     if not scan["passed"]:  # fail closed; the audit still reaches reports/ so the auditor sees why
         atomic_write_json(ctx.rundir.report(AUDIT), audit)
         raise StageError(
             f"deid: the independent residual scan found suspected PHI left in {scan['records_flagged']:,} of "
-            f"{scan['records_scanned']:,} scanned records ({scan['flagged_per_1k_records']} per 1,000, limit "
+            f"{scan['records_scanned']:,} scanned records ({scan['flagged_per_1k_records']} per 1,000 records of "
+            f"up to {scan['record_chars']:,} characters, limit "
             f"{cfg.max_residual_per_1k_records}); nothing was written: see {ctx.rundir.report(AUDIT)} "
             "(independent_scan.hits_by_kind) and raise deid.max_residual_per_1k_records only after reading it"
         )

@@ -98,7 +98,13 @@ class Certificate:
             },
             "split_membership_sha256": {s: membership_hash(out, s) for s in ("train", "val", "test")},
             "split_mode": (
-                "frozen_eval" if recipe.split.frozen_eval else "time_cutoff" if recipe.split.time_cutoff else "ratio"
+                "frozen_eval"
+                if recipe.split.frozen_eval
+                else "source_split"
+                if recipe.split.source_column
+                else "time_cutoff"
+                if recipe.split.time_cutoff
+                else "ratio"
             ),
             "repair_rounds": rounds,
             "template_rule": {

@@ -13,6 +13,7 @@ in the certificate; nothing about the item or the record's text is written.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from datakit.leakage.corpus import Corpus, build_corpus
 from datakit.leakage.layers import LayerClock, Sides, make_layers
 from datakit.recipe import ExternalEval, Leakage
 from datakit.rundir import file_sha256
+from datakit.schema import text_expr
 
 WORD = r"\w+"
 _MIX = np.random.default_rng(20240613).integers(1, 2**63, size=64, dtype=np.uint64) | np.uint64(1)
@@ -43,7 +45,26 @@ def external_digest(sets: tuple[ExternalEval, ...]) -> str | None:
     """A fingerprint of the eval sets' files (part of the leakage stage's config hash)."""
     if not sets:
         return None
-    return str(sha256_hex(pl.Series([",".join(file_sha256(p) for p in external_files(sets))]))[0])
+    files = [*external_files(sets), *(Path(s.ids_path) for s in sets if s.ids_path is not None)]
+    return str(sha256_hex(pl.Series([",".join(file_sha256(p) for p in files)]))[0])
+
+
+def listed_ids(path: Path) -> list[str]:
+    """The ids an `ids_path` file lists: a JSON object's keys, a JSON array's items, or one id per line."""
+    if not path.is_file():
+        raise SourceError(f"leakage.external_eval ids_path '{path}' is not a file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise SourceError(f"ids_path '{path}' is not valid JSON") from None
+        if isinstance(data, dict):
+            return [str(k) for k in data]
+        if isinstance(data, list):
+            return [str(v) for v in data]
+        raise SourceError(f"ids_path '{path}': expected a JSON object (ids as keys) or an array of ids")
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def read_items(sets: tuple[ExternalEval, ...]) -> pl.DataFrame:
@@ -59,7 +80,9 @@ def read_items(sets: tuple[ExternalEval, ...]) -> pl.DataFrame:
                 f"leakage.external_eval '{s.name}': {s.path} has no column {missing} "
                 f"(columns: {', '.join(raw.columns)})"
             )
-        parts = [normalise_text(pl.col(c).cast(pl.String).fill_null("")) for c in s.text_columns]
+        if s.ids_path is not None and s.id_column is not None:
+            raw = raw.filter(pl.col(s.id_column).cast(pl.String).is_in(listed_ids(Path(s.ids_path))))
+        parts = [normalise_text(text_expr(c, raw.schema[c]).fill_null("")) for c in s.text_columns]
         item_id = pl.col(s.id_column).cast(pl.String) if s.id_column else pl.int_range(pl.len()).cast(pl.String)
         frames.append(
             raw.select(

@@ -2,7 +2,8 @@
 
 Three modes, applied in this order to each group:
 
-1. **frozen eval** (`split.frozen_eval`): a group holding any record of the earlier run's val/test set takes
+1. **frozen eval** (`split.frozen_eval`, or `split.source_column`: the source's own split, e.g. a benchmark's
+   official test set): a group holding any record of the earlier run's (or the source's) val/test set takes
    that split (the split holding most of its frozen records; test on a tie), so records linked to the frozen
    eval set can never enter train. Every other group goes to train: the eval set stays what it was.
 2. **time cut-off** (`split.time_cutoff`): a group with any exam on or after the date is eval; it is val or
@@ -41,12 +42,12 @@ def assign_group_splits(groups: pl.DataFrame, split: Split, seed: int) -> pl.Dat
     total = int(groups["rows"].sum() or 0)
     ordered = groups.with_columns(sha256_hex(groups["group"], prefix=f"{seed}:").alias("order")).sort("order")
     oversized = pl.col("rows") > split.max_eval_group_fraction * max(1, total)
-    frozen_mode = split.frozen_eval is not None
+    frozen_mode = split.frozen_eval is not None or split.source_column is not None
     if frozen_mode:
         return ordered.with_columns(
             pl.coalesce(pl.col("frozen_split"), pl.lit("train")).alias("split"),
             pl.when(pl.col("frozen_split").is_not_null())
-            .then(pl.lit("frozen_eval"))
+            .then(pl.lit("source_split" if split.source_column is not None else "frozen_eval"))
             .otherwise(pl.lit("new_to_train"))
             .alias("split_rule"),
         ).drop("order")

@@ -66,6 +66,34 @@ def frozen_eval_table(files: list[Path]) -> pl.DataFrame | None:
     )
 
 
+def source_split_table(rows: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
+    """(case_id, frozen_split) of the records the source itself puts in val/test (`split.source_column`)."""
+    column = recipe.split.source_column
+    assert column is not None
+    if column not in rows.columns:
+        raise StageError(f"split.source_column '{column}' is not a column of the input: re-run the pull stage")
+    mapped = pl.col(column).replace_strict(recipe.split.source_splits, default=None, return_dtype=pl.String)
+    return (
+        rows.select("case_id", mapped.alias("frozen_split"))
+        .filter(pl.col("frozen_split").is_in(EVAL_SPLITS))
+        .unique("case_id", keep="first", maintain_order=True)
+    )
+
+
+def source_split_moves(out: pl.DataFrame, recipe: Recipe) -> dict[str, dict[str, int]] | None:
+    """Records per (source split -> datakit split): records the source calls train that a link ties to its
+    val/test records are moved to eval, never the other way."""
+    column = recipe.split.source_column
+    if column is None:
+        return None
+    mapped = pl.col(column).replace_strict(recipe.split.source_splits, default=None, return_dtype=pl.String)
+    counts = out.group_by(mapped.alias("source"), "split").len().sort("source", "split")
+    table: dict[str, dict[str, int]] = {}
+    for source, split, n in counts.iter_rows():
+        table.setdefault(str(source), {})[split] = n
+    return table
+
+
 def leakage_config(recipe: Recipe) -> dict[str, Any]:
     key = load_key(recipe)
     return {
@@ -86,6 +114,8 @@ def run_leakage(ctx: StageContext) -> StageResult:
     rows = ctx.read_input()
     rows_in = rows.height
     frozen = frozen_eval_table(frozen_eval_files(recipe.split.frozen_eval))
+    if recipe.split.source_column is not None:
+        frozen = source_split_table(rows, recipe)
     clock = LayerClock(phase=ctx.phase, advance=ctx.advance)
     rows, quarantine, external, pinned = decontaminate(rows, cfg, key, ctx.rundir.cache, clock)
     if pinned.height:  # policy "eval": contaminated cases (and their groups) go to test, like a frozen eval set
@@ -157,6 +187,14 @@ def run_leakage(ctx: StageContext) -> StageResult:
     certificate = cert.to_json(out, recipe, key, det, rounds)
     if external is not None:
         certificate["external_eval"] = external
+    by_source = source_split_moves(out, recipe)
+    if by_source is not None:
+        certificate["source_split"] = {
+            "column": recipe.split.source_column,
+            "records": by_source,
+            "meaning": "records per (source's split -> split here): a source-train record linked to a source "
+            "val/test record joins it in eval",
+        }
     summary = leakage_summary(
         out=out,
         links=link_table,
@@ -198,6 +236,8 @@ def run_leakage(ctx: StageContext) -> StageResult:
         "minhash_signatures": det.signatures_cached,
         "key": certificate["key"],
     }
+    if by_source is not None:
+        stats["source_split"] = by_source
     if external is not None:
         stats["external_eval"] = {k: external[k] for k in ("contaminated_cases", "cases_by_layer", "cases_by_set")}
         stats["quarantine_reasons"] = (

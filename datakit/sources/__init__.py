@@ -7,11 +7,11 @@ import polars as pl
 from datakit.recipe import FilesSource, SampleSource
 
 
-def read_source(cfg: SampleSource | FilesSource) -> pl.DataFrame:
+def read_source(cfg: SampleSource | FilesSource, extra: tuple[str, ...] = ()) -> pl.DataFrame:
     if isinstance(cfg, SampleSource):
         from datakit.sources.sample import generate_cases
 
         return generate_cases(n=cfg.n, seed=cfg.seed).cases
     from datakit.sources.files import read_files
 
-    return read_files(cfg)
+    return read_files(cfg, extra)

@@ -15,13 +15,20 @@ import polars as pl
 from datakit.recipe import SCHEMA_COLUMNS, Database, FilesSource, Mapped, PostgresSource, Recipe, SupabaseSource
 from datakit.rundir import file_sha256
 from datakit.runner import StageContext, StageResult
-from datakit.schema import REQUIRED, conform, validate
+from datakit.schema import conform, validate
 from datakit.sources import read_source
+from datakit.task import pull_checks
 
 
 def pull_config(recipe: Recipe) -> dict[str, Any]:
     config: dict[str, Any] = {
         "task": recipe.task,
+        **({"text": recipe.text.model_dump(mode="json")} if recipe.text is not None else {}),
+        **(
+            {"source_split": recipe.split.model_dump(mode="json", include={"source_column", "source_splits"})}
+            if recipe.split.source_column
+            else {}
+        ),
         "source": recipe.source.model_dump(mode="json"),
         "validation": recipe.validation.model_dump(mode="json"),
     }
@@ -29,7 +36,7 @@ def pull_config(recipe: Recipe) -> dict[str, Any]:
         from datakit.sources.files import resolve_paths
 
         # Content, not mtime: a copied or touched file with the same bytes does not force a re-pull.
-        config["files"] = {str(p): file_sha256(p) for p in resolve_paths(recipe.source.path)}
+        config["files"] = {str(p): file_sha256(p) for p in resolve_paths(recipe.source.path, recipe.source.exclude)}
     return config
 
 
@@ -38,16 +45,17 @@ def pull_is_volatile(recipe: Recipe) -> bool:
     return isinstance(recipe.source, Database)
 
 
-def selection(cfg: Database, task: str) -> tuple[list[str], set[str]]:
+def selection(cfg: Database, recipe: Recipe) -> tuple[list[str], set[str]]:
     """Source columns to select, and those that must exist (explicitly mapped, keys, filters, required ones)."""
     wanted: list[str] = []
     required: set[str] = {cfg.source_column("case_id"), cfg.source_column("updated_at")}
-    for name in SCHEMA_COLUMNS:
+    needed = recipe.required_columns()
+    for name in (*SCHEMA_COLUMNS, *recipe.extra_columns()):
         if name in cfg.defaults and name not in cfg.columns:
             continue
         column = cfg.source_column(name)
         wanted.append(column)
-        if name in cfg.columns or name in REQUIRED[task]:
+        if name in cfg.columns or name in needed:
             required.add(column)
     for f in cfg.filters:
         if f.column not in wanted:
@@ -56,8 +64,8 @@ def selection(cfg: Database, task: str) -> tuple[list[str], set[str]]:
     return wanted, required
 
 
-def _reader(cfg: Database, task: str) -> Any:
-    wanted, required = selection(cfg, task)
+def _reader(cfg: Database, recipe: Recipe) -> Any:
+    wanted, required = selection(cfg, recipe)
     if isinstance(cfg, SupabaseSource):
         from datakit.sources.supabase import SupabaseReader
 
@@ -72,13 +80,13 @@ def read_database(cfg: Database, ctx: StageContext) -> tuple[pl.DataFrame, dict[
     from datakit.sources.files import map_columns
     from datakit.sources.incremental import pull
 
-    reader = _reader(cfg, ctx.recipe.task)
+    reader = _reader(cfg, ctx.recipe)
     try:
         result = pull(reader, cfg, ctx.run_dir, on_rows=ctx.advance)
     finally:
         reader.close()
     rows = result.rows if result.rows.width else pl.DataFrame({c: [] for c in reader.columns})
-    return map_columns(rows, cfg, cfg.table), result.stats
+    return map_columns(rows, cfg, cfg.table, ctx.recipe.extra_columns()), result.stats
 
 
 def run_pull(ctx: StageContext) -> StageResult:
@@ -89,12 +97,19 @@ def run_pull(ctx: StageContext) -> StageResult:
         raw, pulled = read_database(source, ctx)
     else:
         ctx.phase("reading", None, "rows")
-        raw = read_source(source)
+        raw = read_source(source, recipe.extra_columns())
         ctx.set_total(raw.height)
         ctx.advance(raw.height)
     separator = source.list_separator if isinstance(source, Mapped) else ";"
     date_format = source.date_format if isinstance(source, Mapped) else None
-    checked = validate(conform(raw, separator, date_format), recipe.task, recipe.validation.review_status)
+    extra = recipe.extra_columns()
+    checked = validate(
+        conform(raw, separator, date_format, extra),
+        recipe.required_columns(),
+        recipe.validation.review_status,
+        extra,
+        pull_checks(recipe),
+    )
     ctx.write(checked.cases)
     watermark = checked.cases["updated_at"].max() if checked.cases.height else None
     stats: dict[str, Any] = {
