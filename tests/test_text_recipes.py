@@ -1,6 +1,6 @@
 """The generic text-to-text task (`task = "text"`) and the recipes beyond radiology: recipe validation, the JSON
-and XML readers, the hospital-course recipe on a synthetic fixture, and the ACI-Bench, MTS-Dialog and PubMedQA
-recipes on subsets of the real data (skipped without ../shared)."""
+and XML readers, the hospital-course recipe on a synthetic fixture, and the ACI-Bench, MTS-Dialog, PubMedQA and
+MedQuAD recipes on subsets of the real data (skipped without ../shared)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from datakit.errors import RecipeError
+from datakit.evaluation import qa_templates
 from datakit.evaluation.dialogue_names import aci_names, score
 from datakit.recipe import FilesSource, load_recipe, recipe_from_dict
 from datakit.rundir import RunDir
@@ -51,7 +52,7 @@ def test_text_recipe_defaults_and_errors() -> None:
         recipe_from_dict(_text_recipe(source=bad_source))
     with pytest.raises(RecipeError, match=r"source_column and split\.source_splits"):
         recipe_from_dict(_text_recipe(split={"source_column": "origin"}))
-    for name in ("visit-note-aci", "note-section-mts", "medical-qa", "hospital-course"):
+    for name in ("visit-note-aci", "note-section-mts", "medical-qa", "medical-qa-medquad", "hospital-course"):
         assert load_recipe(RECIPES / f"{name}.toml").task == "text"
 
 
@@ -235,3 +236,59 @@ def test_medical_qa_recipe_pins_the_official_test_split(real_data: Path, tmp_pat
     assert cert["passed"] and cert["external_eval"]["contaminated_cases"] >= 14
     completion = _examples(run)["completion"].list.get(0).struct.field("content")
     assert completion.str.contains(r"^(yes|no|maybe)\. ").all()
+
+
+COPIED_ANSWER_DOCUMENTS = (  # MedQuAD documents holding an answer that another document holds word for word
+    "9_CDC_QA/0000319",
+    "9_CDC_QA/0000381",
+    "5_NIDDK_QA/0000027",
+    "5_NIDDK_QA/0000033",
+    "5_NIDDK_QA/0000037",
+    "5_NIDDK_QA/0000070",
+    "5_NIDDK_QA/0000071",
+    "5_NIDDK_QA/0000146",
+    "5_NIDDK_QA/0000148",
+    "5_NIDDK_QA/0000150",
+    "5_NIDDK_QA/0000162",
+    "5_NIDDK_QA/0000164",
+    "5_NIDDK_QA/0000184",
+    "5_NIDDK_QA/0000190",
+    "5_NIDDK_QA/0000194",
+    "5_NIDDK_QA/0000195",
+    "5_NIDDK_QA/0000196",
+    "5_NIDDK_QA/0000201",
+    "5_NIDDK_QA/0000203",
+    "5_NIDDK_QA/0000214",
+    "5_NIDDK_QA/0000215",
+    "5_NIDDK_QA/0000221",
+)
+
+
+def test_medquad_question_templates_stay_apart_and_copied_answers_group(real_data: Path, tmp_path: Path) -> None:
+    medquad = real_data / "medquad"
+    if not medquad.is_dir():
+        pytest.skip("MedQuAD is not in ../shared/real_data")
+    others = sorted(medquad.glob("5_NIDDK_QA/*.xml"))[:12] + sorted(medquad.glob("9_CDC_QA/*.xml"))[:12]
+    chosen = {medquad / f"{d}.xml" for d in COPIED_ANSWER_DOCUMENTS} | set(others)
+    for path in chosen:
+        target = tmp_path / "medquad" / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    recipe = load_recipe(
+        RECIPES / "medical-qa-medquad.toml",
+        [f"source.path={tmp_path / 'medquad'}/*/*.xml", "keys.allow_demo_for_real_data=true"],
+    )
+    run = tmp_path / "run"
+    run_recipe(recipe, run, only=["pull", "deid", "leakage"])
+    assert isinstance(recipe.source, FilesSource)
+    raw = read_files(recipe.source, (*recipe.extra_columns(), "focus"))
+    items = raw.select("case_id", "question", "answer", "focus", pl.col("patient_id").alias("document"))
+    result = qa_templates.score(items, run)
+    copies, templates = result["copied_answer_pairs"], result["template_pairs"]
+    assert copies["pairs"] >= 20 and copies["grouped"] == copies["pairs"] and copies["straddling_train_eval"] == 0
+    # templated questions alone link nothing: the few template pairs linked share their answers' words
+    assert templates["pairs"] > 5000 and templates["linked"] <= 0.01 * templates["pairs"]
+    assert templates["linked_with_overlapping_answers"] >= 0.8 * templates["linked"]
+    leak = pl.read_parquet(RunDir(run).stage_dir("leakage") / "part-*.parquet")
+    per_document = leak.group_by("patient_id").agg(pl.col("split").n_unique())
+    assert per_document["split"].max() == 1  # a document's questions never straddle splits
