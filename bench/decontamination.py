@@ -7,7 +7,11 @@ runs against the 500 official test items. Printed per kind: the share found by e
 together, by the 13-gram overlap alone (the convention of LLM contamination reports, the baseline here) and by
 both; and the untouched records flagged (false positives). Needs ../shared.
 
+`--carrier medquad` pastes them into real MedQuAD answers instead (the QA training set of
+`recipes/medical-qa-medquad.toml`, de-identified by that recipe's deid stage).
+
     python bench/decontamination.py --planted 300
+    python bench/decontamination.py --planted 300 --carrier medquad
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from datakit.keys import load_key
 from datakit.leakage.external import contamination, read_items
 from datakit.leakage.layers import LayerClock
 from datakit.pipeline import run_pipeline
-from datakit.recipe import load_recipe
+from datakit.recipe import FilesSource, load_recipe, recipe_from_dict
 from datakit.rundir import RunDir
+from datakit.sources.files import read_files
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real_data"
@@ -40,34 +45,50 @@ REAL = ROOT.parent / "shared" / "real_data"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--planted", type=int, default=300)
+    parser.add_argument(
+        "--carrier",
+        choices=("iu", "medquad"),
+        default="iu",
+        help="the training records items are pasted into: IU reports (impression recipe) or MedQuAD answers "
+        "(medical-qa-medquad recipe, a QA training set)",
+    )
     args = parser.parse_args()
     if not (REAL / "pubmedqa" / "ori_pqal.json").is_file():
         sys.exit(f"needs {REAL} (../shared is absent)")
     bench = pubmedqa_test(REAL)
-    base, _ = iu_impression_cases(REAL / "indiana_iu_cxr" / "indiana_reports.csv")
-    cases, truth = plant(base, bench, args.planted)
+    os.chdir(ROOT)  # recipe paths are relative to the repository root
+    if args.carrier == "iu":
+        base, _ = iu_impression_cases(REAL / "indiana_iu_cxr" / "indiana_reports.csv")
+        column, columns = "report_text", ("case_id", "exam_description", "reason_for_exam", "report_text", "impression")
+        recipe_file = ROOT / "recipes" / "radiology-impression.toml"
+    else:
+        medquad = load_recipe(ROOT / "recipes" / "medical-qa-medquad.toml")
+        assert isinstance(medquad.source, FilesSource)
+        base = read_files(medquad.source, medquad.extra_columns()).select("case_id", "patient_id", "question", "answer")
+        column, columns = "answer", ("case_id", "patient_id", "question", "answer")
+        recipe_file = ROOT / "recipes" / "medical-qa-medquad.toml"
+    cases, truth = plant(base, bench, args.planted, column=column)
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         bench.write_ndjson(tmp / "pubmedqa_test.jsonl")
         cases.write_parquet(tmp / "cases.parquet")
-        mapping = [
-            f"source.columns.{c}={c}"
-            for c in ("case_id", "exam_description", "reason_for_exam", "report_text", "impression")
+        raw = load_recipe(recipe_file, ["keys.allow_demo_for_real_data=true"]).model_dump(mode="json")
+        raw["source"] = {
+            "kind": "files",
+            "path": str(tmp / "cases.parquet"),
+            "format": "parquet",
+            "columns": {c: c for c in columns},
+            "defaults": raw["source"].get("defaults", {}),
+        }
+        raw["leakage"]["external_eval"] = [
+            {
+                "name": "pubmedqa-test",
+                "path": str(tmp / "pubmedqa_test.jsonl"),
+                "text_columns": ["question", "context"],
+                "id_column": "pmid",
+            }
         ]
-        external = (
-            f"leakage.external_eval=[{{name='pubmedqa-test', path='{tmp / 'pubmedqa_test.jsonl'}', "
-            "text_columns=['question','context'], id_column='pmid'}]"
-        )
-        recipe = load_recipe(
-            ROOT / "recipes" / "radiology-impression.toml",
-            [
-                f"source.path={tmp / 'cases.parquet'}",
-                "source.format=parquet",
-                "keys.allow_demo_for_real_data=true",
-                external,
-                *mapping,
-            ],
-        )
+        recipe = recipe_from_dict(raw)
         from rich.console import Console
 
         run_pipeline(recipe, tmp / "run", Console(file=open(os.devnull, "w")), only=["pull", "deid"])  # noqa: SIM115
@@ -111,7 +132,7 @@ def main() -> None:
     false = hits.join(truth, on="case_id", how="anti")
     flagged = dict(false.explode("layers").group_by("layers").len().iter_rows())
     with pl.Config(tbl_rows=10, tbl_cols=12, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
-        print(f"{rows.height} IU records, {truth.height} with a pasted PubMedQA test item")
+        print(f"{rows.height} {args.carrier} records, {truth.height} with a pasted PubMedQA test item")
         print(f"500 test items scanned in {seconds:.1f} s (2 cores)")
         print(table)
     print(f"untouched records flagged: {false.height} of {untouched} (by layer: {flagged})")

@@ -125,16 +125,26 @@ def run_and_kill(out: Path, overrides: list[str], stage_dir: str, needs_file: bo
             proc.kill()
 
 
+KILL_OVERRIDES = ["--set", "source.n=2500", "--set", "shards.rows_per_shard=20"]
+
+
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted run the killed runs are compared with (shared: both kill points use the same recipe)."""
+    reference = tmp_path_factory.mktemp("kill_reference")
+    subprocess.run(
+        datakit("run", str(CODING_RECIPE), "--out", str(reference), "--quiet", *KILL_OVERRIDES), cwd=ROOT, check=True
+    )
+    return reference
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("stage_dir", "needs_file"), [("stages/.pull.tmp-*", False), (".shards.tmp-*", True)])
-def test_sigkill_mid_stage_then_rerun_gives_the_same_shards(tmp_path: Path, stage_dir: str, needs_file: bool) -> None:
-    overrides = ["--set", "source.n=6000", "--set", "shards.rows_per_shard=40"]
-    reference = tmp_path / "reference"
-    subprocess.run(
-        datakit("run", str(CODING_RECIPE), "--out", str(reference), "--quiet", *overrides),
-        cwd=ROOT,
-        check=True,
-    )
+def test_sigkill_mid_stage_then_rerun_gives_the_same_shards(
+    tmp_path: Path, kill_reference: Path, stage_dir: str, needs_file: bool
+) -> None:
+    overrides = KILL_OVERRIDES
+    reference = kill_reference
     killed = tmp_path / "killed"
     run_and_kill(killed, overrides, stage_dir, needs_file)
     stage = "pull" if "pull" in stage_dir else "shard"
