@@ -479,7 +479,8 @@ class Leakage(Strict):
         ge=0,
         description=(
             "a cluster of identical or near-identical texts (exact/near/cosine links) written for at least this many "
-            "distinct patients is a template: its content links are reported as template_* links but neither group "
+            "distinct patients (a record without a patient id counts as its own) is a template: its content links "
+            "are reported as template_* links but neither group "
             "records nor fail the certificate (patient, accession and exam links always do); 0 = every content "
             "link binds"
         ),

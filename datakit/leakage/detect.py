@@ -102,7 +102,11 @@ def detect(
     template = template_contents(
         n_contents,
         pl.concat([c for c in clusters if c is not None]),
-        cases.select("content", "patient_key"),
+        # a case without a patient (public text, a text task's records) counts as its own patient, as in the
+        # words layer's look-alike count: twenty identical texts of unknown patients are a template too
+        cases.select(
+            "content", pl.coalesce("patient_key", pl.concat_str(pl.lit("case:"), "case_id")).alias("patient_key")
+        ),
         cfg.template_min_patients,
     )
     crowded = np.zeros(n_contents, dtype=bool)
