@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := codes,consume,dev
+EXTRAS := codes,consume,dev,ray
 # CPU build of torch on machines without an NVIDIA driver; the default (CUDA) build where one is present.
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch<=2.14.1,torch==2.13.0)
 STAMP := $(VENV)/.installed

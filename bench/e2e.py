@@ -1,6 +1,7 @@
 """End-to-end benchmark: time `datakit run` on N sample cases, per stage, from each stage's _stage.json.
 
     python bench/e2e.py --n 5000 --n 50000
+    python bench/e2e.py --n 20000 --engine local --engine ray     # the Ray engine's overhead on the same cores
 
 Each N runs in a fresh subprocess (so peak RSS is that run's own) into a fresh run directory. Prints one
 line per stage and figure: rows/s and peak RSS, plus the whole run's wall time and peak RSS. Later issues
@@ -48,8 +49,17 @@ def bench_one(n: int, recipe: Path, extra: list[str]) -> dict[str, object]:
             json.loads(p.read_text())
             for p in sorted((out / "stages").glob("*/_stage.json"), key=lambda p: p.stat().st_mtime)
         ]
-        examples = json.loads((out / "shards" / "manifest.json").read_text())["index"]["rows"]
-    return {"n": n, "wall": wall, "peak_mb": max(peak, before) / 1024, "stages": stages, "examples": examples}
+        manifest = json.loads((out / "shards" / "manifest.json").read_text())
+        examples = manifest["index"]["rows"]
+        hashes = [(f["file"], f["sha256"]) for f in manifest["shards"]] + [("index", manifest["index"]["sha256"])]
+    return {
+        "n": n,
+        "wall": wall,
+        "peak_mb": max(peak, before) / 1024,
+        "stages": stages,
+        "examples": examples,
+        "hashes": hashes,
+    }
 
 
 def main() -> None:
@@ -57,21 +67,31 @@ def main() -> None:
     parser.add_argument("--n", type=int, action="append", help="sample cases (repeatable); default 5000, 50000")
     parser.add_argument("--recipe", type=Path, default=RECIPE)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra recipe overrides")
+    parser.add_argument(
+        "--engine", action="append", choices=("local", "ray"), help="engine(s) to run, in order; default local"
+    )
     args = parser.parse_args()
     extra = [x for o in args.overrides for x in ("--set", o)]
-    print(f"{'n':>8} {'stage':<9} {'rows in':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
+    engines = args.engine or ["local"]
+    print(f"{'n':>8} {'engine':<6} {'stage':<9} {'rows in':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
     for n in args.n or [5000, 50000]:
-        result = bench_one(n, args.recipe, extra)
-        for s in result["stages"]:  # type: ignore[union-attr]
+        results = {}
+        for engine in engines:
+            result = results[engine] = bench_one(n, args.recipe, [*extra, "--engine", engine])
+            for s in result["stages"]:  # type: ignore[union-attr]
+                print(
+                    f"{n:>8} {engine:<6} {s['stage']:<9} {s['rows_in']:>9,} {s['wall_seconds']:>8.2f} "
+                    f"{s['rows_per_second'] or 0:>10,.0f} {s['peak_rss_mb']:>12,.0f}"
+                )
+            rate = n / result["wall"]  # type: ignore[operator]
             print(
-                f"{n:>8} {s['stage']:<9} {s['rows_in']:>9,} {s['wall_seconds']:>8.2f} "
-                f"{s['rows_per_second'] or 0:>10,.0f} {s['peak_rss_mb']:>12,.0f}"
+                f"{n:>8} {engine:<6} {'TOTAL':<9} {n:>9,} {result['wall']:>8.2f} {rate:>10,.0f} "
+                f"{result['peak_mb']:>12,.0f}   (process wall incl. start-up; {result['examples']:,} examples written)"
             )
-        rate = n / result["wall"]  # type: ignore[operator]
-        print(
-            f"{n:>8} {'TOTAL':<9} {n:>9,} {result['wall']:>8.2f} {rate:>10,.0f} {result['peak_mb']:>12,.0f}"
-            f"   (process wall incl. start-up; {result['examples']:,} examples written)"
-        )
+        if {"local", "ray"} <= set(results):
+            ratio = results["ray"]["wall"] / results["local"]["wall"]  # type: ignore[operator]
+            same = results["ray"]["hashes"] == results["local"]["hashes"]
+            print(f"{n:>8} ray / local wall: {ratio:.2f}x (target <= 1.3x); shard and index sha256s equal: {same}")
 
 
 if __name__ == "__main__":

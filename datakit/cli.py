@@ -48,6 +48,10 @@ DemoKeyOpt = Annotated[
         help="let the published demo key key a source other than the sample (public data only; reports say so)",
     ),
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option("--engine", help="local or ray: where per-record work runs (overrides the recipe's engine.kind)"),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print a JSON summary on stdout (for scripts)")]
 DirArg = Annotated[Path, typer.Argument(help="a run directory or its shards/ folder")]
@@ -145,11 +149,17 @@ def run_warnings(outcomes: list[Outcome]) -> list[str]:
 
 
 def _resolve(
-    recipe_path: Path, overrides: list[str] | None, out: Path | None, allow_demo_key: bool = False
+    recipe_path: Path,
+    overrides: list[str] | None,
+    out: Path | None,
+    allow_demo_key: bool = False,
+    engine: str | None = None,
 ) -> tuple[Recipe, Path]:
     from datakit.recipe import load_recipe
 
     extra = ["keys.allow_demo_for_real_data=true"] if allow_demo_key else []
+    if engine is not None:
+        extra.append(f"engine.kind={engine}")
     recipe = load_recipe(recipe_path, [*(overrides or []), *extra])
     return recipe, out or Path("runs") / recipe.name
 
@@ -161,9 +171,10 @@ def _execute(
     quiet: bool,
     as_json: bool,
     allow_demo_key: bool = False,
+    engine: str | None = None,
     **kwargs: Any,
 ) -> None:
-    recipe, run_dir = _resolve(recipe_path, overrides, out, allow_demo_key)
+    recipe, run_dir = _resolve(recipe_path, overrides, out, allow_demo_key, engine)
     console = _console(quiet, as_json)
     outcomes = run_pipeline(
         recipe,
@@ -214,9 +225,10 @@ def run(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     allow_demo_key: DemoKeyOpt = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Run the whole pipeline; stages whose inputs and config did not change are skipped."""
-    _execute(recipe, out, set_, quiet, as_json, allow_demo_key, from_stage=from_stage, strict=strict)
+    _execute(recipe, out, set_, quiet, as_json, allow_demo_key, engine, from_stage=from_stage, strict=strict)
 
 
 def _stage_command(name: str, help_text: str) -> None:
@@ -229,8 +241,9 @@ def _stage_command(name: str, help_text: str) -> None:
         quiet: QuietOpt = False,
         as_json: JsonOpt = False,
         allow_demo_key: DemoKeyOpt = False,
+        engine: EngineOpt = None,
     ) -> None:
-        _execute(recipe, out, set_, quiet, as_json, allow_demo_key, only=[name], force=force, strict=strict)
+        _execute(recipe, out, set_, quiet, as_json, allow_demo_key, engine, only=[name], force=force, strict=strict)
 
     command.__doc__ = f"Run only the {name} stage: {help_text}."
     app.command(name=name)(guarded(command))

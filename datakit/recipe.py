@@ -555,6 +555,21 @@ class Deid(Strict):
     batch_size: int = Field(256, ge=1, description="records per worker batch (and spaCy pipe batch)")
 
 
+class Engine(Strict):
+    """Where per-record work runs: this process and its worker pool (`local`), or a Ray cluster (`ray`, the
+    `datakit[ray]` extra). Outputs are identical either way, so the engine is no part of the recipe's hash."""
+
+    kind: Literal["local", "ray"] = Field("local", description="local | ray (`--engine ray` on the CLI)")
+    address: str | None = Field(
+        None, description="Ray cluster: auto, ray://host:10001, host:6379; none starts a Ray on this machine"
+    )
+    num_cpus: float = Field(1.0, gt=0, description="CPUs per actor (one actor holds one presidio + spaCy)")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per embedding actor (0 = CPU)")
+    concurrency: int = Field(0, ge=0, description="actors per stage; 0 = the cluster's CPUs / num_cpus")
+    batch_size: int = Field(256, ge=1, description="records per Ray Data batch handed to an actor")
+    max_retries: int = Field(3, ge=0, description="times a failed actor is restarted and its batch retried")
+
+
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     task: Task
@@ -571,6 +586,7 @@ class Recipe(Strict):
     deid: Deid = Deid()
     assemble: Assemble = Assemble()
     keys: Keys = Keys()
+    engine: Engine = Engine()
 
     @model_validator(mode="before")
     @classmethod
@@ -623,7 +639,9 @@ class Recipe(Strict):
         return REQUIRED[self.task]
 
     def canonical(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The recipe as its hash and the stage records see it: everything but `engine` (which decides where work
+        runs, never what it writes)."""
+        return self.model_dump(mode="json", exclude={"engine"})
 
     def hash(self) -> str:
         return config_hash(self.canonical())

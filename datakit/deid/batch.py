@@ -14,6 +14,7 @@ quote the text). A record whose batch raised is retried alone so one bad record 
 from __future__ import annotations
 
 import ctypes
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -23,11 +24,14 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from datakit.deid.engine import Analyzer, is_clinical
 from datakit.deid.operators import replace_spans, residual_hits
 from datakit.deid.residual import ResidualScanner, selected
 from datakit.deid.surrogates import Keyed
 from datakit.deid.truecase import rare_census_names
+from datakit.recipe import Engine
 
 
 @dataclass(frozen=True)
@@ -207,3 +211,70 @@ def deidentify(
     finally:
         _WORKER = None
     return outcomes, (seen, ner)
+
+
+class DeidActor:
+    """A Ray Data actor (engine `ray`): one `Deidentifier` built in the constructor, then Arrow batches of records
+    (patient, offset, texts) in, their outcomes out (texts, and counts, scan hits, inserted spans as JSON)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.worker = Deidentifier(settings)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        records: list[Record] = list(
+            zip(
+                batch.column("patient").to_pylist(),
+                batch.column("offset").to_pylist(),
+                batch.column("texts").to_pylist(),
+                strict=True,
+            )
+        )
+        before = self.worker.gate_stats
+        outcomes = self.worker.run(records)
+        after = self.worker.gate_stats
+        first = [1] + [0] * (len(outcomes) - 1)
+        return pa.table(
+            {
+                "texts": pa.array([o.texts for o in outcomes], pa.list_(pa.string())),
+                "counts": [json.dumps(dict(o.counts), sort_keys=True) for o in outcomes],
+                "residual": pa.array([o.residual for o in outcomes], pa.list_(pa.string())),
+                "error": pa.array([o.error for o in outcomes], pa.string()),
+                "scan": pa.array([None if o.scan is None else json.dumps(dict(o.scan)) for o in outcomes], pa.string()),
+                "inserted": [json.dumps(o.inserted) for o in outcomes],
+                "lines_seen": [(after[0] - before[0]) * f for f in first],
+                "lines_ner": [(after[1] - before[1]) * f for f in first],
+            }
+        )
+
+
+def outcomes_from_table(table: pa.Table) -> tuple[list[Outcome], tuple[int, int]]:
+    """What `DeidActor` wrote, back as outcomes in order, and the gate's (lines seen, lines sent to NER)."""
+    rows = table.to_pylist()
+    outcomes = [
+        Outcome(
+            texts=r["texts"],
+            counts=Counter(json.loads(r["counts"])),
+            residual=r["residual"],
+            error=r["error"],
+            scan=None if r["scan"] is None else Counter(json.loads(r["scan"])),
+            inserted=[[(a, b) for a, b in spans] for spans in json.loads(r["inserted"])],
+        )
+        for r in rows
+    ]
+    return outcomes, (sum(r["lines_seen"] for r in rows), sum(r["lines_ner"] for r in rows))
+
+
+def deidentify_on_ray(
+    records: list[Record], settings: Settings, engine: Engine, progress: Callable[[int], None] = lambda n: None
+) -> tuple[list[Outcome], tuple[int, int]]:
+    """`deidentify` on a Ray cluster: the same outcomes, in input order."""
+    from datakit.engine import map_ordered
+
+    table = pa.table(
+        {
+            "patient": pa.array([r[0] for r in records], pa.string()),
+            "offset": pa.array([r[1] for r in records], pa.int64()),
+            "texts": pa.array([r[2] for r in records], pa.list_(pa.string())),
+        }
+    )
+    return outcomes_from_table(map_ordered(table, DeidActor, (settings,), engine, progress))

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from datakit import __version__
-from datakit.deid.batch import Outcome, Settings, deidentify
+from datakit.deid.batch import Outcome, Settings, deidentify, deidentify_on_ray
 from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
 from datakit.deid.operators import ENTITIES, RESIDUAL
@@ -107,9 +107,13 @@ def run_deid(ctx: StageContext) -> StageResult:
         )
     )
     try:
-        outcomes, (lines_seen, lines_ner) = deidentify(
-            records, settings, cfg.n_jobs, cfg.batch_size, _first_batch_starts(ctx, rows.height)
-        )
+        if recipe.engine.kind == "ray":  # the same outcomes, computed by Ray Data actors
+            ctx.phase("de-identifying on ray", rows.height, "records")
+            outcomes, (lines_seen, lines_ner) = deidentify_on_ray(records, settings, recipe.engine, ctx.advance)
+        else:
+            outcomes, (lines_seen, lines_ner) = deidentify(
+                records, settings, cfg.n_jobs, cfg.batch_size, _first_batch_starts(ctx, rows.height)
+            )
     except OSError as err:
         raise StageError(f"deid: spaCy model '{cfg.spacy_model}' could not be loaded ({type(err).__name__})") from err
     reasons = [
