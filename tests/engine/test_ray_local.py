@@ -1,14 +1,19 @@
 """The `ray` engine on one local Ray (`ray.init(num_cpus=2)`, shared by this module): the same recipe writes the
-same shards and the same certificate as the local engine; asking for Ray without the extra is one line."""
+same shards and the same certificate as the local engine, also when an actor is killed mid-stage (Ray restarts it
+and retries its batch); asking for Ray without the extra is one line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+import psutil
 import pytest
 
 from datakit.errors import StageError
@@ -49,18 +54,67 @@ def _certificate(run: Path) -> object:
     return _untimed(json.loads((run / "reports" / "certificate.json").read_text()))
 
 
-def test_ray_engine_writes_what_the_local_engine_writes(local_ray: None, tmp_path: Path) -> None:
-    local, on_ray = tmp_path / "local", tmp_path / "ray"
-    run_recipe(coding_recipe("source.n=200"), local)
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local engine's run of the recipe both tests compare with."""
+    out = tmp_path_factory.mktemp("local_engine")
+    run_recipe(coding_recipe("source.n=200"), out)
+    return out
+
+
+def _deid(run: Path) -> pl.DataFrame:
+    return pl.read_parquet(RunDir(run).stage_dir("deid") / "part-*.parquet")
+
+
+def test_ray_engine_writes_what_the_local_engine_writes(local_ray: None, local_run: Path, tmp_path: Path) -> None:
+    local, on_ray = local_run, tmp_path / "ray"
     run_recipe(coding_recipe("source.n=200", "engine.kind=ray", "engine.batch_size=64"), on_ray)
-    deid_local = pl.read_parquet(RunDir(local).stage_dir("deid") / "part-*.parquet")
-    deid_ray = pl.read_parquet(RunDir(on_ray).stage_dir("deid") / "part-*.parquet")
-    assert deid_ray.equals(deid_local)
+    assert _deid(on_ray).equals(_deid(local))
     assert _manifest(on_ray) == _manifest(local)
     assert _certificate(on_ray) == _certificate(local)
     # the engine is no part of the recipe's identity: a local re-run finds the ray run's stages current
     outcomes = run_recipe(coding_recipe("source.n=200"), on_ray)
     assert {o.status for o in outcomes} == {"skipped"}
+
+
+def _deid_actors() -> set[int]:
+    found = set()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if "DeidActor" in " ".join(proc.info["cmdline"] or []):
+                found.add(proc.pid)
+    return found
+
+
+def _kill_an_actor_at_work(killed: list[int], stop: threading.Event, earlier: set[int]) -> None:
+    """SIGKILL the first de-identification actor process of this run seen alive 3 s (loading its models or on a
+    batch); Ray restarts it and retries its work. Actors of earlier runs (`earlier`) are left alone."""
+    while not stop.is_set():
+        for pid in sorted(_deid_actors() - earlier):
+            time.sleep(3)
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+                killed.append(pid)
+                return
+            earlier.add(pid)  # it ended by itself: look for another
+        time.sleep(0.05)
+
+
+def test_an_actor_killed_mid_stage_is_retried_and_the_output_is_the_same(
+    local_ray: None, local_run: Path, tmp_path: Path
+) -> None:
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_an_actor_at_work, args=(killed, stop, _deid_actors()), daemon=True)
+    killer.start()
+    try:
+        overrides = ("source.n=200", "engine.kind=ray", "engine.batch_size=20", "engine.concurrency=1")
+        run_recipe(coding_recipe(*overrides), tmp_path / "ray", only=["pull", "deid"])
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no actor was killed: the test proved nothing"
+    assert _deid(tmp_path / "ray").equals(_deid(local_run))
 
 
 def test_ray_without_the_extra_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
