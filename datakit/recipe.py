@@ -143,6 +143,12 @@ class FilesSource(Mapped):
     )
     xml: XmlRecords | None = Field(None, description="record and field paths (format = xml)")
 
+    def check_columns(self, allowed: tuple[str, ...]) -> None:
+        super().check_columns(allowed)
+        for key in self.templates:
+            if key not in allowed:
+                raise ValueError(_unknown(f"source.templates.{key}", key, allowed))
+
     @model_validator(mode="after")
     def _xml_needs_paths(self) -> FilesSource:
         if (self.format == "xml") != (self.xml is not None):
@@ -616,12 +622,7 @@ class Recipe(Strict):
             if name in RESERVED_COLUMNS:
                 raise ValueError(f"column name '{name}' is used by datakit's own frames: rename it in the recipe")
         if isinstance(self.source, Mapped):
-            allowed = (*SCHEMA_COLUMNS, *self.extra_columns())
-            self.source.check_columns(allowed)
-            if isinstance(self.source, FilesSource):
-                for key in self.source.templates:
-                    if key not in allowed:
-                        raise ValueError(_unknown(f"source.templates.{key}", key, allowed))
+            self.source.check_columns((*SCHEMA_COLUMNS, *self.extra_columns()))
         return self
 
     def extra_columns(self) -> tuple[str, ...]:

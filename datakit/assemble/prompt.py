@@ -24,7 +24,7 @@ import polars as pl
 
 from datakit.assemble.formats import answer_line_expr
 from datakit.recipe import Prompt
-from datakit.task import TaskSpec, inputs_expr
+from datakit.task import NOT_GIVEN, TaskSpec, inputs_expr
 
 CHARS_PER_TOKEN = 4  # token estimates: ceil(chars / 4) + 4 per message (role and separators)
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -47,8 +47,8 @@ def report_expr(spec: TaskSpec | None, prefix: str = "") -> pl.Expr:
     def col(name: str) -> pl.Expr:
         return pl.col(f"{prefix}{name}")
 
-    description = col("exam_description").fill_null("(not given)")
-    reason = col("reason_for_exam").fill_null("(not given)")
+    description = col("exam_description").fill_null(NOT_GIVEN)
+    reason = col("reason_for_exam").fill_null(NOT_GIVEN)
     body = col("report_text").fill_null("")
     explicit = pl.concat_str(
         [

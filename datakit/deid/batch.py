@@ -78,6 +78,13 @@ class Deidentifier:
     def gate_stats(self) -> tuple[int, int]:
         return self.analyzer.nlp_engine.lines_seen, self.analyzer.nlp_engine.lines_to_ner
 
+    def run_counted(self, records: list[Record]) -> tuple[list[Outcome], tuple[int, int]]:
+        """`run`, and the (lines seen, lines sent to NER) of this batch."""
+        before = self.gate_stats
+        out = self.run(records)
+        after = self.gate_stats
+        return out, (after[0] - before[0], after[1] - before[1])
+
     def run(self, records: list[Record]) -> list[Outcome]:
         flat = [(i, t) for i, (_, _, texts) in enumerate(records) for t in texts if t]
         try:
@@ -170,10 +177,7 @@ def _init(settings: Settings | None, parent: int) -> None:
 
 def _work(records: list[Record]) -> tuple[list[Outcome], tuple[int, int]]:
     assert _WORKER is not None
-    before = _WORKER.gate_stats
-    out = _WORKER.run(records)
-    after = _WORKER.gate_stats
-    return out, (after[0] - before[0], after[1] - before[1])
+    return _WORKER.run_counted(records)
 
 
 def deidentify(
@@ -229,9 +233,7 @@ class DeidActor:
                 strict=True,
             )
         )
-        before = self.worker.gate_stats
-        outcomes = self.worker.run(records)
-        after = self.worker.gate_stats
+        outcomes, (seen, ner) = self.worker.run_counted(records)
         first = [1] + [0] * (len(outcomes) - 1)
         return pa.table(
             {
@@ -241,8 +243,8 @@ class DeidActor:
                 "error": pa.array([o.error for o in outcomes], pa.string()),
                 "scan": pa.array([None if o.scan is None else json.dumps(dict(o.scan)) for o in outcomes], pa.string()),
                 "inserted": [json.dumps(o.inserted) for o in outcomes],
-                "lines_seen": [(after[0] - before[0]) * f for f in first],
-                "lines_ner": [(after[1] - before[1]) * f for f in first],
+                "lines_seen": [seen * f for f in first],
+                "lines_ner": [ner * f for f in first],
             }
         )
 

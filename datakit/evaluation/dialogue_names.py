@@ -9,7 +9,6 @@ and checks that speaker tags (`[doctor]`, `[patient]`) survive one for one. Coun
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from datakit.deid.truecase import english_words
 
 FREQUENT_ZIPF = 5.0  # "good" 6.1, "price" 5.0: words first; "scott" 4.6, "logan" 4.0 are scored
 NAME_KINDS = ("patient_firstname", "patient_familyname", "doctor_name")
-SPEAKER_TAG = r"(?m)^\[(doctor|patient|patient_guest|doctor_guest|[a-z_]+)\]"
+SPEAKER_TAG = r"(?m)^\[[a-z_]+\]"  # [doctor], [patient], [patient_guest], ...
 
 
 def aci_names(aci_dir: Path) -> pl.DataFrame:
@@ -100,7 +99,3 @@ def score(
         "removed": round(1 - total_after / total_before, 4) if total_before else None,
         "speaker_tags": tags,
     }
-
-
-def name_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(rf"(?i)\b{re.escape(name)}\b")

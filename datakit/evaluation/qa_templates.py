@@ -67,14 +67,15 @@ def score(items: pl.DataFrame, run_dir: Path) -> dict[str, Any]:
     linked = both_ways(links.filter(pl.col("kind").is_in(CONTENT_KINDS)))
     exempt = both_ways(links.filter(pl.col("kind").str.strip_prefix("template_").is_in(CONTENT_KINDS)))
     exempt = exempt.join(linked, on=["a", "b"], how="anti")
-    kept = items.join(grouped, on="case_id").with_columns(
-        question_templates(items.join(grouped, on="case_id", how="semi")),
+    kept = items.join(grouped, on="case_id")
+    kept = kept.with_columns(
+        question_templates(kept),
         pl.col("answer").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars().alias("answer_key"),
     )
+    group = kept.select("case_id", "leakage_group", "split")
     out: dict[str, Any] = {"items": kept.height}
     for name, key in (("template_pairs", "template"), ("copied_answer_pairs", "answer_key")):
         pairs = _cross_document_pairs(kept.filter(pl.col(key) != ""), key)
-        group = kept.select("case_id", "leakage_group", "split")
         scored = (
             pairs.join(linked.with_columns(pl.lit(True).alias("linked")), on=["a", "b"], how="left")
             .join(exempt.with_columns(pl.lit(True).alias("exempt")), on=["a", "b"], how="left")

@@ -25,6 +25,13 @@ from datakit.recipe import Split
 EVAL_SPLITS = ("val", "test")
 
 
+def source_split_expr(split: Split) -> pl.Expr:
+    """The split the source itself gives each record (`split.source_column` mapped by `split.source_splits`;
+    null for a value the recipe does not map)."""
+    assert split.source_column is not None
+    return pl.col(split.source_column).replace_strict(split.source_splits, default=None, return_dtype=pl.String)
+
+
 def _ratio_cut(groups: pl.DataFrame, ratios: tuple[float, float, float], total: int) -> pl.Expr:
     train, val, _ = ratios
     start = (pl.col("rows").cum_sum() - pl.col("rows")) / max(1, total)

@@ -26,7 +26,7 @@ from datakit.leakage.detect import LayerClock, detect
 from datakit.leakage.external import contamination, external_digest, read_items
 from datakit.leakage.groups import group_links
 from datakit.leakage.repair import REPAIR_ROUNDS, repair_moves, split_and_certify
-from datakit.leakage.splits import EVAL_SPLITS
+from datakit.leakage.splits import EVAL_SPLITS, source_split_expr
 from datakit.recipe import Leakage, Recipe
 from datakit.report.build import REPAIR_MOVES
 from datakit.rundir import RunDir, file_sha256
@@ -72,9 +72,8 @@ def source_split_table(rows: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
     assert column is not None
     if column not in rows.columns:
         raise StageError(f"split.source_column '{column}' is not a column of the input: re-run the pull stage")
-    mapped = pl.col(column).replace_strict(recipe.split.source_splits, default=None, return_dtype=pl.String)
     return (
-        rows.select("case_id", mapped.alias("frozen_split"))
+        rows.select("case_id", source_split_expr(recipe.split).alias("frozen_split"))
         .filter(pl.col("frozen_split").is_in(EVAL_SPLITS))
         .unique("case_id", keep="first", maintain_order=True)
     )
@@ -83,11 +82,9 @@ def source_split_table(rows: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
 def source_split_moves(out: pl.DataFrame, recipe: Recipe) -> dict[str, dict[str, int]] | None:
     """Records per (source split -> datakit split): records the source calls train that a link ties to its
     val/test records are moved to eval, never the other way."""
-    column = recipe.split.source_column
-    if column is None:
+    if recipe.split.source_column is None:
         return None
-    mapped = pl.col(column).replace_strict(recipe.split.source_splits, default=None, return_dtype=pl.String)
-    counts = out.group_by(mapped.alias("source"), "split").len().sort("source", "split")
+    counts = out.group_by(source_split_expr(recipe.split).alias("source"), "split").len().sort("source", "split")
     table: dict[str, dict[str, int]] = {}
     for source, split, n in counts.iter_rows():
         table.setdefault(str(source), {})[split] = n

@@ -19,6 +19,7 @@ import polars as pl
 
 from datakit.errors import SourceError
 from datakit.recipe import SCHEMA_COLUMNS, FilesSource, Mapped, XmlRecords
+from datakit.schema import text_expr
 
 _SUFFIX_FORMAT = {
     ".parquet": "parquet",
@@ -173,15 +174,13 @@ TEMPLATE_FIELD = re.compile(r"\{([^{}]+)\}")
 
 def template_expr(template: str, frame: pl.DataFrame, where: str, origin: str) -> pl.Expr:
     """`template` with each {column} replaced by that column's text (a list of strings joined in paragraphs)."""
-    from datakit.schema import text_expr
-
     parts: list[pl.Expr] = []
     at = 0
     for m in TEMPLATE_FIELD.finditer(template):
         column = m.group(1)
         if column not in frame.columns:
             raise _missing(frame, where, column, origin)
-        parts += [pl.lit(template[at : m.start()]), text_expr(column, frame.schema[column], "\n\n")]
+        parts += [pl.lit(template[at : m.start()]), text_expr(column, frame.schema[column])]
         at = m.end()
     parts.append(pl.lit(template[at:]))
     return pl.concat_str(parts)

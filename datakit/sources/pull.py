@@ -92,17 +92,17 @@ def read_database(cfg: Database, ctx: StageContext) -> tuple[pl.DataFrame, dict[
 def run_pull(ctx: StageContext) -> StageResult:
     recipe = ctx.recipe
     source = recipe.source
+    extra = recipe.extra_columns()
     pulled: dict[str, Any] = {}
     if isinstance(source, Database):
         raw, pulled = read_database(source, ctx)
     else:
         ctx.phase("reading", None, "rows")
-        raw = read_source(source, recipe.extra_columns())
+        raw = read_source(source, extra)
         ctx.set_total(raw.height)
         ctx.advance(raw.height)
     separator = source.list_separator if isinstance(source, Mapped) else ";"
     date_format = source.date_format if isinstance(source, Mapped) else None
-    extra = recipe.extra_columns()
     checked = validate(
         conform(raw, separator, date_format, extra),
         recipe.required_columns(),
