@@ -2,6 +2,7 @@
 
     python bench/e2e.py --n 5000 --n 50000
     python bench/e2e.py --n 20000 --engine local --engine ray     # the Ray engine's overhead on the same cores
+    python bench/e2e.py --n 20000 --engine local --engine cluster  # Ray on a two-node cluster on this machine
 
 Each N runs in a fresh subprocess (so peak RSS is that run's own) into a fresh run directory. Prints one
 line per stage and figure: rows/s and peak RSS, plus the whole run's wall time and peak RSS. Later issues
@@ -11,12 +12,14 @@ add their stages here and their own bench/<stage>.py with a baseline measured in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,30 +71,69 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, default=RECIPE)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra recipe overrides")
     parser.add_argument(
-        "--engine", action="append", choices=("local", "ray"), help="engine(s) to run, in order; default local"
+        "--engine",
+        action="append",
+        choices=("local", "ray", "cluster"),
+        help="engine(s) to run, in order; default local. cluster: Ray on --nodes nodes started on this machine "
+        "(ray.cluster_utils.Cluster, the cores split between them)",
     )
+    parser.add_argument("--nodes", type=int, default=2, help="nodes of the cluster engine")
     args = parser.parse_args()
     extra = [x for o in args.overrides for x in ("--set", o)]
     engines = args.engine or ["local"]
-    print(f"{'n':>8} {'engine':<6} {'stage':<9} {'rows in':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
+    print(f"{'n':>8} {'engine':<7} {'stage':<9} {'rows in':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
     for n in args.n or [5000, 50000]:
         results = {}
         for engine in engines:
-            result = results[engine] = bench_one(n, args.recipe, [*extra, "--engine", engine])
+            if engine == "cluster":
+                with cluster(args.nodes) as address:
+                    flags = [*extra, "--engine", "ray", "--set", f'engine.address="{address}"']
+                    result = results[engine] = bench_one(n, args.recipe, flags)
+            else:
+                result = results[engine] = bench_one(n, args.recipe, [*extra, "--engine", engine])
             for s in result["stages"]:  # type: ignore[union-attr]
                 print(
-                    f"{n:>8} {engine:<6} {s['stage']:<9} {s['rows_in']:>9,} {s['wall_seconds']:>8.2f} "
+                    f"{n:>8} {engine:<7} {s['stage']:<9} {s['rows_in']:>9,} {s['wall_seconds']:>8.2f} "
                     f"{s['rows_per_second'] or 0:>10,.0f} {s['peak_rss_mb']:>12,.0f}"
                 )
+                shuffle = (s.get("stats") or {}).get("lsh_shuffle")
+                if shuffle:
+                    print(
+                        f"{'':>8} {engine:<7} {'  LSH':<9} shuffle: {shuffle['shuffled_rows']:,} band rows, "
+                        f"{shuffle['shuffled_bytes'] / 2**20:,.1f} MiB from {shuffle['map_tasks']} map to "
+                        f"{shuffle['partitions']} reduce tasks; {shuffle['candidate_pairs']:,} candidate pairs, "
+                        f"{shuffle['pairs_returned']:,} verified pairs returned"
+                    )
             rate = n / result["wall"]  # type: ignore[operator]
             print(
                 f"{n:>8} {engine:<6} {'TOTAL':<9} {n:>9,} {result['wall']:>8.2f} {rate:>10,.0f} "
                 f"{result['peak_mb']:>12,.0f}   (process wall incl. start-up; {result['examples']:,} examples written)"
             )
-        if {"local", "ray"} <= set(results):
-            ratio = results["ray"]["wall"] / results["local"]["wall"]  # type: ignore[operator]
-            same = results["ray"]["hashes"] == results["local"]["hashes"]
-            print(f"{n:>8} ray / local wall: {ratio:.2f}x (target <= 1.3x); shard and index sha256s equal: {same}")
+        for other in ("ray", "cluster"):
+            if {"local", other} <= set(results):
+                ratio = results[other]["wall"] / results["local"]["wall"]  # type: ignore[operator]
+                same = results[other]["hashes"] == results["local"]["hashes"]
+                print(
+                    f"{n:>8} {other} / local wall: {ratio:.2f}x (target <= 1.3x); shard and index sha256s equal: {same}"
+                )
+
+
+@contextlib.contextmanager
+def cluster(nodes: int) -> Iterator[str]:
+    """A Ray cluster of `nodes` nodes on this machine (the cores split between them); yields its address."""
+    import os
+
+    from ray.cluster_utils import Cluster
+
+    cpus = max(1, (os.cpu_count() or 2) // nodes)
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus, "include_dashboard": False})
+    try:
+        for _ in range(nodes - 1):
+            c.add_node(num_cpus=cpus)
+        c.wait_for_nodes()
+        yield c.address
+    finally:
+        c.shutdown()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from datakit.content import description_key
 from datakit.errors import StageError
 from datakit.leakage import embed
 from datakit.leakage.guard import LAYERS, Guard, dense_ids
-from datakit.recipe import Assemble
+from datakit.recipe import Assemble, Engine
 
 TOKEN_PATTERN = r"\w\w+"
 
@@ -82,8 +82,9 @@ class Bm25:
         self._retriever = bm25s.BM25(k1=k1, b=b, backend="numba")
         self._retriever.index(bm25s.tokenization.Tokenized(ids=corpus, vocab=vocab), show_progress=False)
 
-    def search(self, texts: pl.Series, k: int) -> pl.DataFrame:
-        """(q, pool, rank) for the top k pool rows of each query text. Each query term counts once."""
+    def search(self, texts: pl.Series, k: int, threads: int = 0) -> pl.DataFrame:
+        """(q, pool, rank) for the top k pool rows of each query text. Each query term counts once. `threads`:
+        numba threads (0: one per core)."""
         k = min(k, self.size)
         queries = (
             token_table(texts)
@@ -97,7 +98,7 @@ class Bm25:
         if queries.height == 0 or k == 0:
             return empty
         docs, scores = self._retriever.retrieve(
-            queries["tid"].to_list(), k=k, show_progress=False, n_threads=os.cpu_count() or 1
+            queries["tid"].to_list(), k=k, show_progress=False, n_threads=threads or os.cpu_count() or 1
         )
         q = np.repeat(queries["doc"].cast(pl.Int64).to_numpy(), k)
         found = pl.DataFrame(
@@ -116,19 +117,28 @@ def _ranked(found: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def dense_search(index: Any, vectors: np.ndarray, k: int, batch: int = 8192) -> pl.DataFrame:
-    """(q, pool, rank) of the k nearest pool rows by inner product of centred unit vectors."""
+def dense_search(index: Any, pool_vectors: np.ndarray, vectors: np.ndarray, k: int, batch: int = 8192) -> pl.DataFrame:
+    """(q, pool, rank) of the k nearest pool rows by inner product of centred unit vectors.
+
+    FAISS fetches 2k per query; each is rescored by one row-wise dot product and rounded, and the k best kept (ties
+    by pool row). FAISS's own scores depend in their last bits on the batch a query is searched with and on the
+    thread count (measured: the same queries in other batches gave other top-50 lists), which let near-tied
+    neighbours in or out; the rescored ranking is the query's own, wherever and with whatever it is searched."""
     k = min(k, index.ntotal)
+    fetch = min(2 * k, index.ntotal)
     frames = []
     for start in range(0, len(vectors), batch):
-        scores, ids = index.search(np.ascontiguousarray(vectors[start : start + batch]), k)
-        q = np.repeat(np.arange(start, start + len(ids), dtype=np.int64), k)
-        frames.append(
-            pl.DataFrame({"q": q, "pool": ids.reshape(-1).astype(np.int64), "score": np.round(scores, 5).reshape(-1)})
-        )
+        queries = np.ascontiguousarray(vectors[start : start + batch])
+        _, ids = index.search(queries, fetch)
+        q = np.repeat(np.arange(len(ids), dtype=np.int64), fetch)
+        pool = ids.reshape(-1).astype(np.int64)
+        found = pool >= 0
+        q, pool = q[found], pool[found]
+        score = np.einsum("ij,ij->i", queries[q], pool_vectors[pool])
+        frames.append(pl.DataFrame({"q": q + start, "pool": pool, "score": np.round(score, 5)}))
     if not frames:
         return pl.DataFrame(schema={"q": pl.Int64, "pool": pl.Int64, "rank": pl.Int64})
-    return _ranked(pl.concat(frames).filter(pl.col("pool") >= 0))
+    return _ranked(pl.concat(frames)).filter(pl.col("rank") < k)
 
 
 def fuse(lists: list[pl.DataFrame], rrf_k: int, depth: int) -> pl.DataFrame:
@@ -161,78 +171,166 @@ def _description_ids(guard: Guard) -> np.ndarray:
     return dense_ids(guard.cases.select(description_key(pl.col("exam_description"))).to_series())
 
 
+@dataclass
+class Searcher:
+    """Everything a query needs, built once: the guard, the pool, its BM25 and FAISS indexes. Under the Ray engine
+    it is built on the driver and handed to the retrieval actors (`on_ray.RetrievalActor`)."""
+
+    guard: Guard
+    cfg: Assemble
+    pool: Pool
+    bm25: Bm25
+    index: Any
+    pool_vectors: np.ndarray
+    limit: int  # the deepest fetch
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # for BM25 and FAISS searches
+
+    @classmethod
+    def build(cls, guard: Guard, cfg: Assemble, exact_index_max: int) -> Searcher:
+        pool = build_pool(guard)
+        vectors = np.ascontiguousarray(guard.vectors[pool.content])
+        return cls(
+            guard=guard,
+            cfg=cfg,
+            pool=pool,
+            bm25=Bm25(guard.texts.gather(pool.content), cfg.bm25_k1, cfg.bm25_b),
+            index=embed.build_index(vectors, exact_index_max),
+            pool_vectors=vectors,
+            limit=min(cfg.max_fetch, len(pool)),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        import faiss
+
+        return self.__dict__ | {"index": faiss.serialize_index(self.index)}  # FAISS indexes do not pickle
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import faiss
+
+        self.__dict__.update(state | {"index": faiss.deserialize_index(state["index"])})
+
+    def search(self, todo: pl.DataFrame, on_settled: Callable[[int], None] = lambda n: None) -> Fetched:
+        """Guard-passed candidates of the query nodes `todo` (node, content), fetched deeper each round (k doubles)
+        for nodes left with fewer than `n_shots`. A node's result depends on the node alone, so any partition of
+        the nodes (the Ray engine's batches) gives the same results as one call over all of them."""
+        guard, cfg, pool = self.guard, self.cfg, self.pool
+        depth = min(cfg.k, self.limit)
+        kept_parts, blocked_parts, pair_parts = [], [], []
+        while todo.height:
+            q_contents = todo["content"].unique().sort()
+            texts = guard.texts.gather(q_contents)
+            lists = [
+                self.bm25.search(texts, depth, self.threads),
+                dense_search(self.index, self.pool_vectors, guard.vectors[q_contents.to_numpy()], depth),
+            ]
+            fused = fuse(lists, cfg.rrf_k, depth)
+            fused = fused.with_columns(pl.Series("content", q_contents.to_numpy()[fused["q"].to_numpy()]))
+            pairs = todo.join(fused.select("content", "pool", "rrf"), on="content").sort("node", "pool")
+            cand = pool.node[pairs["pool"].to_numpy()]
+            # words containment once per (query text, candidate text): the guard's words test and the outlier rule
+            scores = content_scores(guard, pairs["content"].to_numpy(), pool.content[pairs["pool"].to_numpy()])
+            flags = guard.check(pairs["node"].to_numpy(), cand, scores)
+            outlier = guard.outliers(scores[0], pairs["node"].to_numpy())
+            flags = flags.with_columns(
+                pl.Series("outlier", outlier), (pl.col("blocked") | pl.Series(outlier)).alias("blocked")
+            )
+            pairs = pairs.with_columns(pl.Series("cand", cand), flags["blocked"], *[flags[x] for x in LAYERS])
+            passed = pairs.filter(~pl.col("blocked"))
+            counts = todo.select("node").join(passed.group_by("node").len(), on="node", how="left")
+            enough = counts["len"].fill_null(0) >= cfg.n_shots
+            done = counts.filter(enough | (depth >= self.limit)).select("node")
+            on_settled(done.height)
+            kept_parts.append(passed.join(done, on="node").select("node", "cand", "pool", "rrf"))
+            pair_parts.append(
+                pairs.filter(pl.col("blocked"))
+                .join(done, on="node")
+                .select(
+                    "node",
+                    "cand",
+                    pl.concat_list([pl.when(pl.col(x)).then(pl.lit(x)) for x in LAYERS])
+                    .list.drop_nulls()
+                    .alias("layers"),
+                )
+            )
+            blocked_parts.append(
+                pairs.join(done, on="node")
+                .group_by("node")
+                .agg(pl.col("blocked").sum(), *[pl.col(x).sum() for x in LAYERS])
+                .with_columns(pl.lit(depth).alias("depth"))
+            )
+            todo = todo.join(done, on="node", how="anti")
+            depth = min(depth * 2, self.limit)
+        return Fetched(pl.concat(kept_parts), pl.concat(blocked_parts), pl.concat(pair_parts))
+
+
+@dataclass
+class Fetched:
+    """What `Searcher.search` found for some query nodes (before the rerank)."""
+
+    kept: pl.DataFrame  # node, cand, pool, rrf
+    blocked: pl.DataFrame  # node, blocked, <layer> counts, depth (the fetch depth the node settled at)
+    pairs: pl.DataFrame  # node, cand, layers: the blocked (record, candidate) pairs
+
+    @staticmethod
+    def concat(parts: list[Fetched]) -> Fetched:
+        return Fetched(*(pl.concat([getattr(p, f) for p in parts]) for f in ("kept", "blocked", "pairs")))
+
+
+def rounds_of(nodes: pl.DataFrame, blocked: pl.DataFrame) -> list[dict[str, int]]:
+    """The fetch rounds (depth, queries, distinct texts, settled), from the depth each node settled at."""
+    settled = nodes.join(blocked.select("node", "depth"), on="node")
+    rounds = []
+    for depth in sorted(settled["depth"].unique().to_list()):
+        asked = settled.filter(pl.col("depth") >= depth)
+        rounds.append(
+            {
+                "depth": depth,
+                "queries": asked.height,
+                "texts": asked["content"].n_unique(),
+                "settled": int((asked["depth"] == depth).sum()),
+            }
+        )
+    return rounds
+
+
 def retrieve(
-    guard: Guard, cfg: Assemble, exact_index_max: int, on_settled: Callable[[int], None] = lambda n: None
+    guard: Guard,
+    cfg: Assemble,
+    exact_index_max: int,
+    on_settled: Callable[[int], None] = lambda n: None,
+    engine: Engine | None = None,
 ) -> Retrieval:
     """Guard-passed, reranked neighbours of every node (up to max(n_shots, candidate_neighbours) each).
-    `on_settled(n)` after each fetch round: n more query records have their shots."""
-    pool = build_pool(guard)
-    want = max(cfg.n_shots, cfg.candidate_neighbours)
+    `on_settled(n)` after each fetch round: n more query records have their shots. With a Ray `engine`, the
+    queries are answered by retrieval actors (`on_ray.search_on_ray`); the results are the same."""
     nodes = guard.cases.select(pl.col("node").cast(pl.Int64), pl.col("content").cast(pl.Int64))
-    if len(pool) == 0:
+    searcher = Searcher.build(guard, cfg, exact_index_max)
+    if len(searcher.pool) == 0:
         empty_kept = pl.DataFrame(schema={"node": pl.Int64, "rank": pl.Int64, "cand": pl.Int64, "score": pl.Float64})
         blocked = nodes.select("node", pl.lit(0).alias("blocked"), *[pl.lit(0).alias(x) for x in LAYERS])
         return Retrieval(empty_kept, blocked.with_columns(pl.lit(0).alias("depth")), [], 0)
-    bm25 = Bm25(guard.texts.gather(pool.content), cfg.bm25_k1, cfg.bm25_b)
-    index = embed.build_index(np.ascontiguousarray(guard.vectors[pool.content]), exact_index_max)
-    desc = _description_ids(guard)
+    if engine is not None and engine.kind == "ray":
+        from datakit.assemble.on_ray import search_on_ray
+
+        found = search_on_ray(searcher, nodes, engine, on_settled)
+    else:
+        found = searcher.search(nodes, on_settled)
     reranker = CrossEncoderReranker(cfg.cross_encoder) if cfg.cross_encoder else None
-    limit = min(cfg.max_fetch, len(pool))
-    depth = min(cfg.k, limit)
-    todo = nodes
-    kept_parts, blocked_parts, pair_parts, rounds = [], [], [], []
-    while todo.height:
-        q_contents = todo["content"].unique().sort()
-        texts = guard.texts.gather(q_contents)
-        lists = [bm25.search(texts, depth), dense_search(index, guard.vectors[q_contents.to_numpy()], depth)]
-        fused = fuse(lists, cfg.rrf_k, depth)
-        fused = fused.with_columns(pl.Series("content", q_contents.to_numpy()[fused["q"].to_numpy()]))
-        pairs = todo.join(fused.select("content", "pool", "rrf"), on="content").sort("node", "pool")
-        cand = pool.node[pairs["pool"].to_numpy()]
-        # words containment once per (query text, candidate text): the guard's words test and the outlier rule
-        scores = content_scores(guard, pairs["content"].to_numpy(), pool.content[pairs["pool"].to_numpy()])
-        flags = guard.check(pairs["node"].to_numpy(), cand, scores)
-        outlier = guard.outliers(scores[0], pairs["node"].to_numpy())
-        flags = flags.with_columns(
-            pl.Series("outlier", outlier), (pl.col("blocked") | pl.Series(outlier)).alias("blocked")
-        )
-        pairs = pairs.with_columns(pl.Series("cand", cand), flags["blocked"], *[flags[x] for x in LAYERS])
-        passed = pairs.filter(~pl.col("blocked"))
-        counts = todo.select("node").join(passed.group_by("node").len(), on="node", how="left")
-        enough = counts["len"].fill_null(0) >= cfg.n_shots
-        done = counts.filter(enough | (depth >= limit)).select("node")
-        rounds.append({"depth": depth, "queries": todo.height, "texts": len(q_contents), "settled": done.height})
-        on_settled(done.height)
-        kept_parts.append(passed.join(done, on="node"))
-        pair_parts.append(
-            pairs.filter(pl.col("blocked"))
-            .join(done, on="node")
-            .select(
-                "node",
-                "cand",
-                pl.concat_list([pl.when(pl.col(x)).then(pl.lit(x)) for x in LAYERS]).list.drop_nulls().alias("layers"),
-            )
-        )
-        blocked_parts.append(
-            pairs.join(done, on="node")
-            .group_by("node")
-            .agg(pl.col("blocked").sum(), *[pl.col(x).sum() for x in LAYERS])
-            .with_columns(pl.lit(depth).alias("depth"))
-        )
-        todo = todo.join(done, on="node", how="anti")
-        depth = min(depth * 2, limit)
-    kept = pl.concat(kept_parts)
-    kept = _rerank(kept, guard, desc, cfg, reranker)
+    kept = _rerank(found.kept, guard, _description_ids(guard), cfg, reranker)
     kept = (
         kept.sort(["node", "score", "rrf", "pool"], descending=[False, True, True, False])
         .with_columns(pl.int_range(pl.len()).over("node").alias("rank"))
-        .filter(pl.col("rank") < want)
+        .filter(pl.col("rank") < max(cfg.n_shots, cfg.candidate_neighbours))
         .select("node", "rank", "cand", "score")
     )
-    blocked = nodes.select("node").join(pl.concat(blocked_parts), on="node", how="left").fill_null(0)
+    blocked = nodes.select("node").join(found.blocked, on="node", how="left").fill_null(0)
     assert_no_blocked(guard, kept)
     return Retrieval(
-        kept=kept, blocked=blocked, rounds=rounds, pool_size=len(pool), blocked_pairs=pl.concat(pair_parts)
+        kept=kept,
+        blocked=blocked,
+        rounds=rounds_of(nodes, found.blocked),
+        pool_size=len(searcher.pool),
+        blocked_pairs=found.pairs.sort("node", "cand"),
     )
 
 

@@ -61,8 +61,7 @@ _SPEECH = sorted(
         "fine i'm i've i'd it's that's correct hm hmm ah aw mhm uh-huh nice perfect exactly absolutely wow gotcha "
         "really sorry please let's tell actually welcome wonderful awesome cool".split()
     ),
-    key=len,
-    reverse=True,
+    key=lambda w: (-len(w), w),  # longest first; ties in a fixed order (a set's order changes per process)
 )
 NOT_SPEECH = rf"(?!(?i:{'|'.join(regex.escape(w) for w in _SPEECH)})\b)"
 

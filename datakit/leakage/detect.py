@@ -34,7 +34,7 @@ from datakit.leakage.layers import Layer, LayerClock, layer_of, make_layers
 from datakit.leakage.layers.base import no_edges
 from datakit.leakage.layers.cosine import CosineLayer
 from datakit.leakage.layers.near import NearLayer
-from datakit.recipe import Leakage
+from datakit.recipe import Engine, Leakage
 
 __all__ = ["Detection", "LayerClock", "detect", "template_contents"]
 
@@ -73,6 +73,10 @@ class Detection:
         return self.near.cache_stats
 
     @property
+    def lsh_shuffle(self) -> dict[str, int]:
+        return self.near.lsh_stats
+
+    @property
     def embedding(self) -> dict[str, Any]:
         return layer_of(self.layers, CosineLayer).stats
 
@@ -84,13 +88,15 @@ def detect(
     cache_root: Path,
     clock: LayerClock,
     encoder_factory: Callable[[Leakage], embed.Encoder] | None = None,
+    engine: Engine | None = None,
 ) -> Detection:
-    """Run every layer over the distinct cases of `rows` (pair examples share their case's node)."""
+    """Run every layer over the distinct cases of `rows` (pair examples share their case's node); with a Ray
+    `engine`, the layers' per-text work and LSH run on the cluster (same results)."""
     clock.phase("corpus", rows.height, "records")
     with clock.layer("corpus"):
         corpus = build_corpus(rows, cfg, key, cache_root)
     clock.advance(rows.height)
-    layers = make_layers(cfg, encoder_factory)
+    layers = make_layers(cfg, encoder_factory, engine)
     found = {}
     for layer in layers:
         with clock.layer(layer.name):

@@ -16,8 +16,9 @@ characters); a text shorter than `k` is one shingle. The shingle hash is the upp
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -144,13 +145,22 @@ def signatures(texts: pl.Series, *, k: int = 5, num_perm: int = 128, seed: int =
 
 
 def cached_signatures(
-    contents: pl.DataFrame, cache_root: Path, *, k: int, num_perm: int, seed: int = 1
+    contents: pl.DataFrame,
+    cache_root: Path,
+    *,
+    k: int,
+    num_perm: int,
+    seed: int = 1,
+    compute: Callable[[pl.Series], np.ndarray] | None = None,
+    batch: int = 8192,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """`signatures` of `contents` (columns content_hash, text) in row order, cached by content hash under
-    `<cache_root>/minhash/` (the retrieval guard reads back what the leakage stage computed)."""
+    `<cache_root>/minhash/` (the retrieval guard reads back what the leakage stage computed). `compute` computes
+    the same values elsewhere (Ray actors: `on_ray.signatures_on_ray`), `batch` texts per call."""
     producer = f"{SCHEME}:k={k}:num_perm={num_perm}:seed={seed}"
     cache = ContentCache(cache_root, "minhash", producer, "signature", num_perm, pl.UInt32)
-    sig, stats = cached_values(contents, lambda texts: signatures(texts, k=k, num_perm=num_perm, seed=seed), cache)
+    here = partial(signatures, k=k, num_perm=num_perm, seed=seed)
+    sig, stats = cached_values(contents, compute or here, cache, batch)
     return sig.astype(np.uint32, copy=False), stats
 
 

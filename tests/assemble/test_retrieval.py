@@ -15,7 +15,7 @@ import pytest
 from datakit.assemble.candidates import gold_hits, recall, voted_codes
 from datakit.assemble.examples import run_assemble
 from datakit.assemble.formats import parse_answer
-from datakit.assemble.retrieve import Bm25, assert_no_blocked, fuse, retrieve
+from datakit.assemble.retrieve import Bm25, Fetched, Searcher, assert_no_blocked, fuse, retrieve
 from datakit.errors import StageError
 from datakit.evaluation.planted_leaks import iu_cases, planted_leaks
 from datakit.keys import DEMO_KEY, SecretKey
@@ -229,6 +229,25 @@ def test_no_planted_copy_is_ever_retrieved_for_its_original(
     assert blocked["exact"] > 0 and blocked["near"] > 0 and blocked["cosine"] > 0
     assert blocked["accession"] > 0 and blocked["patient"] > 0
     assert (found.kept.group_by("node").len()["len"] >= 3).all()
+
+
+def test_a_records_retrieval_does_not_depend_on_the_records_searched_with_it(
+    planted: tuple[pl.DataFrame, pl.DataFrame, Path],
+) -> None:
+    """What the Ray engine relies on to hand records to actors in any batches: the same kept shots, blocked counts,
+    depths and blocked pairs for every record, searched all at once or in five arbitrary parts."""
+    rows, _, cache = planted
+    guard = build_guard(rows, Leakage(), KEY, cache)
+    searcher = Searcher.build(guard, Assemble(n_shots=3, k=20), 1_000_000)
+    nodes = guard.cases.select(pl.col("node").cast(pl.Int64), pl.col("content").cast(pl.Int64))
+    whole = searcher.search(nodes)
+    draw = np.random.default_rng(5).integers(0, 5, nodes.height)
+    parts = Fetched.concat([searcher.search(nodes.filter(pl.Series(draw == i))) for i in range(5)])
+    for field in ("kept", "blocked", "pairs"):
+        a, b = getattr(whole, field), getattr(parts, field)
+        key = [c for c in ("node", "cand") if c in a.columns]
+        assert a.sort(key).equals(b.sort(key)), field
+    assert whole.kept.height > 3 * nodes.height / 2 and whole.pairs.height > 0
 
 
 def test_the_final_assertion_stops_the_build_when_a_blocked_shot_slips_through(

@@ -1,6 +1,7 @@
-"""The `ray` engine on one local Ray (`ray.init(num_cpus=2)`, shared by this module): the same recipe writes the
-same shards and the same certificate as the local engine, also when an actor is killed mid-stage (Ray restarts it
-and retries its batch); asking for Ray without the extra is one line."""
+"""The `ray` engine on one local Ray (`ray.init(num_cpus=2)`, shared by the engine tests: `conftest.local_ray`):
+the same recipe writes the same shards and the same certificate as the local engine (de-identification, MinHash,
+LSH, embeddings and neighbour search on the cluster), also when an actor is killed mid-stage (Ray restarts it and
+retries its batch); asking for Ray without the extra is one line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -19,17 +19,9 @@ import pytest
 from datakit.errors import StageError
 from datakit.rundir import RunDir
 from tests.conftest import coding_recipe, run_recipe
+from tests.engine.conftest import N
 
 ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _manifest(run: Path) -> dict:
@@ -54,26 +46,32 @@ def _certificate(run: Path) -> object:
     return _untimed(json.loads((run / "reports" / "certificate.json").read_text()))
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The local engine's run of the recipe both tests compare with."""
-    out = tmp_path_factory.mktemp("local_engine")
-    run_recipe(coding_recipe("source.n=200"), out)
-    return out
+def _dir(run: Path, stage: str) -> Path:
+    return RunDir(run).stage_dir(stage)
+
+
+def _stage(run: Path, stage: str) -> pl.DataFrame:
+    return pl.read_parquet(_dir(run, stage) / "part-*.parquet")
 
 
 def _deid(run: Path) -> pl.DataFrame:
-    return pl.read_parquet(RunDir(run).stage_dir("deid") / "part-*.parquet")
+    return _stage(run, "deid")
 
 
 def test_ray_engine_writes_what_the_local_engine_writes(local_ray: None, local_run: Path, tmp_path: Path) -> None:
     local, on_ray = local_run, tmp_path / "ray"
-    run_recipe(coding_recipe("source.n=200", "engine.kind=ray", "engine.batch_size=64"), on_ray)
+    run_recipe(coding_recipe(f"source.n={N}", "engine.kind=ray", "engine.batch_size=64"), on_ray)
     assert _deid(on_ray).equals(_deid(local))
+    for stage in ("leakage", "assemble"):  # MinHash, LSH, embeddings, neighbours; retrieval and the guard
+        assert _stage(on_ray, stage).equals(_stage(local, stage)), stage
+    blocked = "blocked_retrievals.parquet"
+    assert pl.read_parquet(_dir(on_ray, "assemble") / blocked).equals(
+        pl.read_parquet(_dir(local, "assemble") / blocked)
+    )
     assert _manifest(on_ray) == _manifest(local)
     assert _certificate(on_ray) == _certificate(local)
     # the engine is no part of the recipe's identity: a local re-run finds the ray run's stages current
-    outcomes = run_recipe(coding_recipe("source.n=200"), on_ray)
+    outcomes = run_recipe(coding_recipe(f"source.n={N}"), on_ray)
     assert {o.status for o in outcomes} == {"skipped"}
 
 
@@ -108,7 +106,7 @@ def test_an_actor_killed_mid_stage_is_retried_and_the_output_is_the_same(
     killer = threading.Thread(target=_kill_an_actor_at_work, args=(killed, stop, _deid_actors()), daemon=True)
     killer.start()
     try:
-        overrides = ("source.n=200", "engine.kind=ray", "engine.batch_size=20", "engine.concurrency=1")
+        overrides = (f"source.n={N}", "engine.kind=ray", "engine.batch_size=20", "engine.concurrency=1")
         run_recipe(coding_recipe(*overrides), tmp_path / "ray", only=["pull", "deid"])
     finally:
         stop.set()

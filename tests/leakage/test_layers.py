@@ -118,7 +118,9 @@ class LengthLayer(Layer):
 
 def test_a_new_layer_is_added_in_one_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        detect_mod, "make_layers", lambda cfg, factory=None: [*make_layers(cfg, factory), LengthLayer()]
+        detect_mod,
+        "make_layers",
+        lambda cfg, factory=None, engine=None: [*make_layers(cfg, factory, engine), LengthLayer()],
     )
     recipe = coding_recipe("source.n=120")
     cases = generate_cases(120, 5).cases.unique("case_id", keep="first")

@@ -19,7 +19,7 @@ from datakit.leakage.layers.cosine import CosineLayer
 from datakit.leakage.layers.keys import KeyLayer, dense_ids
 from datakit.leakage.layers.near import NearLayer
 from datakit.leakage.layers.words import WordsLayer
-from datakit.recipe import Leakage
+from datakit.recipe import Engine, Leakage
 
 __all__ = [
     "Cross",
@@ -35,12 +35,15 @@ __all__ = [
 ]
 
 
-def make_layers(cfg: Leakage, encoder_factory: Callable[[Leakage], embed.Encoder] | None = None) -> list[Layer]:
-    """Fresh layer objects for one corpus, text layers first (the order reports and guard columns use)."""
+def make_layers(
+    cfg: Leakage, encoder_factory: Callable[[Leakage], embed.Encoder] | None = None, engine: Engine | None = None
+) -> list[Layer]:
+    """Fresh layer objects for one corpus, text layers first (the order reports and guard columns use). With a Ray
+    `engine`, the near and cosine layers compute their signatures, vectors and candidate pairs on the cluster."""
     return [
         KeyLayer("exact", "dedup_hash", family="text", exempt_templates=True),
-        NearLayer(cfg.minhash),
-        CosineLayer(cfg, encoder_factory),
+        NearLayer(cfg.minhash, engine),
+        CosineLayer(cfg, encoder_factory, engine),
         WordsLayer(cfg),
         *[KeyLayer(name, column, "metadata", exempt_templates=False) for name, column in METADATA_LAYERS.items()],
     ]

@@ -14,7 +14,7 @@ from datakit.leakage import embed
 from datakit.leakage.corpus import Corpus
 from datakit.leakage.groups import content_edges
 from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt, lone_pair
-from datakit.recipe import Leakage
+from datakit.recipe import Engine, Leakage
 
 COSINE_FLOOR = 0.80  # similarities at or above this are kept for the report and for threshold what-ifs
 CHUNK = 1 << 16
@@ -30,16 +30,31 @@ class CosineLayer(Layer):
     name = "cosine"
     defines_templates = True
 
-    def __init__(self, cfg: Leakage, encoder_factory: Callable[[Leakage], embed.Encoder] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Leakage,
+        encoder_factory: Callable[[Leakage], embed.Encoder] | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         self.cfg = cfg
         self.encoder_factory = encoder_factory
+        self.engine = engine if engine is not None and engine.kind == "ray" else None
         self.vectors = np.zeros((0, 1), dtype=np.float32)  # corpus-centred, unit length, per content
         self.stats: dict[str, Any] = {}
 
     def prepare(self, corpus: Corpus, clock: LayerClock) -> None:
-        encoder = (self.encoder_factory or make_encoder)(self.cfg)
+        batch = 8192
+        if self.engine is not None and self.encoder_factory is None:  # embedding actors (GPUs when asked for)
+            from datakit.leakage.on_ray import RayEncoder
+
+            encoder: embed.Encoder = RayEncoder(self.cfg, self.engine)
+            batch = 1 << 62  # one pass over the uncached texts: the actors load the model once
+        else:
+            encoder = (self.encoder_factory or make_encoder)(self.cfg)
         clock.phase("embedding", len(corpus.contents), "texts")
-        vectors, self.stats = embed.embed_contents(corpus.keyed_texts(), encoder, corpus.cache_root, clock.advance)
+        vectors, self.stats = embed.embed_contents(
+            corpus.keyed_texts(), encoder, corpus.cache_root, clock.advance, batch
+        )
         self.vectors = embed.centred(vectors)
 
     def similarity(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
@@ -53,8 +68,17 @@ class CosineLayer(Layer):
 
     def within(self, corpus: Corpus, clock: LayerClock) -> Found:
         cfg = self.cfg
+        search: embed.BatchSearch = embed.search_here
+        if self.engine is not None:  # the query batches as parallel Ray tasks over one serialised index
+            from datakit.leakage.on_ray import neighbour_search_on_ray
+
+            search = neighbour_search_on_ray(self.engine)
         pairs = embed.neighbour_pairs(
-            self.vectors, cfg.cosine_neighbours, min(COSINE_FLOOR, cfg.cosine_threshold), cfg.exact_index_max
+            self.vectors,
+            cfg.cosine_neighbours,
+            min(COSINE_FLOOR, cfg.cosine_threshold),
+            cfg.exact_index_max,
+            search=search,
         ).rename({"score": "cosine"})
         linked = pairs.filter(pl.col("cosine") >= cfg.cosine_threshold)
         reps = corpus.reps()

@@ -13,6 +13,8 @@ sentences and each patient's other exams. The guard blocks them either way."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import polars as pl
 
@@ -20,7 +22,7 @@ from datakit.leakage import minhash
 from datakit.leakage.corpus import Corpus
 from datakit.leakage.groups import content_edges
 from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt, lone_pair
-from datakit.recipe import MinHashConfig
+from datakit.recipe import Engine, MinHashConfig
 
 BANDS_PER_CHUNK = 4
 JACCARD_FLOOR = 0.5  # similarities at or above this are kept for the report and for threshold what-ifs
@@ -30,16 +32,29 @@ class NearLayer(Layer):
     name = "near"
     defines_templates = True
 
-    def __init__(self, cfg: MinHashConfig) -> None:
+    def __init__(self, cfg: MinHashConfig, engine: Engine | None = None) -> None:
         self.cfg = cfg
+        self.engine = engine if engine is not None and engine.kind == "ray" else None
         self.signatures = np.zeros((0, cfg.num_perm), dtype=np.uint32)
         self.sizes = np.zeros(0, dtype=np.int64)
         self.cache_stats: dict[str, int] = {}
+        self.lsh_stats: dict[str, int] = {}  # the Ray engine's LSH shuffle (rows and bytes moved)
 
     def prepare(self, corpus: Corpus, clock: LayerClock) -> None:
         clock.phase("minhash", 1, "signature sets")
+        compute, batch = None, 8192
+        if self.engine is not None:  # Ray Data actors compute the same signatures; one pass over what is missing
+            from datakit.leakage.on_ray import signatures_on_ray
+
+            compute = partial(signatures_on_ray, engine=self.engine, k=self.cfg.k, num_perm=self.cfg.num_perm)
+            batch = 1 << 62
         self.signatures, self.cache_stats = minhash.cached_signatures(
-            corpus.keyed_texts(), corpus.cache_root, k=self.cfg.k, num_perm=self.cfg.num_perm
+            corpus.keyed_texts(),
+            corpus.cache_root,
+            k=self.cfg.k,
+            num_perm=self.cfg.num_perm,
+            compute=compute,
+            batch=batch,
         )
         self.sizes = minhash.shingle_counts(corpus.texts, self.cfg.k)
 
@@ -49,8 +64,17 @@ class NearLayer(Layer):
         near = minhash.is_near(jac, self.sizes[a], self.sizes[b], self.cfg.threshold, self.cfg.containment)
         return near, jac
 
-    def within(self, corpus: Corpus, clock: LayerClock) -> Found:
+    def verified_pairs(self, clock: LayerClock) -> pl.DataFrame:
+        """Candidate pairs from LSH banding, verified: (a, b, jaccard, linked) at or above the report floor or
+        linked; a pair may repeat (it shares buckets in several band chunks or partitions)."""
         mh = self.cfg
+        if self.engine is not None:  # a (band, bucket) shuffle over Ray tasks; the same pairs
+            from datakit.leakage.on_ray import lsh_pairs_on_ray
+
+            clock.phase("LSH shuffle", None, "partitions")
+            pairs, shuffle = lsh_pairs_on_ray(self.signatures, self.sizes, mh, JACCARD_FLOOR, self.engine)
+            self.lsh_stats = shuffle.stats()
+            return pairs
         table = minhash.band_table(self.signatures, mh.bands, mh.rows, np.arange(len(self.signatures), dtype=np.uint32))
         chunks = []
         clock.phase("LSH bands", mh.bands, "bands")
@@ -59,8 +83,10 @@ class NearLayer(Layer):
             near, jac = self.linked(cand["a"].to_numpy(), cand["b"].to_numpy())
             scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", near))
             chunks.append(scored.filter((pl.col("jaccard") >= JACCARD_FLOOR) | pl.col("linked")))
-        del table
-        pairs = pl.concat(chunks).unique(["a", "b"], keep="first").sort("a", "b")
+        return pl.concat(chunks)
+
+    def within(self, corpus: Corpus, clock: LayerClock) -> Found:
+        pairs = self.verified_pairs(clock).unique(["a", "b"], keep="first").sort("a", "b")
         linked = pairs.filter(pl.col("linked"))
         reps = corpus.reps()
         return Found(

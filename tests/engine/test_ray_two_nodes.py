@@ -11,6 +11,7 @@ import pytest
 
 from datakit.rundir import RunDir
 from tests.conftest import coding_recipe, run_recipe
+from tests.engine.conftest import N
 
 ray = pytest.importorskip("ray")
 
@@ -29,13 +30,14 @@ def two_nodes() -> Iterator[object]:
     cluster.shutdown()
 
 
-def test_actors_on_two_nodes_write_what_the_local_engine_writes(two_nodes: object, tmp_path: Path) -> None:
+def test_actors_on_two_nodes_write_what_the_local_engine_writes(
+    local_run: Path, two_nodes: object, tmp_path: Path
+) -> None:
     nodes = [n for n in ray.nodes() if n["Alive"]]
     # two actors of one CPU each on two nodes of one CPU each: one actor runs on each node
     assert len(nodes) == 2 and all(n["Resources"].get("CPU") == 1 for n in nodes)
-    local, on_ray = tmp_path / "local", tmp_path / "ray"
-    run_recipe(coding_recipe("source.n=240"), local, only=["pull", "deid"])
-    overrides = ("source.n=240", "engine.kind=ray", "engine.batch_size=40", "engine.concurrency=2")
+    local, on_ray = local_run, tmp_path / "ray"
+    overrides = (f"source.n={N}", "engine.kind=ray", "engine.batch_size=40", "engine.concurrency=2")
     run_recipe(coding_recipe(*overrides), on_ray, only=["pull", "deid"])
     deid_local = pl.read_parquet(RunDir(local).stage_dir("deid") / "part-*.parquet")
     deid_ray = pl.read_parquet(RunDir(on_ray).stage_dir("deid") / "part-*.parquet")
