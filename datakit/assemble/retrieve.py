@@ -186,8 +186,9 @@ class Searcher:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # for BM25 and FAISS searches
 
     @classmethod
-    def build(cls, guard: Guard, cfg: Assemble, exact_index_max: int) -> Searcher:
-        pool = build_pool(guard)
+    def build(cls, guard: Guard, cfg: Assemble, exact_index_max: int, pool: Pool | None = None) -> Searcher:
+        """The indexes over `pool` (default: `build_pool(guard)`), which must not be empty."""
+        pool = build_pool(guard) if pool is None else pool
         vectors = np.ascontiguousarray(guard.vectors[pool.content])
         return cls(
             guard=guard,
@@ -304,11 +305,12 @@ def retrieve(
     `on_settled(n)` after each fetch round: n more query records have their shots. With a Ray `engine`, the
     queries are answered by retrieval actors (`on_ray.search_on_ray`); the results are the same."""
     nodes = guard.cases.select(pl.col("node").cast(pl.Int64), pl.col("content").cast(pl.Int64))
-    searcher = Searcher.build(guard, cfg, exact_index_max)
-    if len(searcher.pool) == 0:
+    pool = build_pool(guard)
+    if len(pool) == 0:
         empty_kept = pl.DataFrame(schema={"node": pl.Int64, "rank": pl.Int64, "cand": pl.Int64, "score": pl.Float64})
         blocked = nodes.select("node", pl.lit(0).alias("blocked"), *[pl.lit(0).alias(x) for x in LAYERS])
         return Retrieval(empty_kept, blocked.with_columns(pl.lit(0).alias("depth")), [], 0)
+    searcher = Searcher.build(guard, cfg, exact_index_max, pool)
     if engine is not None and engine.kind == "ray":
         from datakit.assemble.on_ray import search_on_ray
 

@@ -250,6 +250,16 @@ def test_a_records_retrieval_does_not_depend_on_the_records_searched_with_it(
     assert whole.kept.height > 3 * nodes.height / 2 and whole.pairs.height > 0
 
 
+def test_without_train_records_there_are_no_shots_and_no_error(
+    planted: tuple[pl.DataFrame, pl.DataFrame, Path],
+) -> None:
+    rows, _, cache = planted
+    guard = build_guard(rows.with_columns(pl.lit("test").alias("split")), Leakage(), KEY, cache)
+    found = retrieve(guard, Assemble(n_shots=3, k=20), 1_000_000)
+    assert found.pool_size == 0 and found.kept.height == 0
+    assert found.blocked.height == guard.cases.height and found.blocked["blocked"].sum() == 0
+
+
 def test_the_final_assertion_stops_the_build_when_a_blocked_shot_slips_through(
     planted: tuple[pl.DataFrame, pl.DataFrame, Path],
 ) -> None:
