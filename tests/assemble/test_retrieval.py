@@ -183,6 +183,17 @@ def test_bm25_search_is_batched_and_ranks_the_matching_text_first() -> None:
     assert found.filter(pl.col("q") == 2).height == 0
 
 
+def test_bm25_kernels_are_compiled_once_per_machine_not_per_process() -> None:
+    from numba.core.caching import NullCache
+
+    from datakit.assemble.retrieve import cache_bm25_kernels
+
+    assert cache_bm25_kernels() >= 5  # the retrieval kernel and its top-k selection helpers
+    from bm25s.numba.retrieve_utils import _retrieve_internal_jitted_parallel
+
+    assert not isinstance(_retrieve_internal_jitted_parallel._cache, NullCache)
+
+
 @pytest.fixture(scope="module")
 def planted(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, pl.DataFrame, Path]:
     """Real IU reports with planted copies, grouped by the leakage stage; every record is put in train so that
