@@ -1,8 +1,8 @@
 """Where per-record work runs. `local`: this process and its worker pool (what every stage did before). `ray`: Ray
-Data actors on a Ray cluster (`pip install "datakit[ray]"`): the stage hands Arrow batches of records to a pool of
-actors, each built once (presidio and spaCy load in the actor's constructor: they do not pickle), and gets the
-results back in input order (`preserve_order`), so outputs are identical to the local engine's. A failed actor is
-restarted and its batch retried (`engine.max_retries`).
+Data on a Ray cluster (`pip install "datakit[ray]"`): the stage hands Arrow batches of records to a pool of actors,
+each built once (presidio and spaCy load in the actor's constructor: they do not pickle), or to tasks for stateless
+work, and gets the results back in input order (`preserve_order`), so outputs are identical to the local engine's.
+A failed actor is restarted and its batch retried, a failed task retried (`engine.max_retries`).
 
 The engine decides where work runs, never what it computes: the stage code is the same functions either way.
 """

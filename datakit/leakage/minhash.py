@@ -156,7 +156,7 @@ def cached_signatures(
 ) -> tuple[np.ndarray, dict[str, int]]:
     """`signatures` of `contents` (columns content_hash, text) in row order, cached by content hash under
     `<cache_root>/minhash/` (the retrieval guard reads back what the leakage stage computed). `compute` computes
-    the same values elsewhere (Ray actors: `on_ray.signatures_on_ray`), `batch` texts per call."""
+    the same values elsewhere (Ray Data tasks: `on_ray.signatures_on_ray`), `batch` texts per call."""
     producer = f"{SCHEME}:k={k}:num_perm={num_perm}:seed={seed}"
     cache = ContentCache(cache_root, "minhash", producer, "signature", num_perm, pl.UInt32)
     here = partial(signatures, k=k, num_perm=num_perm, seed=seed)
@@ -258,6 +258,18 @@ def is_near(
     contained in the other at >= `contained` (appended addenda, trailing edits)."""
     ratio = np.minimum(size_a, size_b) / np.maximum(1, np.maximum(size_a, size_b))
     return (jac >= threshold) | ((containment(jac, size_a, size_b) >= contained) & (ratio >= min_ratio))
+
+
+def verify_pairs(
+    cand: pl.DataFrame, sig: np.ndarray, sizes: np.ndarray, threshold: float, contained: float, floor: float
+) -> pl.DataFrame:
+    """Candidate pairs (a, b) with their estimated Jaccard and the near-duplicate test (`linked`, `is_near`); only
+    pairs linked or at Jaccard >= `floor` are kept (what the near layer reports)."""
+    a, b = cand["a"].to_numpy(), cand["b"].to_numpy()
+    jac = jaccard(sig, a, b)
+    near = is_near(jac, sizes[a], sizes[b], threshold, contained)
+    scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", near))
+    return scored.filter((pl.col("jaccard") >= floor) | pl.col("linked"))
 
 
 def shingle_counts(texts: pl.Series, k: int) -> np.ndarray:

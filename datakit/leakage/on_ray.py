@@ -21,6 +21,7 @@ an edge list fits and stops the stage with a clear error past it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -154,20 +155,13 @@ class LshShuffle:
 
     map_tasks: int = 0
     partitions: int = 0
-    rows: int = 0
-    bytes: int = 0
+    shuffled_rows: int = 0
+    shuffled_bytes: int = 0
     candidate_pairs: int = 0
-    verified_pairs: int = 0
+    pairs_returned: int = 0  # verified in the reduce tasks and sent to the driver
 
     def stats(self) -> dict[str, int]:
-        return {
-            "map_tasks": self.map_tasks,
-            "partitions": self.partitions,
-            "shuffled_rows": self.rows,
-            "shuffled_bytes": self.bytes,
-            "candidate_pairs": self.candidate_pairs,
-            "pairs_returned": self.verified_pairs,
-        }
+        return dataclasses.asdict(self)
 
 
 def _band_parts(
@@ -188,11 +182,7 @@ def _bucket_pairs(
     table = pl.concat(parts)
     rows_in, bytes_in = table.height, int(table.estimated_size())
     cand = minhash.candidate_pairs(table, cfg.max_bucket)
-    a, b = cand["a"].to_numpy(), cand["b"].to_numpy()
-    jac = minhash.jaccard(sig, a, b)
-    near = minhash.is_near(jac, sizes[a], sizes[b], cfg.threshold, cfg.containment)
-    scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", near))
-    kept = scored.filter((pl.col("jaccard") >= floor) | pl.col("linked"))
+    kept = minhash.verify_pairs(cand, sig, sizes, cfg.threshold, cfg.containment, floor)
     return kept, cand.height, rows_in, bytes_in
 
 
@@ -220,11 +210,11 @@ def lsh_pairs_on_ray(
         pairs, cand, rows_in, bytes_in = ray.get([pairs_ref, cand_ref, rows_ref, bytes_ref])
         kept.append(pairs)
         shuffle.candidate_pairs += cand
-        shuffle.rows += rows_in
-        shuffle.bytes += bytes_in
+        shuffle.shuffled_rows += rows_in
+        shuffle.shuffled_bytes += bytes_in
     schema = {"a": pl.UInt32, "b": pl.UInt32, "jaccard": pl.Float32, "linked": pl.Boolean}
     pairs = pl.concat(kept) if kept else pl.DataFrame(schema=schema)
-    shuffle.verified_pairs = pairs.height
+    shuffle.pairs_returned = pairs.height
     return pairs, shuffle
 
 

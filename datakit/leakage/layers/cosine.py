@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from datakit.leakage import embed
+from datakit.leakage.cache import ONE_PASS
 from datakit.leakage.corpus import Corpus
 from datakit.leakage.groups import content_edges
 from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt, lone_pair
@@ -48,7 +49,7 @@ class CosineLayer(Layer):
             from datakit.leakage.on_ray import RayEncoder
 
             encoder: embed.Encoder = RayEncoder(self.cfg, self.engine)
-            batch = 1 << 62  # one pass over the uncached texts: the actors load the model once
+            batch = ONE_PASS  # the actors load the model once
         else:
             encoder = (self.encoder_factory or make_encoder)(self.cfg)
         clock.phase("embedding", len(corpus.contents), "texts")

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from datakit.leakage import minhash
+from datakit.leakage.cache import ONE_PASS
 from datakit.leakage.corpus import Corpus
 from datakit.leakage.groups import content_edges
 from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt, lone_pair
@@ -43,11 +44,11 @@ class NearLayer(Layer):
     def prepare(self, corpus: Corpus, clock: LayerClock) -> None:
         clock.phase("minhash", 1, "signature sets")
         compute, batch = None, 8192
-        if self.engine is not None:  # Ray Data actors compute the same signatures; one pass over what is missing
+        if self.engine is not None:  # Ray Data tasks compute the same signatures; one pass over what is missing
             from datakit.leakage.on_ray import signatures_on_ray
 
             compute = partial(signatures_on_ray, engine=self.engine, k=self.cfg.k, num_perm=self.cfg.num_perm)
-            batch = 1 << 62
+            batch = ONE_PASS
         self.signatures, self.cache_stats = minhash.cached_signatures(
             corpus.keyed_texts(),
             corpus.cache_root,
@@ -80,9 +81,9 @@ class NearLayer(Layer):
         clock.phase("LSH bands", mh.bands, "bands")
         for cand in minhash.candidate_pair_chunks(table, mh.bands, mh.max_bucket, BANDS_PER_CHUNK):
             clock.advance(BANDS_PER_CHUNK)
-            near, jac = self.linked(cand["a"].to_numpy(), cand["b"].to_numpy())
-            scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", near))
-            chunks.append(scored.filter((pl.col("jaccard") >= JACCARD_FLOOR) | pl.col("linked")))
+            chunks.append(
+                minhash.verify_pairs(cand, self.signatures, self.sizes, mh.threshold, mh.containment, JACCARD_FLOOR)
+            )
         return pl.concat(chunks)
 
     def within(self, corpus: Corpus, clock: LayerClock) -> Found:
