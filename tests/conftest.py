@@ -39,11 +39,16 @@ def real_data() -> Path:
     return REAL_DATA
 
 
+# The shared sample run keeps the sample's synthetic case ids as written (the default keys them), so tests can join
+# the generator's truth tables on them; tests/deid/test_columns.py covers the default.
+SAMPLE_RUN = ("source.n=1200", 'deid.keep_columns=["case_id"]')
+
+
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small end-to-end run of the flagship recipe, shared by read-only tests."""
     out = tmp_path_factory.mktemp("sample_run")
-    run_recipe(coding_recipe("source.n=1200"), out)
+    run_recipe(coding_recipe(*SAMPLE_RUN), out)
     return out
 
 

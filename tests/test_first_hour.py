@@ -139,14 +139,15 @@ def test_a_stage_refuses_outputs_another_recipe_made(tmp_path: Path) -> None:
 
 
 def test_the_card_says_what_case_id_is(tmp_path: Path) -> None:
-    run_recipe(coding_recipe("source.n=80", 'deid.id_columns=["patient_id", "accession", "case_id"]'), tmp_path)
+    run_recipe(coding_recipe("source.n=80"), tmp_path)  # case ids are keyed by default
     card = (tmp_path / "shards" / "README.md").read_text()
     assert "keyed HMAC-SHA256 of the source case id" in card
     ids = pl.read_parquet(tmp_path / "shards" / "_examples_index.parquet")["case_id"]
     assert ids.str.contains(r"^[0-9a-f]{32}$").all()
-    raw = coding_recipe("source.n=80")
+    raw = coding_recipe("source.n=80", 'deid.keep_columns=["case_id"]')
     run_recipe(raw, tmp_path / "raw")
-    assert "not keyed" in (tmp_path / "raw" / "shards" / "README.md").read_text()
+    card = (tmp_path / "raw" / "shards" / "README.md").read_text()
+    assert "not keyed" in card and "Columns kept as written, not de-identified (`deid.keep_columns`): `case_id`" in card
 
 
 # --- interruption ----------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from datakit.errors import RecipeError
 from datakit.evaluation import qa_templates
 from datakit.evaluation.dialogue_names import aci_names, score
+from datakit.keys import load_key
 from datakit.recipe import FilesSource, load_recipe, recipe_from_dict
 from datakit.rundir import RunDir
 from datakit.shards.verify import verify
@@ -39,7 +40,7 @@ def test_text_recipe_defaults_and_errors() -> None:
     r = recipe_from_dict(_text_recipe())
     assert r.extra_columns() == ("question", "answer")
     assert r.required_columns() == ("case_id", "question", "answer")
-    assert r.deid.text_columns == ("question", "answer")  # the task's own columns, unless the recipe says
+    assert r.deid.text_columns is None  # every text column is de-identified unless the recipe lists them
     assert r.leakage.fields == ("question", "answer")
     with pytest.raises(RecipeError, match="go together"):
         recipe_from_dict(_text_recipe(text=None))
@@ -108,22 +109,27 @@ def test_hospital_course_recipe_on_the_synthetic_fixture(tmp_path: Path, monkeyp
     completion = examples["completion"].list.get(0).struct.field("content")
     assert completion.str.starts_with("The patient is a").all()
     source = pl.read_parquet(stays)
+    key = load_key(recipe)  # case ids are keyed by default: the test keys the source's to find them
+
+    def keyed(ids: pl.Series) -> pl.Series:
+        return key.hmac_hex(ids.cast(pl.String), "deid:case_id", 32)
+
     # each stay's planted patient name (the admission note's first words) is gone from its own prompt
     planted = source.select(
-        pl.col("stay_id").alias("case_id"),
+        keyed(source["stay_id"]).alias("case_id"),
         pl.col("notes").list.first().str.extract(r"\n(\w+ \w+) is a").alias("name"),
     )
     own = examples.select("case_id", user.str.split("### Stay to summarise").list.last().alias("own")).join(
         planted, on="case_id"
     )
-    assert own["name"].null_count() == 0
+    assert own.height == 60 and own["name"].null_count() == 0
     assert not own.select(pl.col("own").str.contains(pl.col("name"), literal=True)).to_series().any()
     first_names = own.select(pl.col("own").str.contains(pl.col("name").str.extract(r"^(\w+)"), literal=True))
     assert not first_names.to_series().any()  # the consult's "Asked to see Martha" too
     leak = pl.read_parquet(RunDir(tmp_path / "run").stage_dir("leakage") / "part-*.parquet")
     group_of = dict(zip(leak["case_id"], leak["leakage_group"], strict=True))
-    original = source["stay_id"][0]
-    assert group_of["S-COPY"] == group_of[original]  # the edited copy is grouped with its original
+    original, copy = keyed(pl.Series([source["stay_id"][0], "S-COPY"])).to_list()
+    assert group_of[copy] == group_of[original]  # the edited copy is grouped with its original
     per_patient = leak.group_by("patient_id").agg(pl.col("split").n_unique())
     assert per_patient["split"].max() == 1  # a patient's stays never straddle splits
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from datakit.deid.engine import Analyzer, is_clinical
 from datakit.deid.operators import replace_spans, residual_hits
+from datakit.deid.phones import DEFAULT_REGIONS
 from datakit.deid.residual import ResidualScanner, selected
 from datakit.deid.surrogates import Keyed
 from datakit.deid.truecase import rare_census_names
@@ -45,6 +46,9 @@ class Settings:
     key: bytes
     places: frozenset[str] = frozenset()
     scan_share: float = 0.0  # share of records the independent residual scan reads (datakit.deid.residual)
+    tagger: str = ""  # the learned PHI tagger (datakit.deid.tagger): "builtin", a model folder, or "" for none
+    phone_regions: tuple[str, ...] = DEFAULT_REGIONS  # regions whose national phone formats are read (phones.py)
+    recurring: frozenset[str] = frozenset()  # words of many patients' records: the scan does not count them
 
 
 @dataclass
@@ -65,13 +69,21 @@ class Deidentifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.analyzer = Analyzer(
-            settings.model, settings.lexicon, settings.gate, settings.threshold, settings.batch_size, settings.places
+            settings.model,
+            settings.lexicon,
+            settings.gate,
+            settings.threshold,
+            settings.batch_size,
+            settings.places,
+            settings.tagger,
+            settings.phone_regions,
         )
         self.scanner = ResidualScanner(
             self.analyzer.nlp_engine.nlp,
             self.analyzer.truecaser,
             lambda w: is_clinical(w, settings.lexicon),
             rare_census_names(),
+            settings.recurring,
         )
 
     @property

@@ -23,16 +23,24 @@ from spacy.lang.en.stop_words import STOP_WORDS
 
 from datakit.content import PLACEHOLDER_PATTERN
 from datakit.deid.recognizers import local_result
-from datakit.deid.truecase import Truecaser, common_first_names, common_surnames, english_words, in_vocabulary
+from datakit.deid.truecase import (
+    Truecaser,
+    any_census_name,
+    common_first_names,
+    common_surnames,
+    english_words,
+    in_vocabulary,
+)
 
 NAME = "CaseInsensitiveCueRecognizer"
+FREQUENT_ZIPF = 3.5  # after a cue, an English word this frequent that no census list holds is no name ("newly")
 GREETED_ZIPF = 3.8  # "dragon" 4.1 is a word after "hey"; "sven" 3.3, "leopold" 3.3 are names
 SUBJECTS = frozenset("pt pts patient child infant baby neonate toddler gentleman lady".split())  # "pt is a 92 yo"
 SCORE = 0.85
 DOCTOR_CUES = r"dr|drs|doctor|prof"
 TITLE_CUES = rf"{DOCTOR_CUES}|mr|mrs|ms|miss"
 ROLE_CUES = (
-    r"per|seen by|called|spoke with|spoke to|discussed with|d/w|paged|notified|signed by|dictated by|read by|"
+    r"per|seen by|called|spoke with|spoke to|discussed with|d/w|paged|notified|signed by|dictated by|read by|reach|"
     r"attending|resident|fellow|pcp|cc|"
     # dictated and spoken introductions ("next patient is paul edwards", "today i'm seeing christina cooper")
     r"patient is|next patient is|new patient|this is|seeing|next is|my name is|name is|"
@@ -41,11 +49,14 @@ ROLE_CUES = (
 )
 RELATION_CUES = (
     r"husband|wife|son|daughter|mother|father|mom|dad|sister|brother|friend|neighbor|neighbour|guardian|partner|"
-    r"fiance|fiancee|niece|nephew|aunt|uncle|grandson|granddaughter|caregiver|boyfriend|girlfriend|spouse"
+    r"fiance|fiancee|niece|nephew|aunt|uncle|grandson|granddaughter|caregiver|boyfriend|girlfriend|spouse|"
+    # notes' shorthand for them, and clergy who visit ("dtr philomena", "rabbi klein")
+    r"dtr|dau|sis|bro|husb|cousin|stepson|stepdaughter|rabbi|chaplain|pastor|reverend|rev|father|fr"
 )
+RELATION_WORDS = frozenset(RELATION_CUES.split("|")) | {"family", "sons", "daughters", "brothers", "sisters"}
 FACILITY_WORDS = (
     r"hospital|hosp|medical center|medical centre|med ctr|med center|clinic|rehabilitation center|"
-    r"nursing home|nursing facility|health center|health system|imaging center|infirmary"
+    r"nursing home|nursing facility|health center|health system|imaging center|infirmary|memorial"
 )
 # short or common: the word before must look like a name ("calvert er", "witham health"; not "the er", "mental
 # health")
@@ -77,7 +88,9 @@ GENERIC = frozenset(  # words before a facility word, or after at/to/from, that 
 )
 _WORDS = r"\p{L}[\p{L}'\-]*"  # letters of any script ("grünewald", "o'donnell")
 _DOT = r"(?:[ \t]*\.)?"  # a title's full stop, also as transcripts write it ("dr . lopez")
-_DOCTOR = regex.compile(rf"(?i)\b(?:{DOCTOR_CUES})\b{_DOT}[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
+_DOCTOR = regex.compile(rf"(?i)\b(?:{DOCTOR_CUES})\b'?{_DOT}[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
+# the second of two doctors named after one title ("dr. rakusin and toolis aware", "drs ballou and dutter")
+_DOCTORS_AND = regex.compile(rf"(?i)\b(?:{DOCTOR_CUES})\b'?{_DOT}[ \t]+{_WORDS}[ \t]+(?:and|&)[ \t]+({_WORDS})")
 # spoken titles too, as transcripts write them ("mister thompson", "missus tatum")
 _MISTER = regex.compile(rf"(?i)\b(?:mr|mrs|ms|miss|mister|missus|misses)\b{_DOT}[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
 _ROLE = regex.compile(
@@ -99,10 +112,28 @@ _INTRODUCED = (
 _RELATION = regex.compile(rf"(?i)\b(?:{RELATION_CUES})(?:'s)?\b,?[ \t]+({_WORDS}(?:[ \t]+{_WORDS})?)")
 # a name before a credential in any case ("elijah baptiste rn"); not "do" or "pa", which are words
 _CREDENTIAL = (
-    regex.compile(r"(?i)\b(?:(?:md|np|rn|phd|lpn|crna|dds|pa-c)\b|m\.d\.)"),
+    regex.compile(  # not "md's exam"
+        r"(?i)\b(?:(?:md|np|rn|phd|lpn|crna|dds|pa-c|rrt|crt|cna|lcsw|msw|ccrn|bsn|aprn|fnp|dnp|pharmd)\b|m\.d\.)(?!')"
+    ),
     regex.compile(rf"\b((?:{_WORDS}[ \t]+)?{_WORDS})[ \t]*,?[ \t]+$"),
 )
 _LOOK_BACK = 80  # characters before an anchor where its name is looked for
+# an initial and a surname, as notes cite staff ("e. welsh aware", "per b. kargas-pt", "z. miller in to strip");
+# the surname part of a hyphenated word ("kargas-pt") is read
+_INITIAL = regex.compile(r"(?i)(?<=^|[\s(,;:])([a-z])\.[ \t]?(\p{L}[\p{L}']+)(?:-\p{L}{1,3}\b)?", regex.M)
+# what a note writes around a staff member cited by initial and surname: "per b. kargas", "e. welsh aware", "m.
+# peppler placing stitch", "k. abrams pa" (a surname no census list holds needs one of them)
+_STAFF_BEFORE = regex.compile(r"(?i)\b(?:per|by|with|and|to|called|paged|notified|dr|np|rn|pa)\.?[ \t]*$")
+_STAFF_AFTER = regex.compile(
+    r"(?i)[ \t,]*(?:aware|notified|informed|updated|called|paged|placing|placed|in to|here|at bedside|md|np|rn|pa|"
+    r"rrt|pa-c|ordered|said|states)\b"
+)
+# genus initials, rhythms and the like: "s. aureus", "e. coli", "a. fib", "v. tach" (a clinical word also stops it)
+NOT_AFTER_INITIAL = frozenset(
+    "fib flutter tach diff flu coli aureus epi epidermidis pneumo pneumoniae aeruginosa cepacia faecalis faecium "
+    "pylori albicans glabrata fragilis marcescens cloacae baumannii maltophilia mirabilis influenzae catarrhalis "
+    "pyogenes agalactiae viridans perfringens difficile lugdunensis haemolyticus hominis capitis".split()
+)
 _FACILITY = regex.compile(rf"(?i)\b(?:({FACILITY_WORDS})|({UNIT_WORDS}))\b")
 _BEFORE_FACILITY = regex.compile(rf"(?i)(?:\b({PLACE_CUES})[ \t]+)?((?:\b{_WORDS}\.?[ \t]+){{1,4}})$")
 _FACILITY_NEXT = regex.compile(rf"(?i)[ \t]+(?:{FACILITY_WORDS})\b")
@@ -113,7 +144,37 @@ _FACILITY_TAIL = regex.compile(
 )
 # a saint's name after at/to/from, with the word before it ("at ascension st. vincent", "to st. elizabeth")
 _SAINT = regex.compile(rf"(?i)\b(?:{SITE_CUES})[ \t]+((?:{_WORDS}[ \t]+)?(?:st\.?|saint)[ \t]+{_WORDS})")
-_SITE = regex.compile(rf"(?i)\b(?:{SITE_CUES})[ \t]+([a-z]{{2,5}})\b(?![\-/'])")
+# where an abbreviation names a site: at/from it, or moved to it ("followed at gh", "films from svh", "transferred
+# to cnh"); not after a bare "to" or "via", where clinical shorthand stands ("ngt to lis", "weaned to ra", "via tlc")
+ABBREVIATION_CUES = (
+    r"at|from|(?:transfer|transferred|transfered|admitted|sent|taken|returned|discharged|brought|moved|going|went|ems)"
+    r"[ \t]+(?:to|from|back to)"
+)
+# a university (hospital) by its state or town: "university of maryland medical", "u of md med center", "u maryland
+# er" (a state's two-letter code only after "of")
+_UNIVERSITY = regex.compile(r"(?i)\b(?:university|univ\.?|u)[ \t]+(?:(of)[ \t]+)?(\p{L}+(?:[ \t]+\p{L}+)?)")
+STATE_CODES = frozenset(
+    "al ak az ar ca co ct de fl ga hi id il in ia ks ky la me md ma mi mn ms mo mt ne nv nh nj nm ny nc nd oh ok or "
+    "pa ri sc sd tn tx ut vt va wa wv wi wy dc".split()
+)
+STATE_NAMES = frozenset(
+    "alabama alaska arizona arkansas california colorado connecticut delaware florida georgia hawaii idaho illinois "
+    "indiana iowa kansas kentucky louisiana maine maryland massachusetts michigan minnesota mississippi missouri "
+    "montana nebraska nevada ohio oklahoma oregon pennsylvania tennessee texas utah vermont virginia washington "
+    "wisconsin wyoming".split()
+) | {
+    "new hampshire",
+    "new jersey",
+    "new mexico",
+    "new york",
+    "north carolina",
+    "north dakota",
+    "rhode island",
+    "south carolina",
+    "south dakota",
+    "west virginia",
+}
+_SITE = regex.compile(rf"(?i)\b(?:{ABBREVIATION_CUES})[ \t]+(?:the[ \t]+)?([a-z]{{2,5}})\b(?![\-/'])")
 _ALONE = regex.compile(r"[ \t]*(?:[,.;:!?)]|$)", regex.M)  # a word said on its own: a comma, a stop, the line's end
 _PLACEHOLDER = regex.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
 # a first name said to someone in conversation, read only where the word is a census first name: after a strong
@@ -135,7 +196,7 @@ CUED_NAME = regex.compile(
     rf"(?:(?:{TITLE_CUES})\b\.?[ \t]+)?({_WORDS}(?:[ \t]+{_WORDS})?)"
     rf"|\b({_WORDS}),?[ \t]+(?:md|do|np|rn|pa-c|phd)\b"
     rf"|\b((?:{_WORDS}[ \t]+){{1,3}})(?:{FACILITY_WORDS}|{UNIT_WORDS})\b"
-    rf"|\b(?:{SITE_CUES})[ \t]+([a-z]{{2,5}})\b"  # read by Polars (Rust regex: no look-around)
+    rf"|\b(?:{ABBREVIATION_CUES})[ \t]+([a-z]{{2,5}})\b"  # read by Polars (Rust regex: no look-around)
     rf"|\b({_WORDS}(?:[ \t]+{_WORDS})?)"
     rf"(?:[ \t]+is[ \t]+an?[ \t]+(?:pleasant[ \t]+)?\d|[ \t]*,[ \t]*(?:date of birth|dob))"
 )
@@ -163,6 +224,8 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         self.truecaser = truecaser
         self.surnames = common_surnames()
         self.first_names = common_first_names()
+        self.census = any_census_name()
+        self.frequent_words = english_words(FREQUENT_ZIPF) - truecaser.names
         self.spoken_words = frozenset(STOP_WORDS) | truecaser.common  # "that's", "let's", "we'll": no names
         # after a greeting, an English word this frequent is no name ("hey dragon"); "sven", "leopold" may be
         self.greeting_words = english_words(GREETED_ZIPF)
@@ -196,7 +259,9 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         relation: bool = False,
         titled: bool = False,
         greeted: bool = False,
+        role: bool = False,
     ) -> list[tuple[int, int]]:
+        per = role and m.group(0).lower().startswith("per")
         """The leading words of group 1 that pass: after a doctor's title anything but a stop word or a
         placeholder ("dr white"), after mr/mrs/ms a frequent surname too ("mr. fox"; not "MR images"); otherwise
         (strict) not clinical and not an ordinary word either, unless a frequent first name after a relation word
@@ -216,6 +281,17 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
                 or low in STOP_WORDS
                 or _PLACEHOLDER.fullmatch(low)
                 or (strict and self._common(word) and not (surname or alone))
+                # an ordinary English word no census list holds is no name after a cue ("son newly graduated",
+                # "family witnessed"); "son faith", "mr. fox", "dr hill" are census names
+                or (strict and i == 0 and low in self.frequent_words and low not in self.census)
+                # after a role word, an acronym (upper case in the view) is a service or a device: "per ENT",
+                # "per ICU team", "seen by CNS", "per ALINE"
+                or (role and i == 0 and word.isupper() and 1 < len(word.strip(".")) <= 5)
+                # a relation or role word is who, not a name ("per son", "wife, son and brother")
+                or (strict and i == 0 and low in RELATION_WORDS)
+                # after "per", notes cite protocols, orders and services ("per protcol", "per pej", "per ALINE"):
+                # only a census name is taken here (the tagger reads the rest in context)
+                or (per and i == 0 and low not in self.census)
                 # a greeting is followed by a name, not an ordinary word ("hey dragon, show me")
                 or (greeted and i == 0 and low in self.greeting_words and low not in self.truecaser.names and not alone)
                 # after mr/ms an ordinary word must be a surname or a name ("mr fox"; not "ms flare", "MR images")
@@ -236,7 +312,14 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
         results: list[RecognizerResult] = []
-        for rx, strict in ((_DOCTOR, False), (_MISTER, True), (_ROLE, True), (_RELATION, True), (_DIALOGUE, True)):
+        for rx, strict in (
+            (_DOCTOR, False),
+            (_DOCTORS_AND, True),
+            (_MISTER, True),
+            (_ROLE, True),
+            (_RELATION, True),
+            (_DIALOGUE, True),
+        ):
             for m in rx.finditer(text):
                 found = self._name_words(
                     text,
@@ -245,6 +328,7 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
                     relation=rx is _RELATION,
                     titled=rx is _MISTER,
                     greeted=rx is _DIALOGUE,
+                    role=rx is _ROLE,
                 )
                 if found:
                     results.append(self._result("PERSON", found[0][0], found[-1][1]))
@@ -284,6 +368,28 @@ class CaseInsensitiveCueRecognizer(LocalRecognizer):
             # "priya stone rn", "faith little m.d." (a first name and a surname), "okafor, md"
             if named and (paired or not all(self._common(w.group(0)) for w in named)):
                 results.append(self._result("PERSON", m.start(1) + named[0].start(), m.start(1) + named[-1].end()))
+        for m in _UNIVERSITY.finditer(text):
+            words = m.group(2).split()
+            two = " ".join(words).lower()
+            place = two if len(words) == 2 and (two in STATE_NAMES or two in self.truecaser.places) else words[0]
+            low = place.lower()
+            state = (m.group(1) is not None and low in STATE_CODES) or low in STATE_NAMES
+            if state or (low in self.truecaser.places and not self._plain(words[0])):
+                end = m.start(2) + (len(m.group(2)) if place is two else len(words[0]))
+                results.append(self._result("ORGANIZATION", m.start(), end))
+        for m in _INITIAL.finditer(text):
+            surname = m.group(2)
+            low = surname.lower()
+            if low in NOT_AFTER_INITIAL or self._plain(surname) or len(low) < 3:
+                continue
+            if low in self.frequent_words or self._ordinary(surname):
+                if low not in self.census:
+                    continue
+            elif low not in self.census and not (
+                _STAFF_BEFORE.search(text, max(0, m.start() - 16), m.start()) or _STAFF_AFTER.match(text, m.end())
+            ):
+                continue  # "ampho b. awaiting": an unknown word after an initial needs a staff context
+            results.append(self._result("PERSON", m.start(1), m.end(2)))
         for m in _SITE.finditer(text):
             word = m.group(1)
             # an abbreviation: upper case in the view (as written, or a short non-word), or no ordinary word

@@ -38,27 +38,52 @@ from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from datakit.content import PLACEHOLDER_PATTERN
-from datakit.deid.cues import CUE_WORDS, CUED_NAME, CaseInsensitiveCueRecognizer
+from datakit.deid.cues import CUE_WORDS, CUED_NAME, FREQUENT_ZIPF, GENERIC, SERVICES, CaseInsensitiveCueRecognizer
+from datakit.deid.cues import NAME as CUE_RECOGNIZER
 from datakit.deid.gazetteer import NAME as GAZETTEER
 from datakit.deid.gazetteer import CityGazetteerRecognizer
-from datakit.deid.recognizers import CLINICAL_ALLOW, local_result, radiology_recognizers
+from datakit.deid.normalize import View
+from datakit.deid.normalize import view as normal_view
+from datakit.deid.phones import DEFAULT_REGIONS, PhoneNumberRecognizer
+from datakit.deid.recognizers import (
+    CLINICAL_ALLOW,
+    MONTH_WORD,
+    SETTING_AFTER_CONTEXT,
+    SETTING_CONTEXT,
+    local_result,
+    radiology_recognizers,
+)
+from datakit.deid.tagger import PhiTaggerRecognizer
 from datakit.deid.truecase import (
     WORD,
     Truecaser,
     any_census_name,
     caseless_lines,
     census_names,
+    english_words,
     in_vocabulary,
     make_truecaser,
 )
+from datakit.deid.wards import MOVE_WORDS, UNITS, WARD_SHAPE, WardRecognizer
 from datakit.deid.wordcache import cached_words, package_version
 
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
 NER_SCORE = 0.85
+CUE_NAME_RECOGNIZERS = frozenset({"RadiologyNameRecognizer", CUE_RECOGNIZER})
 NOT_NER = ["tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter", "transformer"]
 _CONTEXT_WORD = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
 _PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
 # text an earlier de-identification already replaced ("XXXX", "[NAME]", "[**Last Name**]"): nothing left to remove
+_TITLE_BEFORE = re.compile(r"(?i)\b(?:dr|drs|doctor|mr|mrs|ms|miss|prof)\b'?\.?[ \t]*$")
+_SENTENCE_START = re.compile(r"(?:^|[.:;!?\n\"]\s*|\n\s*)$")
+# what else sends a line to the tagger: an upper-case token of 2-5 letters (checked against the vocabularies), a
+# month/day, an apostrophe year, a number of five digits or more
+_TAGGER_TOKEN = re.compile(r"\b[A-Z]{2,5}\b|\b[a-z][a-z'\-]{2,}\b|\b\d{1,2}[/\-]\d{1,2}\b|'\d{2}\b|\b\d{5,}\b")
+# a word that makes an organisation a place of care (an organisation NER finds must have one to be PHI alone)
+FACILITY_WORD = re.compile(
+    r"(?i)\b(?:hospital|hosp|clinic|medical|health|healthcare|center|centre|infirmary|institute|university|"
+    r"memorial|rehab|rehabilitation|nursing|hospice|sanatorium|va|vamc)\b"
+)
 _ONLY_PLACEHOLDERS = re.compile(rf"(?:[\s,.;:]|{PLACEHOLDER_PATTERN})+")
 
 
@@ -72,7 +97,15 @@ def cued_names(texts: pl.Series) -> frozenset[str]:
     "husband arjun", "hi, declan", "okafor, md", "methodist hospital", "transfer from cnh")."""
     found = texts.fill_null("").str.extract_all(CUED_NAME.pattern).explode().drop_nulls()
     words = found.str.to_lowercase().str.extract_all(r"[a-z][a-z'\-]+").explode().drop_nulls()
-    return frozenset(words.unique().to_list()) - CUE_WORDS - STOP_WORDS
+    return (frozenset(words.unique().to_list()) - CUE_WORDS - STOP_WORDS) | ward_names(texts)
+
+
+def ward_names(texts: pl.Series) -> frozenset[str]:
+    """Lower-case words the corpus writes where a ward, building or campus name goes ("transfer to quartermain 2",
+    "mazur campus"): a local name recurs in every note, in lower case too, and must not become vocabulary."""
+    wards = texts.fill_null("").str.extract_all(WARD_SHAPE).explode().drop_nulls()
+    words = wards.str.to_lowercase().str.extract_all(r"[a-z][a-z'\-]+").explode().drop_nulls()
+    return frozenset(words.unique().to_list()) - MOVE_WORDS - UNITS - GENERIC - STOP_WORDS - english_words(3.5)
 
 
 def corpus_lexicon(texts: pl.Series, min_records: int = 3, places: frozenset[str] = frozenset()) -> frozenset[str]:
@@ -111,7 +144,7 @@ def corpus_lexicon(texts: pl.Series, min_records: int = 3, places: frozenset[str
     caseless = counted(lines.filter(~pl.col("mixed")), "lower").filter(pl.col("len") >= floor)
     place_words = frozenset(w for p in places for w in p.lower().split())
     frequent = frozenset(caseless["w"].to_list()) - census_names() - place_words - cued_names(texts)
-    return frozenset(mixed["w"].to_list()) | frequent | code_set_vocabulary()
+    return (frozenset(mixed["w"].to_list()) | frequent | code_set_vocabulary()) - ward_names(texts)
 
 
 @functools.cache
@@ -319,12 +352,15 @@ def build_analyzer(
     places: frozenset[str] = frozenset(),
     lexicon: frozenset[str] = frozenset(),
     truecaser: Truecaser | None = None,
+    phone_regions: tuple[str, ...] = DEFAULT_REGIONS,
 ) -> AnalyzerEngine:
-    """presidio's engine with datakit's pattern recognizers, the place gazetteer and the case-insensitive cue rules
-    (NER results come from `Analyzer`'s second pass)."""
+    """presidio's engine with datakit's pattern recognizers, libphonenumber's phone numbers, the place gazetteer
+    and the case-insensitive cue rules (NER and tagger results come from `Analyzer`'s later passes)."""
     registry = RecognizerRegistry(supported_languages=["en"])
     for r in radiology_recognizers():
         registry.add_recognizer(r)
+    if phone_regions:
+        registry.add_recognizer(PhoneNumberRecognizer(phone_regions))
     if places:
         names = any_census_name()
         registry.add_recognizer(
@@ -332,6 +368,8 @@ def build_analyzer(
         )
     if truecaser is not None:
         registry.add_recognizer(CaseInsensitiveCueRecognizer(truecaser, clinical_words(lexicon)))
+        words = english_words(FREQUENT_ZIPF) | clinical_words(lexicon)
+        registry.add_recognizer(WardRecognizer(lambda w: in_vocabulary(w, words)))
     return AnalyzerEngine(
         registry=registry,
         nlp_engine=nlp_engine,
@@ -446,12 +484,16 @@ class Analyzer:
         threshold: float,
         batch_size: int,
         places: frozenset[str] = frozenset(),
+        tagger: str = "",
+        phone_regions: tuple[str, ...] = DEFAULT_REGIONS,
     ) -> None:
         self.truecaser = make_truecaser(lexicon, CLINICAL_ALLOW, places)
+        self.tagger = PhiTaggerRecognizer(tagger, batch_size) if tagger else None
+        self.tagger_lines = 0
         # the gate also lets pass the most common English words that are no names ("Thanks", "Oh", "Guest")
         gate_words = lexicon | (self.truecaser.common - self.truecaser.names)
         self.nlp_engine = GatedSpacyNlpEngine(model, gate_words, gate, batch_size)
-        self.engine = build_analyzer(self.nlp_engine, places, lexicon, self.truecaser)
+        self.engine = build_analyzer(self.nlp_engine, places, lexicon, self.truecaser, phone_regions)
         self.ner = SpacyRecognizer(supported_entities=self.nlp_engine.get_supported_entities())
         self.lexicon = lexicon
         self.threshold = threshold
@@ -459,6 +501,9 @@ class Analyzer:
         self.recognizers = self.engine.registry.get_recognizers(language="en", all_fields=True)
         self.entities = self.engine.get_supported_entities(language="en")
         self.common = self.truecaser.common - self.census  # the most common English words that are no names
+        # words a cue pattern must not take for a name on their own ("LOPRESSOR HELD TODAY, MD AWARE", "per
+        # RHEUMATOLOGY"): frequent English words and clinical words that no census list holds
+        self.not_names = (english_words(FREQUENT_ZIPF) | clinical_words(lexicon) | SERVICES) - self.census
 
     def _patterns(self, text: str) -> list[RecognizerResult]:
         """The registry's recognizers on `text` with the context rule: what presidio's `AnalyzerEngine.analyze`
@@ -475,10 +520,88 @@ class Analyzer:
         enhancer = self.engine.context_aware_enhancer
         return enhancer.enhance_using_context(text, results, self.nlp_engine.no_entities, self.recognizers)
 
+    def _tagged(
+        self, originals: list[str], views: list[str], covered: list[list[tuple[int, int]]]
+    ) -> list[list[RecognizerResult]]:
+        """The learned tagger's results per text, from the lines that can still hold PHI the patterns missed (its
+        gate, `needs_tagger`); it reads each line as written (it was trained so), in one batch."""
+        segments: list[tuple[int, int, str]] = []  # (text index, offset, line as written)
+        for i, (original, view) in enumerate(zip(originals, views, strict=True)):
+            offset = 0
+            for line, seen in zip(original.split("\n"), view.split("\n"), strict=True):
+                if line.strip() and (not self.nlp_engine.gate or self.needs_tagger(seen, offset, covered[i])):
+                    segments.append((i, offset, line))
+                offset += len(line) + 1
+        out: list[list[RecognizerResult]] = [[] for _ in originals]
+        assert self.tagger is not None
+        for (i, offset, _), results in zip(segments, self.tagger.analyze_many([s[2] for s in segments]), strict=True):
+            for r in results:
+                r.start, r.end = r.start + offset, r.end + offset
+                out[i].append(r)
+        self.tagger_lines += len(segments)
+        return out
+
+    def needs_tagger(self, line: str, offset: int, covered: Sequence[tuple[int, int]]) -> bool:
+        """The tagger's gate, on a line of the view: NER's (a capitalised word no pattern covered and no
+        vocabulary knows), or an acronym or a lower-case word no vocabulary knows ("GH", "VAMC", "quartermain"),
+        or a date-, year- or number-like token ("9/7", "'79", "12345") no pattern covered."""
+        if self.nlp_engine.needs_ner(line, offset, covered):
+            return True
+        for m in _TAGGER_TOKEN.finditer(line):
+            if _covered(covered, offset + m.start()):
+                continue
+            word = m.group(0)
+            if not word[0].isalpha():
+                return True
+            low = word.lower()
+            if not is_clinical(word, self.lexicon) and (word.isupper() or not self.truecaser.is_ordinary(low)):
+                return True
+        return False
+
+    def _confirmed(
+        self,
+        result: RecognizerResult,
+        text: str,
+        tagged: list[RecognizerResult],
+        caseless: Sequence[tuple[int, int]] = (),
+    ) -> bool:
+        """Whether a general-domain NER hit stands beside the tagger: the tagger found PHI there too, or the hit
+        holds a word a census name list or the gazetteer knows (an organisation: a facility word too). Trained on
+        news, NER reads clinical shorthand, drugs and misspellings as names and organisations ("RXED W", "Bair
+        Hugger", "Natricor"); the tagger, trained on clinical notes, is the second opinion. Pattern, gazetteer and
+        cue results stand on their own."""
+        if _name(result) != "SpacyRecognizer":
+            return True
+        if any(t.start < result.end and result.start < t.end for t in tagged):
+            return True
+        span = text[result.start : result.end]
+        if any(self.truecaser.is_name_or_place(m.group(0)) for m in WORD.finditer(span)):
+            return True  # a census name or a place, whatever NER called it ("(Rothrock)" as an organisation)
+        if result.entity_type == "ORGANIZATION":
+            return bool(FACILITY_WORD.search(span))
+        # a person: a word capitalised as written in mid-sentence that no vocabulary knows ("explained to Radu
+        # by Dr"); not at a sentence's start, not in a line of one case (there the truecaser wrote the capitals)
+        if result.entity_type != "PERSON" or _covered(caseless, result.start):
+            return False
+        if _SENTENCE_START.search(text[max(0, result.start - 3) : result.start]) or result.start == 0:
+            return False
+        return any(w[0].isupper() and not w.isupper() and not self._known_word(w.lower()) for w in WORD.findall(span))
+
+    def _known_word(self, low: str) -> bool:
+        return self.truecaser.is_ordinary(low) or is_clinical(low, self.lexicon) or low in self.truecaser.common
+
     def _named_place(self, place: str) -> bool:
         return any(w in self.census for w in place.lower().split())
 
     def analyze(self, texts: list[str]) -> list[list[Span]]:
+        """Spans per text, in the text's own offsets; every detector reads its normalised view (`normalize`:
+        invisible characters out, fullwidth and look-alike forms folded) and each span covers the original
+        characters it came from, invisible ones inside it included."""
+        views = [normal_view(t) for t in texts]
+        found = self._analyze([v.text for v in views])
+        return [[_on_original(s, v) for s in spans] for spans, v in zip(found, views, strict=True)]
+
+    def _analyze(self, texts: list[str]) -> list[list[Span]]:
         caseless = [list(caseless_lines(t)) for t in texts]
         originals, texts = texts, [self.truecaser.view(t) for t in texts]
         found = [self._patterns(t) for t in texts]
@@ -502,10 +625,55 @@ class Analyzer:
         # tokenising the whole text again to build its NlpArtifacts)
         for ents, results in zip(self.nlp_engine.entities(texts, covered), found, strict=True):
             results += [local_result(self.ner, label, a, b, NER_SCORE, "spaCy NER") for a, b, label in ents]
+        if self.tagger is not None:
+            for tagged, results, text, lines in zip(
+                self._tagged(originals, texts, covered), found, texts, caseless, strict=True
+            ):
+                tagged = [t for t in tagged if self._plausible_tag(t, text)]
+                results[:] = [r for r in results if self._confirmed(r, text, tagged, lines)] + tagged
         return [
-            merge_spans(rs, t, self.lexicon, self.threshold, cl, self.truecaser.is_name_or_place, self.common)
+            merge_spans(
+                [r for r in rs if not self._wordy_name(r, t)],
+                t,
+                self.lexicon,
+                self.threshold,
+                cl,
+                self.truecaser.is_name_or_place,
+                self.common,
+            )
             for rs, t, cl in zip(found, texts, caseless, strict=True)
         ]
+
+    def _plausible_tag(self, result: RecognizerResult, text: str) -> bool:
+        """The tagger's hit, unless the rules know better: a name made only of frequent English or clinical words
+        ("bottles", "AUREUS"), a month/day that is a score or a setting ("pain 5/10", "CPAP 5/5")."""
+        if result.entity_type == "PERSON":
+            return not self._wordy_name(result, text, any_recognizer=True)
+        if result.entity_type == "DATE_TIME":
+            span = text[result.start : result.end]
+            if re.search(r"[A-Za-z]", span) and not MONTH_WORD.search(span):
+                return False  # words that are no month ("floor 5")
+            before, after = text[max(0, result.start - 24) : result.start], text[result.end : result.end + 16]
+            return not (SETTING_CONTEXT.search(before) or SETTING_AFTER_CONTEXT.match(after))
+        return True
+
+    def _wordy_name(self, result: RecognizerResult, text: str, any_recognizer: bool = False) -> bool:
+        """A cue pattern's name made only of frequent English or clinical words, none a census name: a word a
+        note writes where a name could go ("CONSIDER REPLACING PA LINE", "LOPRESSOR HELD TODAY, MD AWARE", "per
+        ICU team"), not a name ("Dr. Young", "faith little m.d." are census names)."""
+        if result.entity_type != "PERSON" or not (any_recognizer or _name(result) in CUE_NAME_RECOGNIZERS):
+            return False
+        if _TITLE_BEFORE.search(text[max(0, result.start - 12) : result.start]):
+            return False  # a title names a person, whatever the word ("Dr. Banks", "Mr. Rivers")
+        words = [m.group(0).lower() for m in WORD.finditer(text[result.start : result.end])]
+        return bool(words) and all(w in self.not_names for w in words)
+
+
+def _on_original(span: Span, view: View) -> Span:
+    if view.starts is None:
+        return span
+    start, end = view.original(span.start, span.end)
+    return Span(start, end, span.entity, span.score, span.recognizer)
 
 
 def model_version(model: str) -> str:

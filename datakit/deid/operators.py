@@ -1,7 +1,8 @@
 """Apply the recipe's operator to each detected span, and check what is left for high-risk PHI.
 
 Operators: `surrogate` (keyed, consistent within a patient; dates shifted by the patient's offset in their own
-format), `tag` (`[NAME]`, `[DATE]` …) and `redact` (removed). The residual check runs on the output with every
+format), `tag` (`[NAME]`, `[DATE]` …), `redact` (removed) and `keep` (left as written, counted: a policy that
+keeps a kind, clock times say). The residual check runs on the output with every
 inserted replacement blanked out, so a surrogate phone number is not mistaken for a real one.
 """
 
@@ -14,6 +15,7 @@ import regex
 
 from datakit.deid import surrogates as sg
 from datakit.deid.engine import Span
+from datakit.deid.normalize import fold
 
 TAGS = {
     "PERSON": "NAME",
@@ -93,7 +95,10 @@ def replace_spans(
     length = 0
     for s in spans:
         operator = operators.get(s.entity, "surrogate")
-        original = text[s.start : s.end]
+        if operator == "keep":  # the recipe keeps this kind as written: counted, not replaced, not exempt from checks
+            counts[f"{s.entity}:keep"] += 1
+            continue
+        original = fold(text[s.start : s.end])  # "Zeb\u00adulon" is "Zebulon": the same surrogate, no hidden mark
         if operator == "redact":
             new = ""
         elif operator == "tag":
@@ -118,5 +123,5 @@ def residual_hits(text: str, inserted: list[tuple[int, int]]) -> list[str]:
     masked = list(text)
     for a, b in inserted:
         masked[a:b] = " " * (b - a)
-    blank = "".join(masked)
+    blank = fold("".join(masked))  # fullwidth digits and invisible characters do not hide a number (`normalize`)
     return [name for name, rx in RESIDUAL.items() if rx.search(blank)]

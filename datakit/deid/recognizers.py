@@ -99,23 +99,57 @@ def _recognizer(entity: str, name: str, patterns: list[Pattern], context: list[s
     )
 
 
+# numbers with a slash that are settings and scores, not dates: ventilator settings ("PEEP/PS 5/8", "CPAP 5/5",
+# "BIPAP 10/5/12"), pain scores ("pain 5/10", "rating 3/10"), counts ("4/4 bottles", "2/2 views") and mixed numbers
+# ("1 1/2 hr", "D5 1/2 NS"); read in any case, up to 16 characters before the number ("CPAP .5% 5/8")
+_SETTING_BEFORE = (
+    r"(?<!(?i:\b(?:peep|ps|psv|cpap|bipap|simv|imv|vent|ventilation|settings?)\b)[^\n]{0,12})"
+    r"(?<!(?i:\b(?:pain|rating|rated|rates|scale|score|pupils?|perrla|strength|motor|power|pulses?)\b)"
+    r"(?:[ \t]+(?i:as|of|at|is|was|now))?[ \t:=]*)"
+    r"(?<!(?<![\d.])\d[ \t])(?<!(?i:d5)[ \t]?)(?<!%[ \t]{0,2})(?<!(?i:cpap|bipap|peep|ps|cp)[ \t]?)"
+)
+# the same words as a plain search over the text before a date-like number (for hits of other detectors)
+SETTING_CONTEXT = regex.compile(
+    r"(?i)\b(?:peep|ps|psv|cpap|bipap|simv|imv|vent|ventilation|settings?|pain|rating|rated|rates|scale|score|"
+    r"pupils?|perrla|strength|motor|power|pulses?)\b[^\n]{0,12}$"
+)
+SETTING_AFTER_CONTEXT = regex.compile(
+    r"[ \t]*(?i:of|tabs?|tablets?|caps?|mm|cm|ml|mg|times|x|strength|views?|ns|amps?|doses?|way|hrs?|hours?|bottles?|"
+    r"cultures?|sets?|units?|bpm|lpm|up|bl|blood|abg|cx)\b|[ \t]*%"
+)
+MONTH_WORD = regex.compile(rf"\b{_MONTH_I}\b")
+_SETTING_AFTER = (
+    r"(?![ \t]*(?i:of|tabs?|tablets?|caps?|mm|cm|ml|mg|times|x|strength|views?|murmur|sm|hsm|dsm|ns|nss|amps?|"
+    r"doses?|way|hrs?|hours?|bottles?|cultures?|sets?|st|nph|units?|bpm|lpm|l|up|bl|blood|abg|cx|np)\b)(?![ \t]*%)"
+)
+
+
 def radiology_recognizers() -> list[PatternRecognizer]:
     """The recognizers datakit adds to presidio's registry (entity names are presidio's where one exists)."""
     date_forms = [
-        _p("mdy_slash", rf"(?<![\d/.])(?:{_MON})/(?:{_DAY})/(?:{_YEAR}|\d{{2}})(?![\d/])", 0.9),
+        _p(
+            "mdy_slash",
+            rf"(?=\d)(?<![\d/.]){_SETTING_BEFORE}(?:{_MON})/(?:{_DAY})/(?:{_YEAR}|\d{{2}})(?![\d/]){_SETTING_AFTER}",
+            0.9,
+        ),
         _p("mdy_dash", rf"(?<![\d\-.])(?:{_MON})-(?:{_DAY})-(?:{_YEAR}|\d{{2}})(?![\d\-])", 0.85),
         _p("iso", rf"(?<![\d\-])(?:{_YEAR})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\d\-])", 0.9),
         _p("month_d_y", rf"\b{_MONTH_I}\.? {_DAY}(?:st|nd|rd|th)?,? {_YEAR}\b", 0.9),
         _p("d_month_y", rf"\b{_DAY}(?:st|nd|rd|th)?[ \-]{_MONTH_I}\.?[ \-,]+{_YEAR}\b", 0.9),
         _p("month_d", rf"\b{_MONTH_I}\.? {_DAY}(?:st|nd|rd|th)?\b(?!,? {_YEAR})(?! ?(?:mm|cm|%))", 0.6),
-        _p("month_y", rf"\b{_MONTH_I} {_YEAR}\b", 0.6),
+        _p("month_y", rf"\b{_MONTH_I}\.?(?:[ \t]+of)?[ \t]+{_YEAR}\b", 0.6),
+        # a month and a two-digit year ("CABG 1/78", "ovarian ca (12/93)"): the second number is no day
+        _p("month_yy", rf"(?=\d)(?<![\d/.])(?<!\d-){_SETTING_BEFORE}(?:{_MON})/(?:3[2-9]|[4-9]\d)(?![\d/])", 0.6),
+        # a two-digit year after an apostrophe ("CABG '79", "mi in '08"); years may stay (Safe Harbor) but notes
+        # write them as dates of events
+        _p("apostrophe_year", r"(?<=[\s(,])['’]\d{2}\b(?![\d'’%])", 0.55),
         _p("on_the_nth", r"(?<=(?i:\bthe )[ \t]*)(?:[12]?\d|3[01])(?i:st|nd|rd|th)\b", 0.6),
         # month/day without a year (HIPAA: every date element but the year): "on 7/22", "7/22 0800", "returned 2/15";
         # not a fraction or a ratio ("1/2 tab", "3/4 of", "grade 2/4", "120/80", "5/5 strength")
         _p(
             "md_slash",
-            rf"(?<![\d/.\-])(?<!(?i:grade|ratio|score|strength|power|x|bp|tab|gcs)[ \t]?)(?:{_MON})/(?:{_DAY})"
-            r"(?![\d/])(?![ \t]*(?i:of|tabs?|tablets?|caps?|mm|cm|ml|mg|times|x|strength|views?|murmur|sm|hsm|dsm)\b)",
+            rf"(?=\d)(?<![\d/.])(?<!\d-)(?<!(?i:grade|ratio|score|strength|power|x|bp|tab|gcs)[ \t]?){_SETTING_BEFORE}"
+            rf"(?:{_MON})/(?:{_DAY})(?![\d/]){_SETTING_AFTER}",
             0.55,
         ),
         # month-day with a dash only after a date cue ("seen on 7-22", "dob 3-14"): a dash between numbers is
@@ -147,6 +181,28 @@ def radiology_recognizers() -> list[PatternRecognizer]:
             "RadiologyNameRecognizer",
             [
                 _p("cue_before", rf"(?=[A-Z])(?<=\b{NAME_CUES_BEFORE}:?[ \t]+){NOT_SPEECH}(?:{_NAME})", 0.9),
+                # an author cited in running text: "(Rothrock)", "(Rothrock 2005)", "(Wada et al.)", "Canales B et
+                # al." (a name no vocabulary knows is still a person's; the wordy-name filter drops "(Normal)")
+                _p(
+                    "citation",
+                    rf"(?<=\()(?!{_LABELS}\b){_UP}{_LOW}+(?:[-']{_UP}?{_LOW}+)?(?=(?:,?[ \t]+(?:\d{{4}}|et al\.?))?\))"
+                    rf"|\b(?!{_LABELS}\b){_UP}{_LOW}+(?:[-']{_UP}?{_LOW}+)?(?=(?:[ \t]+{_UP}{{1,2}})?,?[ \t]+et al\b)",
+                    0.7,
+                ),
+                # a second name after a title's first ("Dr. Rakusin and Toolis aware", "Drs' Ballou and Dutter")
+                _p(
+                    "title_and",
+                    rf"(?=[A-Z])(?<=\b(?:Drs?\.?'?|Doctors?)[ \t]+{_NAME_WORD}[ \t]+(?:and|&)[ \t]+){_NAME_WORD}",
+                    0.85,
+                ),
+                # staff cited by their role before the name ("NP Wolfe aware", "per RN Kline"): a capitalised
+                # word, not an acronym ("PA line", "RN aware" stay)
+                _p(
+                    "role_before",
+                    rf"(?<=\b(?:NP|PA|RN|RRT|CNS|LPN|PA-C)[ \t]+)(?!{_LABELS}\b){_UP}{_LOW}+(?:[-']{_UP}?{_LOW}+)?"
+                    rf"(?:[ ]{_UP}{_LOW}+)?",
+                    0.75,
+                ),
                 _p("credential_after", rf"\b(?=[A-Z]){_NAME}(?=,?[ \t]+{CREDENTIALS}(?![A-Za-z]))", 0.9),
                 _p(
                     "patient_header",
@@ -243,7 +299,19 @@ def radiology_recognizers() -> list[PatternRecognizer]:
                     r"(?=[+(1-9])(?<![\w\-.])(?:\+?1[ \-.])?\(?[2-9]\d{2}\)?[ \-.]\d{3}[ \-.]\d{4}(?![\w\-])",
                     0.9,
                 ),
-                _p("ext", r"(?=\d)(?<=\b(?i:ext|x|pager|pgr|beeper)\.?[ \t]*:?[ \t]*)\d{3,6}\b", 0.6),
+                # pagers, beepers and extensions by their word ("beeper 55037", "Pager: #12345", "PG 23456")
+                _p(
+                    "ext",
+                    r"(?=\d)(?<=\b(?i:ext|x|pager|pgr|pg|beeper|bpr|bleep|page)\.?[ \t]*:?[ \t]*#?[ \t]*)\d{3,7}\b",
+                    0.6,
+                ),
+                # a local seven-digit number after a phone word ("reached at 202-6694", "cell 555 1234")
+                _p(
+                    "local",
+                    r"(?=\d)(?<=\b(?i:call|phone|ph|tel|telephone|cell|cellular|mobile|home|work|fax|reached at|"
+                    r"contact|number|no\.|#)[ \t:#\-]{0,3}(?:\(?\d{3}\)?[ \t\-.]{0,2})?)\d{3}[ \t\-.]\d{4}(?![\d\-])",
+                    0.7,
+                ),
                 _p("ext_glued", r"(?<=\d{4})[ \t]?(?i:x|ext\.?)[ \t]?\d{2,6}\b", 0.8),
             ],
             ["phone", "telephone", "tel", "fax", "call", "callback", "pager", "cell"],
@@ -280,8 +348,18 @@ def radiology_recognizers() -> list[PatternRecognizer]:
                     "street",
                     r"\b\d{1,6}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][a-z]+[ \t]+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|"
                     r"Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|"
-                    r"Circle|Cir|Square|Sq|Trail|Trl|Pike|Row)\b\.?(?:,?[ \t]+(?i:apt|suite|ste|unit|#)\.?[ \t]*\w+)?",
+                    r"Circle|Cir|Square|Sq|Trail|Trl|Pike|Row|Close|Crescent|Cres|Gardens|Grove|Mews|Walk|Rise|Hill|"
+                    r"Green|Park)\b\.?(?:,?[ \t]+(?i:apt|suite|ste|unit|flat|#)\.?[ \t]*\w+)?",
                     0.9,
+                ),
+                # house numbers after the street, as much of Europe writes them ("Hauptstraße 12", "Rue de Rivoli
+                # 8", "Calle Mayor 10", "Via Roma 3b")
+                _p(
+                    "street_number_after",
+                    r"\b(?:\p{Lu}\p{Ll}+(?:straße|strasse|str\.|weg|gasse|allee|platz|laan|straat|gatan|vej)|"
+                    r"(?:Rue|Avenue|Boulevard|Calle|Avenida|Via|Viale|Piazza|Rua|Plaza)(?:[ \t]+(?:de|du|des|la|del|"
+                    r"di|da|dos)){0,2}(?:[ \t]+\p{Lu}\p{Ll}+){1,3})[ \t]+\d{1,4}[a-z]?\b",
+                    0.85,
                 ),
                 _p("po_box", r"\b(?i:p\.?\s?o\.?\s?box)[ \t]+\d+\b", 0.9),
             ],
@@ -297,6 +375,20 @@ def radiology_recognizers() -> list[PatternRecognizer]:
                 ),
                 _p("state_zip", r"(?=\d)(?<=\b[A-Z]{2}[ \t]+)\d{5}(?:-\d{4})?\b", 0.7),
                 _p("zip_label", r"(?=\d)(?<=\b(?i:zip|zip code|postal code)[ \t]*:?[ \t]*)\d{5}(?:-\d{4})?\b", 0.9),
+                # postcodes outside the US: the UK's ("SW1A 1AA", "M1 1AE") and Canada's ("K1A 0B1"), upper case;
+                # a four- or five-digit code after a postcode word ("postcode 2000", "PLZ 10115", "CP 75008")
+                _p("uk_postcode", r"\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[ABD-HJLNP-UW-Z]{2}\b", 0.8),
+                _p(
+                    "ca_postal_code",
+                    r"(?=[A-Z]\d)(?<=\b(?:AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT|Canada),?[ \t]+)"
+                    r"[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t\-]?\d[ABCEGHJ-NPRSTV-Z]\d\b",
+                    0.8,
+                ),
+                _p(
+                    "postcode_label",
+                    r"(?=\d)(?<=\b(?i:postcode|post code|plz|cp|cap|code postal|postal)[ \t]*:?[ \t]*)\d{4,5}\b",
+                    0.85,
+                ),
             ],
         ),
         _recognizer(

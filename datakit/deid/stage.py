@@ -20,16 +20,20 @@ import polars as pl
 
 from datakit import __version__
 from datakit.deid.batch import Outcome, Settings, deidentify, deidentify_on_ray
+from datakit.deid.columns import Columns, deid_columns
 from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
 from datakit.deid.operators import ENTITIES, RESIDUAL
+from datakit.deid.phones import fingerprint as phone_fingerprint
 from datakit.deid.recognizers import radiology_fingerprint
-from datakit.deid.residual import record_units, summarise
+from datakit.deid.residual import record_units, recurring_words, summarise
 from datakit.deid.surrogates import date_offsets
+from datakit.deid.tagger import fingerprint as tagger_fingerprint
+from datakit.deid.tagger import model_path as tagger_path
 from datakit.deid.wordcache import package_version
 from datakit.errors import RecipeError, StageError
-from datakit.keys import load_key
-from datakit.recipe import Recipe
+from datakit.keys import SecretKey, load_key
+from datakit.recipe import Deid, Recipe
 from datakit.rundir import RunDir, atomic_write_json
 from datakit.runner import StageContext, StageResult
 
@@ -42,10 +46,17 @@ def deid_config(recipe: Recipe) -> dict[str, Any]:
     if unknown:
         raise RecipeError(f"deid.operators names unknown entity types {unknown}; known: {', '.join(ENTITIES)}")
     key = load_key(recipe)
+    tagger = tagger_path(cfg.tagger)
+    if tagger is not None and not (tagger / "meta.json").is_file():
+        raise RecipeError(
+            f"deid.tagger '{cfg.tagger}': no spaCy model at {tagger} (meta.json missing); '' turns the tagger off"
+        )
     return {
         "deid": cfg.model_dump(mode="json", exclude={"n_jobs", "batch_size"}),
         "key_id": key.key_id,
         "recognizers": radiology_fingerprint(),
+        "tagger": tagger_fingerprint(cfg.tagger),
+        "phones": phone_fingerprint(cfg.phone_regions),
         "presidio": package_version("presidio-analyzer"),
     }
 
@@ -76,9 +87,10 @@ def run_deid(ctx: StageContext) -> StageResult:
     rows = ctx.read_input()
     ctx.phase("loading presidio + spaCy", None, "records")
     t0 = time.perf_counter()
-    columns = [c for c in cfg.text_columns if c in rows.columns]
+    chosen = deid_columns(recipe, rows.schema)
+    columns = list(chosen.text)
     if not columns:
-        raise StageError(f"none of deid.text_columns ({', '.join(cfg.text_columns)}) is a column of the input")
+        raise StageError("deid: the cases have no text column to de-identify (deid.text_columns, deid.keep_columns)")
     # the date shift and surrogate choices follow the patient; a case without one is its own patient
     patient = pl.col("patient_id").cast(pl.String) if "patient_id" in rows.columns else pl.lit(None, pl.String)
     rows = rows.with_columns(pl.coalesce(patient, pl.col("case_id").cast(pl.String)).alias("_patient"))
@@ -96,7 +108,15 @@ def run_deid(ctx: StageContext) -> StageResult:
         operators=dict(cfg.operators),
         key=key.key,
         places=places,
-        scan_share=cfg.residual_scan_share,
+        scan_share=scan_share(cfg, rows.height),
+        tagger=cfg.tagger,
+        recurring=recurring_words(
+            rows.select(
+                pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator="\n")
+            ).to_series(),
+            rows["_patient"],
+        ),
+        phone_regions=cfg.phone_regions,
     )
     records = list(
         zip(
@@ -132,9 +152,8 @@ def run_deid(ctx: StageContext) -> StageResult:
     kept = out.filter(pl.col("_reason").is_null())
     if "exam_date" in kept.columns:
         kept = kept.with_columns((pl.col("exam_date") + pl.duration(days=pl.col("_offset"))).alias("exam_date"))
-    for column in cfg.id_columns:
-        if column in kept.columns:
-            kept = kept.with_columns(key.hmac_hex(kept[column], f"deid:{column}", 32).alias(column))
+    for column in chosen.ids:
+        kept = kept.with_columns(key.hmac_hex(kept[column], f"deid:{column}", 32).alias(column))
     kept = kept.drop("_patient", "_offset", "_reason")
     ctx.write(kept)
     seconds = time.perf_counter() - t0
@@ -144,19 +163,23 @@ def run_deid(ctx: StageContext) -> StageResult:
         counts.update(o.counts)
         residual.update(set(o.residual))
     errored = sum(1 for o in outcomes if o.error)
-    audit = _audit(recipe, key.key_id, key.is_demo, counts, residual, quarantine, rows.height, kept.height, errored)
+    audit = _audit(recipe, chosen, key, counts, residual, quarantine, rows.height, kept.height, errored)
     audit["ner_gate"] = {"enabled": cfg.ner_gate, "lines": lines_seen, "lines_sent_to_ner": lines_ner}
     audit["throughput_records_per_s"] = round(rows.height / seconds, 1) if seconds else None
     done = [o for o in outcomes if not o.error]
     scan = summarise([o.scan for o in done], cfg.max_residual_per_1k_records, [record_units(o.texts) for o in done])
-    audit["independent_scan"] = scan | {"share": cfg.residual_scan_share}
+    share = scan_share(cfg, rows.height)
+    audit["independent_scan"] = scan | {"share": share, "scan_all_below": cfg.scan_all_below}
+    if share == 0:  # the recipe turned the check off on purpose (deid.unsafe_skip_residual_scan): say so
+        audit["independent_scan"] |= {"passed": None, "skipped": SKIPPED_SCAN}
     (ctx.out_dir / AUDIT).write_text(json.dumps(audit, indent=2, sort_keys=True) + "\n")
-    if not scan["passed"]:  # fail closed; the audit still reaches reports/ so the auditor sees why
+    if share > 0 and scan["passed"] is False:  # fail closed; the audit still reaches reports/ so the auditor sees why
         atomic_write_json(ctx.rundir.report(AUDIT), audit)
+        low, high = scan["interval_95_per_1k_records"]
         raise StageError(
             f"deid: the independent residual scan found suspected PHI left in {scan['records_flagged']:,} of "
             f"{scan['records_scanned']:,} scanned records ({scan['flagged_per_1k_records']} per 1,000 records of "
-            f"up to {scan['record_chars']:,} characters, limit "
+            f"up to {scan['record_chars']:,} characters, 95% interval {low}-{high}, limit "
             f"{cfg.max_residual_per_1k_records}); nothing was written: see {ctx.rundir.report(AUDIT)} "
             "(independent_scan.hits_by_kind) and raise deid.max_residual_per_1k_records only after reading it"
         )
@@ -171,6 +194,17 @@ def run_deid(ctx: StageContext) -> StageResult:
     return StageResult(
         rows_in=rows.height, rows_out=kept.height, quarantine=quarantine.drop("_patient", "_offset"), stats=stats
     )
+
+
+SKIPPED_SCAN = "not run: deid.unsafe_skip_residual_scan = true (no independent check of what de-identification left)"
+
+
+def scan_share(cfg: Deid, records: int) -> float:
+    """The share of records the independent scan reads: all of a corpus under `deid.scan_all_below` records (a
+    rate from a 10% sample of a few hundred records is noise), `deid.residual_scan_share` above."""
+    if cfg.residual_scan_share == 0:
+        return 0.0
+    return 1.0 if records < cfg.scan_all_below else cfg.residual_scan_share
 
 
 def _first_batch_starts(ctx: StageContext, total: int) -> Callable[[int], None]:
@@ -189,8 +223,8 @@ def _first_batch_starts(ctx: StageContext, total: int) -> Callable[[int], None]:
 
 def _audit(
     recipe: Recipe,
-    key_id: str,
-    demo: bool,
+    chosen: Columns,
+    key: SecretKey,
     counts: Counter[str],
     residual: Counter[str],
     quarantine: pl.DataFrame,
@@ -209,19 +243,21 @@ def _audit(
         "recipe": recipe.name,
         "records_in": rows_in,
         "records_out": rows_out,
-        "text_columns": list(cfg.text_columns),
-        "id_columns_hashed": list(cfg.id_columns),
+        "text_columns": list(chosen.text),
+        "id_columns_hashed": list(chosen.ids),
+        "columns_kept_as_written": list(chosen.kept),
         "entities": entities,
         "operators": {e: cfg.operators.get(e, "surrogate") for e in ENTITIES},
         "date_shift": {"max_days": cfg.max_date_shift_days, "per": "patient", "exam_date_shifted": True},
         "quarantined": {
             "records": quarantine.height,
             "by_reason": by_reason,
-            "case_ids": sorted(quarantine["case_id"].cast(pl.String).to_list()) if quarantine.height else [],
+            "case_ids": _report_ids(quarantine, chosen, key),
+            "case_ids_are": "keyed like the output's case_id" if "case_id" in chosen.ids else "the source's own",
         },
         "residual_check": {
             "checks": sorted(RESIDUAL),
-            "columns": list(cfg.text_columns),
+            "columns": list(chosen.text),
             "records_checked": rows_in - errored,
             "records_not_checked": errored,
             "not_checked_because": "the de-identifier raised on them (quarantined as deid_error)",
@@ -230,9 +266,17 @@ def _audit(
         "model": {"spacy": model_version(cfg.spacy_model), "presidio_analyzer": package_version("presidio-analyzer")},
         "recognizers_sha256": radiology_fingerprint(),
         "gazetteer": _gazetteer(cfg.gazetteer_countries, cfg.gazetteer_min_population),
-        "key": {"key_id": key_id, "demo_key": demo},
+        "key": {"key_id": key.key_id, "demo_key": key.is_demo},
         "note": "counts, ids and versions only: no text, no original identifier",
     }
+
+
+def _report_ids(quarantine: pl.DataFrame, chosen: Columns, key: SecretKey) -> list[str]:
+    """The quarantined records' case ids as the reports may show them: keyed when case_id is an identifier."""
+    if not quarantine.height:
+        return []
+    ids = quarantine["case_id"].cast(pl.String)
+    return sorted((key.hmac_hex(ids, "deid:case_id", 32) if "case_id" in chosen.ids else ids).to_list())
 
 
 def _gazetteer(countries: tuple[str, ...], min_population: int) -> dict[str, Any]:

@@ -128,6 +128,12 @@ class Certificate:
             ),
             "embedding_model": det.embedding.get("model_id"),
             "key": {"key_id": key.key_id, "demo_key": key.is_demo},
+            "deid": {
+                "columns_kept_as_written": list(recipe.deid.keep_columns),
+                "independent_residual_scan": "off (deid.unsafe_skip_residual_scan)"
+                if recipe.deid.residual_scan_share == 0
+                else "on",
+            },
         }
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from datakit.content import FIELD_SEPARATOR, normalise_text, sha256_hex
-from datakit.errors import SourceError, StageError
+from datakit.errors import SourceError, StageError, column_listing
 from datakit.keys import SecretKey
 from datakit.leakage.canonical import canonical_text
 from datakit.leakage.corpus import Corpus, build_corpus
@@ -77,8 +77,7 @@ def read_items(sets: tuple[ExternalEval, ...]) -> pl.DataFrame:
         missing = [c for c in (*s.text_columns, *([s.id_column] if s.id_column else [])) if c not in raw.columns]
         if missing:
             raise SourceError(
-                f"leakage.external_eval '{s.name}': {s.path} has no column {missing} "
-                f"(columns: {', '.join(raw.columns)})"
+                f"leakage.external_eval '{s.name}': {s.path} has no column {missing} ({column_listing(raw.columns)})"
             )
         if s.ids_path is not None and s.id_column is not None:
             raw = raw.filter(pl.col(s.id_column).cast(pl.String).is_in(listed_ids(Path(s.ids_path))))

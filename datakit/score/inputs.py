@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from datakit.errors import DatakitError
+from datakit.errors import DatakitError, column_listing
 from datakit.rundir import RunDir
 from datakit.shards.layout import SHARD_SCHEMA
 from datakit.shards.manifest import read_manifest
@@ -135,7 +135,7 @@ def read_predictions(path: Path, id_column: str = "example_id", text_column: str
     missing = [c for c in (id_column, text_column) if c not in frame.columns]
     if missing:
         raise ScoreError(
-            f"{path.name} has no column {', '.join(repr(c) for c in missing)} (it has: {', '.join(frame.columns)}); "
+            f"{path.name} has no column {', '.join(repr(c) for c in missing)} ({column_listing(frame.columns)}); "
             "name the columns with --id-column / --prediction-column"
         )
     try:

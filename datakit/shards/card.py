@@ -53,12 +53,27 @@ def tag_counts(examples: pl.DataFrame) -> dict[str, int]:
 
 def case_id_meaning(recipe: Recipe) -> str:
     """What the case ids in the shards are, as this recipe made them (the card must not promise more)."""
-    if "case_id" in recipe.deid.id_columns:
+    if "case_id" in recipe.deid.id_columns and "case_id" not in recipe.deid.keep_columns:
         return "keyed HMAC-SHA256 of the source case id (`deid.id_columns` holds case_id); the raw id is not here"
     return (
-        "the source's own case id, not keyed: add case_id to `deid.id_columns` when it can identify a patient "
-        "(an accession number, say)"
+        "the source's own case id, not keyed (`deid.keep_columns` holds it): keep it so only when it cannot identify "
+        "a patient (an accession number can)"
     )
+
+
+def deid_caveats(recipe: Recipe) -> str:
+    """What the reader must know about de-identification that the recipe chose: columns kept as written, the
+    independent residual check turned off."""
+    lines = []
+    if recipe.deid.keep_columns:
+        kept = ", ".join(f"`{c}`" for c in recipe.deid.keep_columns)
+        lines.append(f"Columns kept as written, not de-identified (`deid.keep_columns`): {kept}.")
+    if recipe.deid.residual_scan_share == 0:
+        lines.append(
+            "**The independent residual-PHI check did not run (`deid.unsafe_skip_residual_scan`): nothing checked "
+            "what de-identification left.**"
+        )
+    return "".join(" " + line for line in lines)
 
 
 def write_card(out: Path, recipe: Recipe, manifest: dict[str, Any], examples: pl.DataFrame) -> None:
@@ -76,7 +91,8 @@ def write_card(out: Path, recipe: Recipe, manifest: dict[str, Any], examples: pl
             "**Identifiers are keyed with the published demo key: anyone can re-key them; not for real patient data.**"
             if manifest["key"]["demo_key"]
             else f"Identifiers are keyed with a secret key (key id `{manifest['key']['key_id']}`)."
-        ),
+        )
+        + deid_caveats(recipe),
         world_size=manifest["world_size"],
         description=recipe.description or f"Fine-tuning data for the `{recipe.task}` task.",
         data_files="\n".join(f'  - split: {s}\n    path: "{s}-*.parquet"' for s in present),

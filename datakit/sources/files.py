@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from datakit.errors import SourceError
+from datakit.errors import SourceError, column_listing
 from datakit.recipe import SCHEMA_COLUMNS, FilesSource, Mapped, XmlRecords
 from datakit.schema import text_expr
 
@@ -165,8 +165,7 @@ def resolve_paths(pattern: str, exclude: list[str] | None = None) -> list[Path]:
 
 
 def _missing(frame: pl.DataFrame, where: str, src: str, origin: str) -> SourceError:
-    available = ", ".join(frame.columns)
-    return SourceError(f"{where} names column '{src}', which {origin} does not have (columns there: {available})")
+    return SourceError(f"{where} names column '{src}', which {origin} does not have ({column_listing(frame.columns)})")
 
 
 TEMPLATE_FIELD = re.compile(r"\{([^{}]+)\}")
@@ -203,6 +202,11 @@ def map_columns(frame: pl.DataFrame, cfg: Mapped, origin: str, extra: tuple[str,
             exprs.append(pl.lit(cfg.defaults[name]).alias(name))
         elif name in frame.columns:
             exprs.append(pl.col(name))
+    if not exprs:
+        raise SourceError(
+            f"{origin} has none of the case schema's columns (case_id, report_text, …) and source.columns maps none "
+            f"of its own: name them in source.columns ({column_listing(frame.columns)})"
+        )
     return frame.select(exprs)
 
 

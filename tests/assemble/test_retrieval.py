@@ -24,7 +24,7 @@ from datakit.leakage.guard import LAYERS, build_guard
 from datakit.leakage.repair import split_and_certify
 from datakit.recipe import Assemble, Leakage
 from datakit.runner import StageContext
-from tests.conftest import coding_recipe
+from tests.conftest import SAMPLE_RUN, coding_recipe
 
 KEY = SecretKey(DEMO_KEY, "demo")
 
@@ -98,7 +98,7 @@ def test_the_stage_is_deterministic(sample_run: Path, tmp_path: Path) -> None:
     shutil.copytree(sample_run / "cache", run / "cache")
     out = run / "stages" / "again"
     out.mkdir()
-    run_assemble(StageContext(coding_recipe("source.n=1200"), run, out, "leakage"))
+    run_assemble(StageContext(coding_recipe(*SAMPLE_RUN), run, out, "leakage"))
     again = pl.read_parquet(out / "part-*.parquet")
     assert again.equals(_examples(sample_run))
 
@@ -111,7 +111,7 @@ def _assemble_again(sample_run: Path, tmp_path: Path, name: str, *overrides: str
         shutil.copytree(sample_run / "cache", run / "cache")
     out = run / "stages" / name
     out.mkdir()
-    result = run_assemble(StageContext(coding_recipe("source.n=1200", *overrides), run, out, "leakage"))
+    result = run_assemble(StageContext(coding_recipe(*SAMPLE_RUN, *overrides), run, out, "leakage"))
     return pl.read_parquet(out / "part-*.parquet"), result.stats
 
 
