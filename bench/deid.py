@@ -58,7 +58,20 @@ def presidio_default():  # type: ignore[no-untyped-def]
 
 def settings_for(texts: list[str], places: frozenset[str]) -> Settings:
     lexicon = corpus_lexicon(pl.Series(texts), places=places)
-    return Settings(MODEL, lexicon, True, 0.5, 256, {}, b"bench-key-" * 4, places, Deid().residual_scan_share)
+    cfg = Deid()
+    return Settings(
+        MODEL,
+        lexicon,
+        True,
+        0.5,
+        256,
+        {},
+        b"bench-key-" * 4,
+        places,
+        cfg.residual_scan_share,
+        tagger=cfg.tagger,
+        phone_regions=cfg.phone_regions,
+    )
 
 
 def quality(annotated: list[Annotated], settings: Settings) -> dict[str, object]:

@@ -55,6 +55,7 @@ from datakit.deid.recognizers import (
 )
 from datakit.deid.tagger import PhiTaggerRecognizer
 from datakit.deid.truecase import (
+    CLINICAL_SHAPE,
     WORD,
     Truecaser,
     any_census_name,
@@ -75,6 +76,7 @@ _CONTEXT_WORD = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
 _PLACEHOLDER = re.compile(rf"(?i:{PLACEHOLDER_PATTERN})")
 # text an earlier de-identification already replaced ("XXXX", "[NAME]", "[**Last Name**]"): nothing left to remove
 _TITLE_BEFORE = re.compile(r"(?i)\b(?:dr|drs|doctor|mr|mrs|ms|miss|prof)\b'?\.?[ \t]*$")
+_PLACE_BEFORE = re.compile(r"(?i)\b(?:at|from|to|in|into|@|via|of)[ \t]+(?:the[ \t]+)?$")
 _SENTENCE_START = re.compile(r"(?:^|[.:;!?\n\"]\s*|\n\s*)$")
 # what else sends a line to the tagger: an upper-case token of 2-5 letters (checked against the vocabularies), a
 # month/day, an apostrophe year, a number of five digits or more
@@ -177,6 +179,28 @@ def is_trigger(word: str, lexicon: frozenset[str]) -> bool:
         return False
     parts = [p for p in word.split("-") if p]
     return not all(p.islower() or p.isupper() or is_clinical(p, lexicon) for p in parts)
+
+
+TAGGER_WINDOW = 80  # characters of context each side of a tagger trigger (~10 words: more than the model reads)
+
+
+def _windows(line: str, triggers: list[tuple[int, int]], width: int = TAGGER_WINDOW) -> list[tuple[int, int]]:
+    """Stretches of `line` around `triggers`, `width` characters each side, widened to whole words, overlaps
+    joined; a line of up to three widths whole."""
+    if not triggers:
+        return []
+    if len(line) <= 3 * width:  # a short line is read whole
+        return [(0, len(line))]
+    out: list[tuple[int, int]] = []
+    for a, b in _union((max(0, a - width), min(len(line), b + width)) for a, b in triggers):
+        a = line.rfind(" ", 0, a) + 1 if a > 0 else 0
+        space = line.find(" ", b)
+        b = len(line) if space < 0 else space
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def _union(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -523,14 +547,20 @@ class Analyzer:
     def _tagged(
         self, originals: list[str], views: list[str], covered: list[list[tuple[int, int]]]
     ) -> list[list[RecognizerResult]]:
-        """The learned tagger's results per text, from the lines that can still hold PHI the patterns missed (its
-        gate, `needs_tagger`); it reads each line as written (it was trained so), in one batch."""
-        segments: list[tuple[int, int, str]] = []  # (text index, offset, line as written)
+        """The learned tagger's results per text, from the stretches that can still hold PHI the patterns missed
+        (its gate, `tagger_triggers`: a window of `TAGGER_WINDOW` characters each side of a trigger, cut at spaces,
+        within the line); it reads them as written (it was trained so), in one batch. The model sees four tokens
+        each side of a word, so a window holds all the context it reads."""
+        segments: list[tuple[int, int, str]] = []  # (text index, offset, stretch as written)
         for i, (original, view) in enumerate(zip(originals, views, strict=True)):
             offset = 0
             for line, seen in zip(original.split("\n"), view.split("\n"), strict=True):
-                if line.strip() and (not self.nlp_engine.gate or self.needs_tagger(seen, offset, covered[i])):
-                    segments.append((i, offset, line))
+                if line.strip():
+                    if not self.nlp_engine.gate:
+                        segments.append((i, offset, line))
+                    else:
+                        for a, b in _windows(line, self.tagger_triggers(seen, offset, covered[i])):
+                            segments.append((i, offset + a, line[a:b]))
                 offset += len(line) + 1
         out: list[list[RecognizerResult]] = [[] for _ in originals]
         assert self.tagger is not None
@@ -541,22 +571,31 @@ class Analyzer:
         self.tagger_lines += len(segments)
         return out
 
-    def needs_tagger(self, line: str, offset: int, covered: Sequence[tuple[int, int]]) -> bool:
-        """The tagger's gate, on a line of the view: NER's (a capitalised word no pattern covered and no
-        vocabulary knows), or an acronym or a lower-case word no vocabulary knows ("GH", "VAMC", "quartermain"),
-        or a date-, year- or number-like token ("9/7", "'79", "12345") no pattern covered."""
-        if self.nlp_engine.needs_ner(line, offset, covered):
-            return True
+    def tagger_triggers(self, line: str, offset: int, covered: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The tagger's gate, on a line of the view: where it must read, as (start, end) in the line. A
+        capitalised word no pattern covered and no vocabulary knows (NER's trigger), an acronym where a site goes
+        or a lower-case word no vocabulary knows ("at GH", "quartermain"), a date-, year- or number-like token
+        ("9/7", "'79", "12345") no pattern covered."""
+        found = [
+            (m.start(), m.end())
+            for m in WORD.finditer(line)
+            if is_trigger(m.group(0), self.nlp_engine.lexicon) and not _covered(covered, offset + m.start())
+        ]
         for m in _TAGGER_TOKEN.finditer(line):
             if _covered(covered, offset + m.start()):
                 continue
             word = m.group(0)
             if not word[0].isalpha():
-                return True
-            low = word.lower()
-            if not is_clinical(word, self.lexicon) and (word.isupper() or not self.truecaser.is_ordinary(low)):
-                return True
-        return False
+                found.append((m.start(), m.end()))
+                continue
+            if is_clinical(word, self.lexicon) or _PLACEHOLDER.fullmatch(word):
+                continue
+            if word.isupper():  # an acronym where a site goes ("at GH", "from VAMC"), not "CXR", "COPD"
+                if _PLACE_BEFORE.search(line[max(0, m.start() - 12) : m.start()]):
+                    found.append((m.start(), m.end()))
+            elif not any(self._known_word(p) or CLINICAL_SHAPE.match(p) for p in (word, *word.split("-")) if p):
+                found.append((m.start(), m.end()))
+        return found
 
     def _confirmed(
         self,
