@@ -99,7 +99,7 @@ def cued_names(texts: pl.Series) -> frozenset[str]:
     "husband arjun", "hi, declan", "okafor, md", "methodist hospital", "transfer from cnh")."""
     found = texts.fill_null("").str.extract_all(CUED_NAME.pattern).explode().drop_nulls()
     words = found.str.to_lowercase().str.extract_all(r"[a-z][a-z'\-]+").explode().drop_nulls()
-    return (frozenset(words.unique().to_list()) - CUE_WORDS - STOP_WORDS) | ward_names(texts)
+    return frozenset(words.unique().to_list()) - CUE_WORDS - STOP_WORDS
 
 
 def ward_names(texts: pl.Series) -> frozenset[str]:
@@ -107,7 +107,9 @@ def ward_names(texts: pl.Series) -> frozenset[str]:
     "mazur campus"): a local name recurs in every note, in lower case too, and must not become vocabulary."""
     wards = texts.fill_null("").str.extract_all(WARD_SHAPE).explode().drop_nulls()
     words = wards.str.to_lowercase().str.extract_all(r"[a-z][a-z'\-]+").explode().drop_nulls()
-    return frozenset(words.unique().to_list()) - MOVE_WORDS - UNITS - GENERIC - STOP_WORDS - english_words(3.5)
+    return (
+        frozenset(words.unique().to_list()) - MOVE_WORDS - UNITS - GENERIC - STOP_WORDS - english_words(FREQUENT_ZIPF)
+    )
 
 
 def corpus_lexicon(texts: pl.Series, min_records: int = 3, places: frozenset[str] = frozenset()) -> frozenset[str]:
@@ -256,12 +258,17 @@ class GatedSpacyNlpEngine(NlpEngine):
     def process_text(self, text: str, language: str) -> NlpArtifacts:
         return next(iter(self.process_batch([text], language)))[1]
 
+    def triggers(
+        self, line: str, offset: int = 0, covered: Sequence[tuple[int, int]] = ()
+    ) -> Iterator[tuple[int, int]]:
+        """(start, end) in `line` (at `offset` in its text) of each trigger word outside the `covered` spans."""
+        for m in WORD.finditer(line):
+            if is_trigger(m.group(0), self.lexicon) and not _covered(covered, offset + m.start()):
+                yield m.start(), m.end()
+
     def needs_ner(self, line: str, offset: int = 0, covered: Sequence[tuple[int, int]] = ()) -> bool:
         """Whether `line` (at `offset` in its text) has a trigger word outside the `covered` spans."""
-        return any(
-            is_trigger(m.group(0), self.lexicon) and not _covered(covered, offset + m.start())
-            for m in WORD.finditer(line)
-        )
+        return next(self.triggers(line, offset, covered), None) is not None
 
     def process_batch(
         self,
@@ -513,7 +520,6 @@ class Analyzer:
     ) -> None:
         self.truecaser = make_truecaser(lexicon, CLINICAL_ALLOW, places)
         self.tagger = PhiTaggerRecognizer(tagger, batch_size) if tagger else None
-        self.tagger_lines = 0
         # the gate also lets pass the most common English words that are no names ("Thanks", "Oh", "Guest")
         gate_words = lexicon | (self.truecaser.common - self.truecaser.names)
         self.nlp_engine = GatedSpacyNlpEngine(model, gate_words, gate, batch_size)
@@ -568,7 +574,6 @@ class Analyzer:
             for r in results:
                 r.start, r.end = r.start + offset, r.end + offset
                 out[i].append(r)
-        self.tagger_lines += len(segments)
         return out
 
     def tagger_triggers(self, line: str, offset: int, covered: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -576,11 +581,7 @@ class Analyzer:
         capitalised word no pattern covered and no vocabulary knows (NER's trigger), an acronym where a site goes
         or a lower-case word no vocabulary knows ("at GH", "quartermain"), a date-, year- or number-like token
         ("9/7", "'79", "12345") no pattern covered."""
-        found = [
-            (m.start(), m.end())
-            for m in WORD.finditer(line)
-            if is_trigger(m.group(0), self.nlp_engine.lexicon) and not _covered(covered, offset + m.start())
-        ]
+        found = list(self.nlp_engine.triggers(line, offset, covered))
         for m in _TAGGER_TOKEN.finditer(line):
             if _covered(covered, offset + m.start()):
                 continue
