@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench docs clean
 
 setup: $(STAMP)
 
@@ -31,12 +31,18 @@ test: setup lint
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check datakit tests bench
-	$(BIN)/ruff format --check datakit tests bench
+	$(BIN)/ruff check datakit tests bench docs
+	$(BIN)/ruff format --check datakit tests bench docs
 	$(BIN)/mypy
+
+# The docs site: reference pages generated from the code and bench/results/, then mkdocs-material (docs/site/).
+docs: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[docs]"
+	$(BIN)/python docs/gen.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --quiet -f docs/mkdocs.yml
 
 bench: setup
 	$(BIN)/python bench/e2e.py --n 5000 --n 50000
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs docs/site .pytest_cache .mypy_cache .ruff_cache

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=3, help="speed rounds per rendering (medians compared)")
     ap.add_argument("--speed-only", action="store_true", help="only the speed comparison")
+    ap.add_argument("--save", action="store_true", help="write the figures to bench/results/deid.json")
     args = ap.parse_args()
     if not (REAL / "indiana_iu_cxr" / "indiana_reports.csv").is_file():
         raise SystemExit(f"{REAL} not found: the benchmark needs ../shared/real_data")
@@ -149,6 +151,10 @@ def main() -> None:
             flush=True,
         )
     print(json.dumps(summary, indent=2))
+    if args.save:
+        from results import save
+
+        save("deid", summary, "python bench/deid.py " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

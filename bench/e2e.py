@@ -78,7 +78,9 @@ def main() -> None:
         "(ray.cluster_utils.Cluster, the cores split between them)",
     )
     parser.add_argument("--nodes", type=int, default=2, help="nodes of the cluster engine")
+    parser.add_argument("--save", action="store_true", help="write the figures to bench/results/e2e.json")
     args = parser.parse_args()
+    saved: dict[str, object] = {}
     extra = [x for o in args.overrides for x in ("--set", o)]
     engines = args.engine or ["local"]
     print(f"{'n':>8} {'engine':<7} {'stage':<9} {'rows in':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
@@ -109,6 +111,19 @@ def main() -> None:
                 f"{n:>8} {engine:<6} {'TOTAL':<9} {n:>9,} {result['wall']:>8.2f} {rate:>10,.0f} "
                 f"{result['peak_mb']:>12,.0f}   (process wall incl. start-up; {result['examples']:,} examples written)"
             )
+        for engine, result in results.items():
+            saved[f"{n}/{engine}"] = {
+                "n": n,
+                "engine": engine,
+                "wall_s": round(result["wall"], 1),  # type: ignore[call-overload]
+                "peak_rss_mb": round(result["peak_mb"]),  # type: ignore[call-overload]
+                "examples": result["examples"],
+                "stages": {
+                    s["stage"]: {"seconds": s["wall_seconds"], "rows_per_s": s["rows_per_second"]}
+                    for s in result["stages"]  # type: ignore[union-attr]
+                },
+                "same_shards_as_local": result["hashes"] == results["local"]["hashes"] if "local" in results else None,
+            }
         for other in ("ray", "cluster"):
             if {"local", other} <= set(results):
                 ratio = results[other]["wall"] / results["local"]["wall"]  # type: ignore[operator]
@@ -116,6 +131,11 @@ def main() -> None:
                 print(
                     f"{n:>8} {other} / local wall: {ratio:.2f}x (target <= 1.3x); shard and index sha256s equal: {same}"
                 )
+
+    if args.save:
+        from results import save
+
+        save("e2e", saved, "python bench/e2e.py " + " ".join(sys.argv[1:]))
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def main() -> None:
         "(bench/train_phi_tagger.py --fold k/N); scores each fold's notes with its own tagger",
     )
     ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--save", action="store_true", help="write the figures to bench/results/physionet_deid.json")
     args = ap.parse_args()
     if not (REAL / physionet.NOTES).is_file():
         raise SystemExit(f"{REAL / physionet.NOTES} not found: the benchmark needs ../shared/real_data")
@@ -136,6 +138,15 @@ def main() -> None:
         show(f"tuning, out-of-fold ({args.folds})", results["cv"])
         kept = physionet.score(tuning, [oof["notime:" + n.note_id] for n in tuning])
         print(f"{'':<28} precision with clock times kept (TIME = keep): {kept['word_precision']:.4f}")
+    if args.save:
+        from results import save
+
+        keys = ("phrases", "phrase_recall", "word_precision", "recall_by_family", "phrases_by_family")
+        figures: dict[str, object] = {k: {f: v[f] for f in keys} for k, v in results.items()}
+        figures["notes_per_s"] = round(len(notes) / ours_s, 1)
+        if base_s is not None:
+            figures["presidio_notes_per_s"] = round(len(notes) / base_s, 1)
+        save("physionet_deid", figures, "python bench/physionet_deid.py " + " ".join(sys.argv[1:]))
     by_note = {n.note_id: n for n in tuning}
     if args.misses:
         which = "cv" if args.cv else "tuning"

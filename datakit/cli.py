@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from datakit import __version__
 from datakit.errors import DatakitError
@@ -21,7 +23,20 @@ from datakit.runner import Outcome
 if TYPE_CHECKING:
     from datakit.recipe import Recipe
 
+
+class _DebugAnywhere(TyperGroup):
+    """`--debug` is read wherever it stands on the command line (`datakit run r.toml --debug` as well as
+    `datakit --debug run r.toml`): it is moved in front of the command name."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[:end]:
+            args = ["--debug", *(a for i, a in enumerate(args) if not (a == "--debug" and i < end))]
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_DebugAnywhere,
     help="Assemble LLM fine-tuning data from clinical text and defend it against leakage.",
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -105,6 +120,8 @@ def main(
     version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
 ) -> None:
     STATE["debug"] = debug
+    if debug:  # worker processes inherit it: a record the de-identifier fails on prints its traceback
+        os.environ["DATAKIT_DEBUG"] = "1"
     if version:
         typer.echo(f"datakit {__version__}")
         raise typer.Exit()
@@ -144,6 +161,12 @@ def run_warnings(outcomes: list[Outcome]) -> list[str]:
         if n:
             reasons = ", ".join(f"{k} {v:,}" for k, v in (stats.get("quarantine_reasons") or {}).items())
             out.append(f"{o.stage}: {n:,} rows quarantined ({reasons}); see quarantine/{o.stage}.parquet")
+        for column, seen in (stats.get("list_separator_suspects") or {}).items():
+            out.append(
+                f"{o.stage}: {seen['rows']:,} rows hold {column} items with '{seen['separator']}' inside: a cell "
+                f"split on source.list_separator = '{seen['read_with']}' keeps several codes as one (the codes "
+                f"stage then quarantines them as unknown); --set source.list_separator='{seen['separator']}'"
+            )
         rounds = stats.get("repair_rounds") or []
         first = rounds[0].get("cross_links", 0) if rounds else 0
         if first:
@@ -218,8 +241,8 @@ def _execute(
         }
         typer.echo(json.dumps(summary, indent=2))
         return
-    for line in warnings:
-        console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
+    for line in warnings:  # printed even with --quiet (to stderr then): a warning is what must not be missed
+        (err if quiet else console).print(f"[yellow]warning:[/] {line}", soft_wrap=True)
     if any(o.stage == "shard" for o in outcomes):
         splits = next(o for o in outcomes if o.stage == "shard").record["stats"]["splits"]
         counts = " / ".join(f"{s} {v['rows']:,}" for s, v in splits.items())
@@ -424,6 +447,75 @@ def inspect(path: DirArg, as_json: JsonOpt = False) -> None:
     for tag, n in info["tags"].items():
         tags.add_row(tag, f"{n:,}")
     console.print(tags)
+
+
+@app.command("sample-export")
+@guarded
+def sample_export(
+    path: Annotated[Path, typer.Argument(help="CSV file to write, e.g. cases.csv")],
+    n: Annotated[int, typer.Option("--n", min=1, max=1_000_000, help="cases")] = 400,
+    seed: Annotated[int, typer.Option("--seed", help="generator seed")] = 17,
+) -> None:
+    """Write the embedded sample as a hospital export looks (own column names, US dates, ';' code lists): a file
+    to practise bringing your own data on (README, "Bring your own data")."""
+    from datakit.sources.export import EXPORT_COLUMNS, write_sample_export
+
+    rows = write_sample_export(path, n, seed)
+    Console(highlight=False).print(
+        f"[bold green]wrote[/] {rows:,} cases to {path} (columns {', '.join(EXPORT_COLUMNS.values())})"
+    )
+
+
+@app.command()
+@guarded
+def diff(
+    run_a: Annotated[Path, typer.Argument(help="the earlier run directory or shards folder")],
+    run_b: Annotated[Path, typer.Argument(help="the later run directory or shards folder")],
+    as_json: JsonOpt = False,
+    ids: Annotated[
+        Path | None, typer.Option("--ids", help="write every case id the diff names to this CSV (change, ids, splits)")
+    ] = None,
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="exit 1 when the two differ (like git diff)")] = False,
+) -> None:
+    """What changed between two dataset versions: cases added, removed, moved split, content or labels changed,
+    shard files rewritten (both verified first; ids, hashes and counts only)."""
+    from datakit.shards.diff import SHOWN_IDS, diff_runs, id_table
+
+    d = diff_runs(run_a, run_b)
+    if ids is not None:
+        id_table(d).write_csv(ids)
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+    else:
+        out = Console(highlight=False)
+        if not d["comparable_ids"]:
+            out.print(
+                "[bold yellow]warning:[/] the two builds were keyed with different keys (key ids "
+                f"{d['a']['key_id']} and {d['b']['key_id']}): the same case has a different id in each, so cases "
+                "show as removed and added"
+            )
+        out.print(
+            f"cases: {d['cases']['a']:,} → {d['cases']['b']:,} ({d['cases']['in_both']:,} in both); recipe "
+            f"{'unchanged' if d['same_recipe'] else 'changed'}"
+        )
+        table = Table(title="changes", title_justify="left")
+        for col in ("change", "cases", f"case ids (first {SHOWN_IDS})"):
+            table.add_column(col)
+        sections = [(k, d[k]) for k in ("added", "removed", "content_changed", "labels_changed", "prompts_changed")]
+        sections += [(f"moved {m['from']} → {m['to']}", m["case_ids"]) for m in d["moved_split"]]
+        for name, listed in sections:
+            table.add_row(
+                name, f"{len(listed):,}", " ".join(listed[:SHOWN_IDS]) + (" …" if len(listed) > SHOWN_IDS else "")
+            )
+        out.print(table)
+        sh = d["shards"]
+        out.print(
+            f"shards: {len(sh['rewritten'])} rewritten, {len(sh['added'])} added, {len(sh['removed'])} removed, "
+            f"{sh['unchanged']} unchanged"
+        )
+        out.print("[bold green]identical[/]" if d["identical"] else "the two builds differ")
+    if exit_code and not d["identical"]:
+        raise typer.Exit(1)
 
 
 @recipe_app.command("check")

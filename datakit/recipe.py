@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from datakit.errors import RecipeError
 
@@ -93,7 +93,14 @@ class Mapped(Strict):
         default_factory=dict, description="schema column -> constant, for columns the source lacks"
     )
     list_separator: str = Field(";", description="separator of code lists held in one text cell")
-    date_format: str | None = Field(None, description="strftime format of exam_date when it is text")
+    date_format: str | None = Field(
+        None,
+        description="strftime format of exam_date when it is text (e.g. %m/%d/%Y); unset: ISO YYYY-MM-DD only, and "
+        "a column in another format is refused with the formats that fit, never guessed",
+    )
+    timestamp_format: str | None = Field(
+        None, description="strftime format of updated_at when it is text; unset: ISO 8601 only (as date_format)"
+    )
 
     def check_columns(self, allowed: tuple[str, ...]) -> None:
         """Every mapped or defaulted column is a schema column or one the recipe declares (task text columns,
@@ -120,11 +127,27 @@ class XmlRecords(Strict):
     document: dict[str, str] = Field(default_factory=dict, description="column -> path below the document root")
 
 
+class CsvOptions(Strict):
+    """How CSV files are read (format = csv, or a .csv / .csv.gz / .csv.zst file)."""
+
+    separator: str = Field(",", min_length=1, max_length=1, description="field separator, e.g. ';' or '\\t'")
+    quote_char: str = Field('"', min_length=1, max_length=1, description="quote character of quoted cells")
+
+    @field_validator("separator", mode="before")
+    @classmethod
+    def _escaped_tab(cls, value: Any) -> Any:
+        return "\t" if value in ("\\t", "tab") else value
+
+
 class FilesSource(Mapped):
-    """Parquet, CSV, JSONL, JSON or XML files, mapped onto the case schema."""
+    """Parquet, CSV, JSONL, JSON or XML files (CSV and JSONL also gzip- or zstd-compressed), mapped onto the case
+    schema."""
 
     kind: Literal["files"] = "files"
-    path: str = Field(description="file path or glob, relative to the working directory")
+    path: str = Field(
+        description="a file, a folder (every readable file below it) or a glob (data/*.csv.gz, exports/**/*.parquet), "
+        "relative to the working directory"
+    )
     format: FileFormat = Field(
         "auto",
         description="json: an array of objects, or an object of objects (its keys become column `_key`); xml: see "
@@ -142,6 +165,7 @@ class FilesSource(Mapped):
         'file: "{source_file}:{ID}"; an answer: "{final_decision}. {LONG_ANSWER}"); a null column makes it null',
     )
     xml: XmlRecords | None = Field(None, description="record and field paths (format = xml)")
+    csv: CsvOptions = CsvOptions()
 
     def check_columns(self, allowed: tuple[str, ...]) -> None:
         super().check_columns(allowed)
@@ -224,6 +248,13 @@ class Validation(Strict):
         description="review statuses kept; other rows are filtered out and counted; [] keeps all",
     )
     strict: bool = Field(False, description="stop at the first quarantined row instead of continuing")
+    max_quarantined_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="a stage that quarantines more than this share of its rows (those review_status kept) stops "
+        "the run: most rows failing is a mapping or format problem, not bad records; 1 never stops",
+    )
 
 
 class Split(Strict):
@@ -587,6 +618,12 @@ class Deid(Strict):
         description="the stage fails when more scanned records than this per 1,000 still hold suspected PHI (a "
         "record longer than 2,000 characters counts once per 2,000 begun)",
     )
+    max_text_chars: int = Field(
+        200_000,
+        ge=1000,
+        description="a record with a longer text is quarantined unread (reason too_long): a clinical note is far "
+        "shorter; a pasted blob would hold up its batch",
+    )
     n_jobs: int = Field(0, ge=0, description="worker processes; 0 = one per core")
     batch_size: int = Field(256, ge=1, description="records per worker batch (and spaCy pipe batch)")
 
@@ -708,9 +745,16 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def _sets_kind(item: str) -> bool:
+    return item.split("=", 1)[0].strip().endswith(".kind")
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The recipe with `--set` overrides applied. Those that change a `kind` go first (a new kind starts from a
+    clean table), so `--set source.columns.x=...` counts wherever it stands among them."""
     data = json.loads(json.dumps(raw))  # deep copy of plain TOML data
-    for item in overrides:
+    ordered = [o for o in overrides if _sets_kind(o)] + [o for o in overrides if not _sets_kind(o)]
+    for item in ordered:
         if "=" not in item:
             raise RecipeError(f"--set expects key.path=value, got '{item}'")
         path, value_text = item.split("=", 1)

@@ -140,8 +140,12 @@ def _hint(reason: str) -> str:
         return f"set source.date_format to the format of {column}" if column == "exam_date" else "check the format"
     if kind == "residual_phi":
         return "the residual PHI check flagged them: see reports/deid.json"
+    if kind in ("invalid_code", "no_valid_codes_left"):
+        return "codes the tables do not know; several codes in one cell? set source.list_separator"
     if kind == "deid_error":
-        return "the de-identifier failed on them: run with --debug"
+        return "the de-identifier failed on them: rerun with --debug for the traceback (it may quote the record)"
+    if kind == "too_long":
+        return "a text longer than deid.max_text_chars, not read"
     return "see the reason column of the quarantine file"
 
 
@@ -154,9 +158,7 @@ def why_empty(stage: str, result: StageResult, quarantine: Path) -> str:
     parts = []
     reasons = stats.get("quarantine_reasons") or {}
     if reasons:
-        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-        listed = "; ".join(f"{reason} ({n:,}) — {_hint(reason)}" for reason, n in top)
-        parts.append(f"quarantined: {listed}; the rows are in {quarantine}")
+        parts.append(f"quarantined: {_top_reasons(reasons)}; the rows are in {quarantine}")
     filtered = stats.get("filtered_review_status") or 0
     if filtered:
         parts.append(
@@ -167,6 +169,24 @@ def why_empty(stage: str, result: StageResult, quarantine: Path) -> str:
         parts.append("dropped: " + ", ".join(f"{k} ({v:,})" for k, v in sorted(dropped.items())))
     detail = "; ".join(parts) if parts else "see the stage's _stage.json stats"
     return f"{stage}: all {result.rows_in:,} rows were removed, none is left: {detail}"
+
+
+def _top_reasons(reasons: dict[str, int]) -> str:
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    return "; ".join(f"{reason} ({n:,}) — {_hint(reason)}" for reason, n in top)
+
+
+def why_mostly_quarantined(
+    stage: str, result: StageResult, n: int, considered: int, limit: float, run_dir: Path
+) -> str:
+    """One line: a stage quarantined most of its rows (a mapping or format problem), reasons and the knob."""
+    reasons = _top_reasons(result.stats.get("quarantine_reasons") or {}) or "see the reason column"
+    return (
+        f"{stage}: {n:,} of {considered:,} rows quarantined (over validation.max_quarantined_share = {limit:g}), "
+        f"so the run stops instead of building a dataset from the rest: {reasons}; the rows are in "
+        f"{RunDir(run_dir).quarantine(stage)}; once the causes are fixed or accepted, "
+        "--set validation.max_quarantined_share=1 continues past them"
+    )
 
 
 def stage_config_hash(stage: Stage, config: dict[str, Any]) -> str:
@@ -236,6 +256,10 @@ def run_stage(
             )
         if result.rows_out == 0:
             raise StageError(why_empty(stage.name, result, RunDir(run_dir).quarantine(stage.name)))
+        considered = result.rows_in - int(result.stats.get("filtered_review_status") or 0)
+        limit = recipe.validation.max_quarantined_share
+        if limit < 1 and n_quarantined > limit * considered:
+            raise StageError(why_mostly_quarantined(stage.name, result, n_quarantined, considered, limit, run_dir))
         wall = time.perf_counter() - t0
         record = {
             "stage": stage.name,

@@ -13,6 +13,7 @@ import polars as pl
 
 from datakit.errors import SourceError
 from datakit.recipe import SCHEMA_COLUMNS, Task
+from datakit.sources.dates import ISO_TIMESTAMP, iso_date
 
 CASE_SCHEMA: dict[str, pl.DataType] = {
     "case_id": pl.String(),
@@ -51,6 +52,10 @@ class Validated:
     quarantine: pl.DataFrame
     filtered: int
     reasons: dict[str, int] = field(default_factory=dict)
+    # (case_id, review_status) of the rows validation.review_status left out: ids for the auditor's removed page
+    filtered_rows: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={"case_id": pl.String, "review_status": pl.String})
+    )
 
 
 def _to_list(name: str, dtype: pl.DataType, separator: str) -> pl.Expr:
@@ -70,13 +75,13 @@ def _to_date(name: str, dtype: pl.DataType, fmt: str | None) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         return col.dt.date()
     if dtype == pl.String:
-        return col.str.strip_chars().str.to_date(fmt, strict=False)
+        return col.str.strip_chars().str.to_date(fmt, strict=False) if fmt else iso_date(col)
     if dtype == pl.Null:
         return col.cast(pl.Date)
     raise SourceError(f"column '{name}' must be a date or date text, not {dtype}")
 
 
-def _to_datetime(name: str, dtype: pl.DataType) -> pl.Expr:
+def _to_datetime(name: str, dtype: pl.DataType, fmt: str | None = None) -> pl.Expr:
     col = pl.col(name)
     if isinstance(dtype, pl.Datetime):
         # An aware timestamp is brought to UTC first; naive ones are taken as UTC already.
@@ -85,9 +90,13 @@ def _to_datetime(name: str, dtype: pl.DataType) -> pl.Expr:
     if dtype == pl.Date:
         return col.cast(pl.Datetime("us"))
     if dtype == pl.String:
-        # Text with an offset (PostgREST's JSON) lands in UTC; text without one is taken as UTC.
+        # Text with an offset (PostgREST's JSON) lands in UTC; text without one is taken as UTC. Without a format
+        # only ISO 8601 text is read (a guess reads US month/day as day/month): the rest is null, then quarantined.
         text = col.str.strip_chars()
-        return text.str.to_datetime(time_unit="us", strict=False, time_zone="UTC").dt.replace_time_zone(None)
+        if fmt:
+            return text.str.to_datetime(fmt, time_unit="us", strict=False)
+        iso = pl.when(text.str.contains(ISO_TIMESTAMP)).then(text)
+        return iso.str.to_datetime(time_unit="us", strict=False, time_zone="UTC").dt.replace_time_zone(None)
     if dtype == pl.Null:
         return col.cast(pl.Datetime("us"))
     raise SourceError(f"column '{name}' must be a timestamp or timestamp text, not {dtype}")
@@ -104,7 +113,11 @@ def text_expr(name: str, dtype: pl.DataType, joiner: str = "\n\n") -> pl.Expr:
 
 
 def conform(
-    frame: pl.DataFrame, list_separator: str = ";", date_format: str | None = None, extra: tuple[str, ...] = ()
+    frame: pl.DataFrame,
+    list_separator: str = ";",
+    date_format: str | None = None,
+    extra: tuple[str, ...] = (),
+    timestamp_format: str | None = None,
 ) -> pl.DataFrame:
     """Cast a frame whose columns already carry schema names to the case schema, plus the recipe's `extra` text
     columns (a text task's inputs and target, a split column; a list of strings there is joined into paragraphs).
@@ -126,7 +139,7 @@ def conform(
     exprs += [text_expr(name, schema[name]).alias(name) for name in extra]
     exprs += [_to_list(name, schema[name], list_separator).alias(name) for name in LIST_COLUMNS]
     exprs.append(_to_date("exam_date", schema["exam_date"], date_format).alias("exam_date"))
-    exprs.append(_to_datetime("updated_at", schema["updated_at"]).alias("updated_at"))
+    exprs.append(_to_datetime("updated_at", schema["updated_at"], timestamp_format).alias("updated_at"))
     flags = [
         (pl.col(name).is_not_null() & (pl.col(name).cast(pl.String).str.strip_chars() != "")).alias(f"_had_{name}")
         for name in ("exam_date", "updated_at")
@@ -169,9 +182,11 @@ def validate(
     frame = frame.with_row_index("_row")
     if review_status:
         keep = pl.col("review_status").is_in(review_status).fill_null(False)
-        filtered = frame.height - frame.filter(keep).height
+        left_out = frame.filter(~keep).select("case_id", "review_status")
+        filtered = left_out.height
         frame = frame.filter(keep)
     else:
+        left_out = pl.DataFrame(schema={"case_id": pl.String, "review_status": pl.String})
         filtered = 0
 
     tests: list[pl.Expr] = [
@@ -212,4 +227,4 @@ def validate(
         else None
     )
     counts = {} if reasons is None else dict(zip(reasons["reason"].to_list(), reasons["count"].to_list(), strict=True))
-    return Validated(cases=cases, quarantine=rejected, filtered=filtered, reasons=counts)
+    return Validated(cases=cases, quarantine=rejected, filtered=filtered, reasons=counts, filtered_rows=left_out)

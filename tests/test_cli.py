@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from datakit.cli import app
@@ -78,3 +79,31 @@ def test_user_errors_are_one_red_line_without_traceback(tmp_path: Path) -> None:
         [sys.executable, "-m", "datakit.cli", "--debug", *cases[0]], cwd=ROOT, capture_output=True, text=True
     )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_debug_is_read_anywhere_on_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datakit.cli import STATE
+
+    monkeypatch.setenv("DATAKIT_DEBUG", "")  # --debug sets it for worker processes: undone after the test
+
+    for args in (
+        ["--debug", "recipe", "check", str(CODING_RECIPE)],
+        ["recipe", "check", str(CODING_RECIPE), "--debug"],
+    ):
+        STATE["debug"] = False
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert STATE["debug"] is True
+    STATE["debug"] = False
+    # after `--` it is an argument like any other (here: not a recipe file)
+    result = runner.invoke(app, ["recipe", "check", "--", "--debug"])
+    assert result.exit_code == 2 and STATE["debug"] is False
+
+
+def test_sample_export_writes_a_practice_file(tmp_path: Path) -> None:
+    import polars as pl
+
+    result = runner.invoke(app, ["sample-export", str(tmp_path / "x" / "cases.csv"), "--n", "30"])
+    assert result.exit_code == 0, result.output
+    frame = pl.read_csv(tmp_path / "x" / "cases.csv", infer_schema=False)
+    assert frame.height == 30 and frame["StudyDate"].str.contains(r"^\d{2}/\d{2}/\d{4}$").all()

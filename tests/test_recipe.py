@@ -100,3 +100,12 @@ def test_recipe_hash_changes_with_content() -> None:
     a = load_recipe(CODING_RECIPE)
     assert a.hash() == load_recipe(CODING_RECIPE).hash()
     assert a.hash() != load_recipe(CODING_RECIPE, ["seed=18"]).hash()
+
+
+def test_set_order_does_not_matter_when_a_kind_changes() -> None:
+    from datakit.recipe import apply_overrides
+
+    raw = {"source": {"kind": "sample", "n": 10}}
+    before = apply_overrides(raw, ["source.columns.case_id=AccNo", "source.kind=files", "source.path=x.csv"])
+    after = apply_overrides(raw, ["source.kind=files", "source.path=x.csv", "source.columns.case_id=AccNo"])
+    assert before == after == {"source": {"kind": "files", "path": "x.csv", "columns": {"case_id": "AccNo"}}}

@@ -99,7 +99,9 @@ def _examples(run: Path) -> pl.DataFrame:
 def test_hospital_course_recipe_on_the_synthetic_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATAKIT_SECRET", "a test secret that is long enough")
     stays = write_hospital_stays(tmp_path / "stays.parquet", n=60)
-    recipe = load_recipe(RECIPES / "hospital-course.toml", [f"source.path={stays}", "shards.world_size=1"])
+    # 60 stays the linkage puts in four groups (40, 14, 4 and 2 stays of templated notes): eval needs room
+    split = ["split.train=0.6", "split.val=0.2", "split.test=0.2", "split.max_eval_group_fraction=0.25", "seed=1"]
+    recipe = load_recipe(RECIPES / "hospital-course.toml", [f"source.path={stays}", "shards.world_size=1", *split])
     run_recipe(recipe, tmp_path / "run")
     verify(tmp_path / "run" / "shards")
     examples = _examples(tmp_path / "run")
@@ -130,6 +132,7 @@ def test_hospital_course_recipe_on_the_synthetic_fixture(tmp_path: Path, monkeyp
     group_of = dict(zip(leak["case_id"], leak["leakage_group"], strict=True))
     original, copy = keyed(pl.Series([source["stay_id"][0], "S-COPY"])).to_list()
     assert group_of[copy] == group_of[original]  # the edited copy is grouped with its original
+    assert set(leak["split"]) == {"train", "val", "test"}
     per_patient = leak.group_by("patient_id").agg(pl.col("split").n_unique())
     assert per_patient["split"].max() == 1  # a patient's stays never straddle splits
 

@@ -22,6 +22,7 @@ from datakit.codes.pairs import specificity_pairs
 from datakit.codes.prior_runs import exclude, fingerprints, trained_on
 from datakit.content import content_hash
 from datakit.recipe import Codes, Recipe
+from datakit.report.removed import removed_table, write_removed
 from datakit.rundir import file_sha256
 from datakit.runner import StageContext, StageResult
 
@@ -195,5 +196,6 @@ def run_codes(ctx: StageContext) -> StageResult:
     examples, quarantine, conflict_report, stats = transform(cases, ctx.recipe.codes)
     conflict_report.write_parquet(ctx.out_dir / CONFLICTS_FILE)
     ctx.write(examples)
+    write_removed(ctx.out_dir, removed_table("codes", quarantine))  # ids are keyed already (deid ran before)
     ctx.advance(cases.height)
     return StageResult(rows_in=cases.height, rows_out=examples.height, quarantine=quarantine, stats=stats)

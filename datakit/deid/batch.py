@@ -8,7 +8,9 @@ makes forking a multi-threaded parent risky). Elsewhere workers are spawned and 
 
 A record is (patient, date offset, texts). The result per record is its new texts, the operator counts, the
 residual-check hits and, when something raised, the exception's type name (never its message: messages can
-quote the text). A record whose batch raised is retried alone so one bad record cannot take its batch down.
+quote the text). A record whose batch raised is retried alone so one bad record cannot take its batch down,
+for the analysis and for the residual scan alike; a record with a text over `Settings.max_chars` is not read at
+all (error `too_long`). With `DATAKIT_DEBUG` set (`datakit --debug`) a failure's traceback goes to stderr.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -49,6 +52,7 @@ class Settings:
     tagger: str = ""  # the learned PHI tagger (datakit.deid.tagger): "builtin", a model folder, or "" for none
     phone_regions: tuple[str, ...] = DEFAULT_REGIONS  # regions whose national phone formats are read (phones.py)
     recurring: frozenset[str] = frozenset()  # words of many patients' records: the scan does not count them
+    max_chars: int = 1_000_000  # a record with a longer text is quarantined unread (error TOO_LONG)
 
 
 @dataclass
@@ -59,6 +63,17 @@ class Outcome:
     error: str | None = None
     scan: Counter[str] | None = None  # the independent scan's hits by kind; None: the record was not scanned
     inserted: list[list[tuple[int, int]]] = field(default_factory=list)  # per text: (start, end) of each surrogate
+
+
+TOO_LONG = "too_long"
+
+
+def _failed(err: BaseException, n_texts: int) -> Outcome:
+    """The outcome of a record the de-identifier raised on: nothing of it is kept; the traceback (which may quote
+    the text) only with `datakit --debug`."""
+    if os.environ.get("DATAKIT_DEBUG"):
+        traceback.print_exception(err, file=sys.stderr)
+    return Outcome(texts=[None] * n_texts, error=type(err).__name__)
 
 
 SPAWN_BELOW = 5000  # below this many records a spawned pool's start-up costs more than it saves
@@ -98,6 +113,16 @@ class Deidentifier:
         return out, (after[0] - before[0], after[1] - before[1])
 
     def run(self, records: list[Record]) -> list[Outcome]:
+        too_long = {
+            i for i, (_, _, texts) in enumerate(records) if any(t and len(t) > self.settings.max_chars for t in texts)
+        }
+        if too_long:  # never read: quarantined with their own reason, the rest of the batch goes on
+            rest = [i for i in range(len(records)) if i not in too_long]
+            done = iter(self.run([records[i] for i in rest]))
+            return [
+                Outcome(texts=[None] * len(r[2]), error=TOO_LONG) if i in too_long else next(done)
+                for i, r in enumerate(records)
+            ]
         flat = [(i, t) for i, (_, _, texts) in enumerate(records) for t in texts if t]
         try:
             spans = self.analyzer.analyze([t for _, t in flat])
@@ -109,22 +134,31 @@ class Deidentifier:
         scans: list[tuple[int, str, list[tuple[int, int]]]] = []  # the scanned share, read in one batch
         outcomes = [self._apply(r, iter(by_record[i]), scans, i) for i, r in enumerate(records)]
         try:
-            found = self.scanner.scan_many([(text, inserted) for _, text, inserted in scans])
-        except Exception as err:  # fail closed: the scanned records are quarantined
-            for i in {i for i, _, _ in scans}:
-                outcomes[i] = Outcome(texts=[None] * len(records[i][2]), error=type(err).__name__)
-            return outcomes
+            found: list[Counter[str] | BaseException] = list(
+                self.scanner.scan_many([(text, inserted) for _, text, inserted in scans])
+            )
+        except Exception:  # each scanned text alone, so only the one that raises is quarantined
+            found = [self._scan_alone(text, inserted) for _, text, inserted in scans]
         for (i, _, _), hits in zip(scans, found, strict=True):
+            if isinstance(hits, BaseException):  # fail closed: a record whose scan raised is quarantined
+                outcomes[i] = _failed(hits, len(records[i][2]))
+                continue
             scan = outcomes[i].scan
-            if scan is not None:
+            if scan is not None and not outcomes[i].error:
                 scan.update(hits)
         return outcomes
+
+    def _scan_alone(self, text: str, inserted: list[tuple[int, int]]) -> Counter[str] | BaseException:
+        try:
+            return Counter(self.scanner.scan(text, inserted))
+        except Exception as err:
+            return err
 
     def _one(self, record: Record) -> Outcome:
         try:
             spans = self.analyzer.analyze([t for t in record[2] if t])
         except Exception as err:  # fail closed: the record is quarantined, its text is never shown
-            return Outcome(texts=[None] * len(record[2]), error=type(err).__name__)
+            return _failed(err, len(record[2]))
         return self._apply(record, iter(spans))
 
     def _apply(
@@ -157,7 +191,7 @@ class Deidentifier:
                 elif outcome.scan is not None:
                     outcome.scan.update(self.scanner.scan(new, inserted))
         except Exception as err:
-            return Outcome(texts=[None] * len(texts), error=type(err).__name__)
+            return _failed(err, len(texts))
         return outcome
 
 

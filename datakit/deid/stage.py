@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from datakit import __version__
-from datakit.deid.batch import Outcome, Settings, deidentify, deidentify_on_ray
+from datakit.deid.batch import TOO_LONG, Outcome, Settings, deidentify, deidentify_on_ray
 from datakit.deid.columns import Columns, deid_columns
 from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
@@ -34,6 +34,7 @@ from datakit.deid.wordcache import package_version
 from datakit.errors import RecipeError, StageError
 from datakit.keys import SecretKey, load_key
 from datakit.recipe import Deid, Recipe
+from datakit.report.removed import read_removed, removed_table, write_removed
 from datakit.rundir import RunDir, atomic_write_json
 from datakit.runner import StageContext, StageResult
 
@@ -98,7 +99,12 @@ def run_deid(ctx: StageContext) -> StageResult:
     offsets = pl.DataFrame({"_patient": patients, "_offset": date_offsets(key, patients, cfg.max_date_shift_days)})
     rows = rows.join(offsets, on="_patient", how="left", maintain_order="left")
     places = place_names(cfg.gazetteer_countries, cfg.gazetteer_min_population)
-    lexicon = corpus_lexicon(pl.concat([rows[c].cast(pl.String) for c in columns]), places=places)
+    # texts over deid.max_text_chars are quarantined unread: they teach the vocabularies nothing either
+    readable = [
+        pl.when(pl.col(c).cast(pl.String).str.len_chars() <= cfg.max_text_chars).then(pl.col(c).cast(pl.String))
+        for c in columns
+    ]
+    lexicon = corpus_lexicon(pl.concat([rows.select(r.alias("t"))["t"] for r in readable]), places=places)
     settings = Settings(
         model=cfg.spacy_model,
         lexicon=lexicon,
@@ -111,12 +117,11 @@ def run_deid(ctx: StageContext) -> StageResult:
         scan_share=scan_share(cfg, rows.height),
         tagger=cfg.tagger,
         recurring=recurring_words(
-            rows.select(
-                pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator="\n")
-            ).to_series(),
+            rows.select(pl.concat_str([r.fill_null("") for r in readable], separator="\n")).to_series(),
             rows["_patient"],
         ),
         phone_regions=cfg.phone_regions,
+        max_chars=cfg.max_text_chars,
     )
     records = list(
         zip(
@@ -137,7 +142,9 @@ def run_deid(ctx: StageContext) -> StageResult:
     except OSError as err:
         raise StageError(f"deid: spaCy model '{cfg.spacy_model}' could not be loaded ({type(err).__name__})") from err
     reasons = [
-        f"deid_error:{o.error}"
+        TOO_LONG
+        if o.error == TOO_LONG
+        else f"deid_error:{o.error}"
         if o.error
         else ("residual_phi:" + ",".join(sorted(set(o.residual))))
         if o.residual
@@ -156,6 +163,12 @@ def run_deid(ctx: StageContext) -> StageResult:
         kept = kept.with_columns(key.hmac_hex(kept[column], f"deid:{column}", 32).alias(column))
     kept = kept.drop("_patient", "_offset", "_reason")
     ctx.write(kept)
+    removed = pl.concat(
+        [t for t in (read_removed(ctx.run_dir, "pull"), removed_table("deid", quarantine)) if t is not None]
+    )
+    if "case_id" in chosen.ids:  # the page shows the ids the shards carry, never the source's own
+        removed = removed.with_columns(key.hmac_hex(removed["case_id"], "deid:case_id", 32).alias("case_id"))
+    write_removed(ctx.out_dir, removed.sort("stage", "reason", "case_id"))
     seconds = time.perf_counter() - t0
     counts: Counter[str] = Counter()
     residual: Counter[str] = Counter()

@@ -82,8 +82,11 @@ class Certificate:
     ) -> dict[str, Any]:
         layers = dict(self.layers)
         layers["pair"] = _pair_check(out)
-        passed = all(v.get("disabled") or (v["ran"] and v["train_eval_links"] == 0) for v in layers.values())
+        clean = all(v.get("disabled") or (v["ran"] and v["train_eval_links"] == 0) for v in layers.values())
         per_split = out.group_by("split").agg(pl.len().alias("rows"), pl.col("case_id").n_unique().alias("cases"))
+        eval_rows = int(per_split.filter(pl.col("split") != "train")["rows"].sum() or 0)
+        # no eval record, nothing certified: never "passed" (null, with the reason), and not a failure either
+        passed: bool | None = clean if eval_rows else None
         return {
             "certificate_version": 1,
             "datakit_version": __version__,
@@ -91,6 +94,11 @@ class Certificate:
             "recipe_hash": recipe.hash(),
             "seed": recipe.seed,
             "passed": passed,
+            **(
+                {}
+                if eval_rows
+                else {"not_certified": "the build has no val or test record (split.val = split.test = 0)"}
+            ),
             "layers": layers,
             "records": {
                 r["split"]: {"rows": r["rows"], "cases": r["cases"]}

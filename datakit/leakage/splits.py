@@ -12,7 +12,10 @@ Three modes, applied in this order to each group:
    rows and a group never straddles two splits.
 
 A group larger than `max_eval_group_fraction` of all rows (a template shared by thousands of reports) always
-goes to train in the ratio and cut-off modes: put in eval it would swamp it. The stats count such groups.
+goes to train in the ratio and cut-off modes: put in eval it would swamp it. The stats count such groups. On a
+small corpus that fraction is under one patient's records (1% of 40 rows), so the limit is never below
+`SMALL_GROUP_ROWS` rows or the smaller eval split's target, whichever is less. An eval split the recipe asks for
+that ends up empty stops the run (`check_eval_splits`): a certificate over no eval record certifies nothing.
 """
 
 from __future__ import annotations
@@ -20,9 +23,18 @@ from __future__ import annotations
 import polars as pl
 
 from datakit.content import sha256_hex
+from datakit.errors import StageError
 from datakit.recipe import Split
 
 EVAL_SPLITS = ("val", "test")
+SMALL_GROUP_ROWS = 10  # a group this small is never "oversized" when an eval split's target is at least this
+
+
+def eval_group_limit(split: Split, total: int) -> float:
+    """Rows above which a group always goes to train (ratio and cut-off modes)."""
+    targets = [share * total for share in (split.val, split.test) if share > 0]
+    floor = min([SMALL_GROUP_ROWS, *targets])
+    return max(split.max_eval_group_fraction * max(1, total), floor)
 
 
 def source_split_expr(split: Split) -> pl.Expr:
@@ -48,7 +60,7 @@ def assign_group_splits(groups: pl.DataFrame, split: Split, seed: int) -> pl.Dat
     """groups: (group, rows, last_exam [date, nullable], frozen_split [nullable]) → adds `split`, `split_rule`."""
     total = int(groups["rows"].sum() or 0)
     ordered = groups.with_columns(sha256_hex(groups["group"], prefix=f"{seed}:").alias("order")).sort("order")
-    oversized = pl.col("rows") > split.max_eval_group_fraction * max(1, total)
+    oversized = pl.col("rows") > eval_group_limit(split, total)
     frozen_mode = split.frozen_eval is not None or split.source_column is not None
     if frozen_mode:
         return ordered.with_columns(
@@ -114,3 +126,49 @@ def membership_hash(frame: pl.DataFrame, split: str) -> str:
     ids = frame.filter(pl.col("split") == split)["case_id"].unique().sort()
     joined = pl.Series(["\n".join(ids.to_list())])
     return str(sha256_hex(joined)[0])
+
+
+def expected_eval_splits(split: Split, frozen: pl.DataFrame | None) -> list[str]:
+    """The eval splits a run must end with: those its ratios ask for, or, with a frozen or source split, those
+    the frozen set holds."""
+    if frozen is not None and (split.frozen_eval is not None or split.source_column is not None):
+        return sorted(set(frozen["frozen_split"].drop_nulls().to_list()) & set(EVAL_SPLITS))
+    return [name for name, share in (("val", split.val), ("test", split.test)) if share > 0]
+
+
+def check_eval_splits(out: pl.DataFrame, split: Split, frozen: pl.DataFrame | None, repaired: int = 0) -> None:
+    """Stop when an eval split the recipe asks for holds no record: one line with the knob that fixes it (the
+    certificate of an empty eval split would certify nothing)."""
+    counts = dict(out.group_by("split").len().iter_rows())
+    empty = [name for name in expected_eval_splits(split, frozen) if not counts.get(name)]
+    if not empty:
+        return
+    total = out.height
+    groups = out.group_by("leakage_group").len()
+    largest = int(groups.select(pl.col("len").max()).item() or 0)
+    limit = eval_group_limit(split, total)
+    names = " and ".join(empty)
+    if repaired:
+        fix = (
+            f"the certificate's repair moved {repaired:,} eval records linked to train records into train: the "
+            "corpus is linked through and through (see reports/leakage.json, repair); raise the eval shares or "
+            "look at what links them"
+        )
+    elif split.frozen_eval is not None or split.source_column is not None:
+        fix = "no record of the frozen / source eval set survived pull, deid and codes: check the quarantine"
+    elif split.time_cutoff is not None:
+        fix = (
+            f"no leakage group of at most {limit:g} rows has an exam on or after split.time_cutoff = "
+            f"{split.time_cutoff}: move the cut-off earlier"
+        )
+    else:
+        fix = (
+            "a split cut by rows needs groups no larger than its share: raise the eval shares (e.g. --set "
+            "split.train=0.7 --set split.val=0.15 --set split.test=0.15) or split.max_eval_group_fraction; "
+            f"split.{empty[0]} = 0 builds without it"
+        )
+    raise StageError(
+        f"leakage: the {names} split{'s are' if len(empty) > 1 else ' is'} empty ({total:,} rows in "
+        f"{groups.height:,} leakage groups, the largest {largest:,} rows; groups over {limit:g} rows go to train), "
+        f"so no certificate could mean anything: {fix}"
+    )

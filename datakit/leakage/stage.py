@@ -26,7 +26,7 @@ from datakit.leakage.detect import LayerClock, detect
 from datakit.leakage.external import contamination, external_digest, read_items
 from datakit.leakage.groups import group_links
 from datakit.leakage.repair import REPAIR_ROUNDS, repair_moves, split_and_certify
-from datakit.leakage.splits import EVAL_SPLITS, source_split_expr
+from datakit.leakage.splits import EVAL_SPLITS, check_eval_splits, source_split_expr
 from datakit.recipe import Leakage, Recipe
 from datakit.report.build import REPAIR_MOVES
 from datakit.rundir import RunDir, file_sha256
@@ -147,6 +147,8 @@ def run_leakage(ctx: StageContext) -> StageResult:
     )
     if out["split"].null_count():
         raise StageError("internal error: a row has no split after grouping")
+    moved_by_repair = int(assigned.filter(pl.col("split") != pl.col("first_split")).height)
+    check_eval_splits(out, recipe.split, frozen, moved_by_repair)
     ctx.write(out)
     from datakit.report.build import leakage_summary  # the report module reads what this stage writes
 
@@ -208,7 +210,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
         summary["external_eval"] = external
     _write_json(ctx.out_dir / "certificate.json", certificate)
     _write_json(ctx.out_dir / "leakage.json", summary)
-    if not certificate["passed"]:
+    if certificate["passed"] is False:
         from datakit.report.build import write_reports
 
         write_reports(ctx.run_dir, ctx.out_dir)

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from datakit.content import description_key, sha256_hex
 from datakit.errors import StageError
 from datakit.recipe import Recipe
+from datakit.report.removed import write_removed_report
 from datakit.rundir import STAGE_FILE, RunDir, read_record
 
 REPAIR_MOVES = "repair_moves.parquet"  # written by the leakage stage
@@ -420,6 +421,7 @@ def write_reports(
     }
     paths["json"].write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     paths["html"].write_text(render_html(summary, conflicts, texts))
+    paths |= write_removed_report(run_dir)
     return paths, applied
 
 

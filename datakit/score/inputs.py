@@ -105,6 +105,8 @@ def certification(run: ScoredRun, allow_uncertified: bool) -> dict[str, Any]:
         why = "the run has no reports/certificate.json (its leakage stage did not run or was removed)"
     elif cert.get("recipe_hash") != run.shards_recipe_hash:
         why = "reports/certificate.json was written for another recipe than these shards"
+    elif cert.get("passed") is None:
+        why = "the run has no val or test split: its certificate certifies nothing"
     elif not cert.get("passed"):
         why = "the run's train/eval certificate did not pass (see reports/leakage.html)"
     else:

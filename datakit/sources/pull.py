@@ -13,10 +13,12 @@ from typing import Any
 import polars as pl
 
 from datakit.recipe import SCHEMA_COLUMNS, Database, FilesSource, Mapped, PostgresSource, Recipe, SupabaseSource
+from datakit.report.removed import removed_table, write_removed
 from datakit.rundir import file_sha256
 from datakit.runner import StageContext, StageResult
-from datakit.schema import conform, validate
+from datakit.schema import LIST_COLUMNS, conform, validate
 from datakit.sources import read_source
+from datakit.sources.dates import check_text_dates
 from datakit.task import pull_checks
 
 
@@ -89,6 +91,44 @@ def read_database(cfg: Database, ctx: StageContext) -> tuple[pl.DataFrame, dict[
     return map_columns(rows, cfg, cfg.table, ctx.recipe.extra_columns()), result.stats
 
 
+def check_dates(raw: pl.DataFrame, source: Mapped) -> None:
+    """Text dates are ISO unless the recipe names their format: a column in another format is refused (dates.py)."""
+    for name, knob, fmt, timestamp in (
+        ("exam_date", "source.date_format", source.date_format, False),
+        ("updated_at", "source.timestamp_format", source.timestamp_format, True),
+    ):
+        if fmt is None and name in raw.columns:
+            mapped = source.columns.get(name)
+            label = f"{name} (source column '{mapped}')" if mapped else name
+            check_text_dates(raw[name], label, knob, timestamp)
+
+
+OTHER_SEPARATORS = (",", "|", "/", " ")
+
+
+def separator_suspects(cases: pl.DataFrame, separator: str) -> dict[str, dict[str, Any]]:
+    """Code-list columns whose items still hold another separator (`R10.11,K80.20` read with ';'): column ->
+    rows and the separator seen, for a warning that names source.list_separator (codes would quarantine them
+    as unknown)."""
+    out: dict[str, dict[str, Any]] = {}
+    for column in LIST_COLUMNS:
+        if column not in cases.columns or not cases.height:
+            continue
+        for other in OTHER_SEPARATORS:
+            if other == separator:
+                continue
+            rows = int(
+                cases.select(
+                    pl.col(column).list.eval(pl.element().str.contains(other, literal=True)).list.any().sum()
+                ).item()
+                or 0
+            )
+            if rows:
+                out[column] = {"rows": rows, "separator": other, "read_with": separator}
+                break
+    return out
+
+
 def run_pull(ctx: StageContext) -> StageResult:
     recipe = ctx.recipe
     source = recipe.source
@@ -103,20 +143,27 @@ def run_pull(ctx: StageContext) -> StageResult:
         ctx.advance(raw.height)
     separator = source.list_separator if isinstance(source, Mapped) else ";"
     date_format = source.date_format if isinstance(source, Mapped) else None
+    timestamp_format = source.timestamp_format if isinstance(source, Mapped) else None
+    if isinstance(source, Mapped):
+        check_dates(raw, source)
     checked = validate(
-        conform(raw, separator, date_format, extra),
+        conform(raw, separator, date_format, extra, timestamp_format),
         recipe.required_columns(),
         recipe.validation.review_status,
         extra,
         pull_checks(recipe),
     )
     ctx.write(checked.cases)
+    # raw ids, as pulled: the deid stage keys them for the auditor's removed page (datakit.report.removed)
+    write_removed(ctx.out_dir, removed_table("pull", checked.quarantine, checked.filtered_rows))
+    suspects = separator_suspects(checked.cases, separator)
     watermark = checked.cases["updated_at"].max() if checked.cases.height else None
     stats: dict[str, Any] = {
         "rows_read": raw.height,
         "filtered_review_status": checked.filtered,
         "quarantine_reasons": checked.reasons,
         "source_watermark": str(watermark) if watermark is not None else None,
+        **({"list_separator_suspects": suspects} if suspects else {}),
     }
     if pulled:
         stats["pull"] = pulled

@@ -217,7 +217,9 @@ def test_prior_run_exclusion_end_to_end(tmp_path: Path) -> None:
     manifest = first / "shards" / "manifest.json"
     index = pl.read_parquet(first / "shards" / "_examples_index.parquet")
     again = tmp_path / "v2"
-    run_recipe(coding_recipe("source.n=400", f'codes.exclude_manifests=["{manifest}"]'), again)
+    # what is left is v1's eval set (~50 rows in a few groups): eval shares that such a corpus can fill
+    split = ("split.train=0.5", "split.val=0.25", "split.test=0.25")
+    run_recipe(coding_recipe("source.n=400", f'codes.exclude_manifests=["{manifest}"]', *split), again)
     stats = json.loads((again / "stages" / "codes" / "_stage.json").read_text())["stats"]
     trained = set(index.filter(pl.col("split") == "train")["case_id"])
     v2_cases = set(pl.read_parquet(again / "shards" / "_examples_index.parquet")["case_id"])

