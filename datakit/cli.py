@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -72,6 +73,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print a JSON summary on s
 DirArg = Annotated[Path, typer.Argument(help="a run directory or its shards/ folder")]
 
 
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def disk_error(exc: OSError) -> str | None:
+    """One line for a full disk or a folder datakit may not write (the path, never content); None for others."""
+    where = exc.filename or "the run directory"
+    if exc.errno in _NO_SPACE:
+        return (
+            f"no space left on the device holding {where}: free some or give another --out; the stage that was "
+            "writing kept nothing (run.json says failed where it could still be written)"
+        )
+    if exc.errno in _NOT_WRITABLE:
+        return f"cannot write {where} ({os.strerror(exc.errno or 0).lower()}): give a writable --out"
+    return None
+
+
 def guarded(fn: F) -> F:
     """Errors users can cause: one red line and exit code 2 (a traceback only with --debug)."""
 
@@ -96,6 +114,12 @@ def guarded(fn: F) -> F:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except OSError as exc:
+            line = disk_error(exc)
+            if line is None or STATE["debug"]:
+                raise
+            err.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+            raise typer.Exit(2) from None
         except Exception as exc:
             if STATE["debug"]:
                 raise

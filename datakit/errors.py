@@ -28,6 +28,10 @@ class StageError(DatakitError):
     """A stage cannot run: its inputs are missing or a safety check failed."""
 
 
+class RunLockedError(DatakitError):
+    """Another process is writing the same run directory."""
+
+
 class VerifyError(DatakitError):
     """Shards do not match their manifest."""
 

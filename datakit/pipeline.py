@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -257,47 +258,59 @@ def run_pipeline(
             raise StageError(f"stage '{name}' is not part of the {recipe.task} pipeline ({', '.join(names)})")
     wanted = list(only or names)
     forced_from = names.index(from_stage) if from_stage else None
-    run_dir.mkdir(parents=True, exist_ok=True)
     rd = RunDir(run_dir)
-    if not force:
-        check_provenance(stages, names.index(wanted[0]), recipe, run_dir)
-    earlier = previous_status(run_dir)
-    rd.clean_temporaries()
-    started = {"pid": os.getpid(), "previous_status": earlier}
-    _run_json(recipe, rd, {"status": "running", **started})
-    display = RunDisplay(console)
-    outcomes: list[Outcome] = []
-    try:
-        with _terminate_as_interrupt(), quiet_libraries(debug), display:
-            for position, stage in enumerate(stages):
-                if stage.name not in wanted:
-                    continue
-                must_run = force or (forced_from is not None and position >= forced_from)
-                outcome = _run_or_skip(stage, recipe, run_dir, display, must_run, strict or recipe.validation.strict)
-                outcomes.append(outcome)
-                if on_stage:
-                    on_stage(outcome)
-    except (KeyboardInterrupt, Interrupted) as exc:
-        _run_json(
-            recipe, rd, {"status": "interrupted", "signal": str(exc) or "SIGINT", "stages": _names(outcomes), **started}
+    command = " ".join(["datakit", *sys.argv[1:]]) if sys.argv and "datakit" in sys.argv[0] else recipe.name
+    with rd.lock(command):  # one writer per run directory (a second one is told who holds it)
+        if not force:
+            check_provenance(stages, names.index(wanted[0]), recipe, run_dir)
+        earlier = previous_status(run_dir)
+        rd.clean_temporaries()
+        started = {"pid": os.getpid(), "previous_status": earlier}
+        _run_json(recipe, rd, {"status": "running", **started})
+        display = RunDisplay(console)
+        outcomes: list[Outcome] = []
+        try:
+            with _terminate_as_interrupt(), quiet_libraries(debug), display:
+                for position, stage in enumerate(stages):
+                    if stage.name not in wanted:
+                        continue
+                    must_run = force or (forced_from is not None and position >= forced_from)
+                    outcome = _run_or_skip(
+                        stage, recipe, run_dir, display, must_run, strict or recipe.validation.strict
+                    )
+                    outcomes.append(outcome)
+                    if on_stage:
+                        on_stage(outcome)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            _run_json(
+                recipe,
+                rd,
+                {"status": "interrupted", "signal": str(exc) or "SIGINT", "stages": _names(outcomes), **started},
+            )
+            raise
+        except BaseException as exc:
+            # The class only: messages of errors raised inside stages are not guaranteed free of record content.
+            # Best effort: on a full disk or a read-only folder run.json itself may not be writable.
+            with suppress(OSError):
+                _run_json(
+                    recipe, rd, {"status": "failed", "error": type(exc).__name__, "stages": _names(outcomes), **started}
+                )
+            rd.clean_temporaries()
+            raise
+        watermark = next(
+            (o.record.get("stats", {}).get("source_watermark") for o in outcomes if o.stage == "pull"), None
         )
-        raise
-    except BaseException as exc:
-        # The class only: messages of errors raised inside stages are not guaranteed free of record content.
-        _run_json(recipe, rd, {"status": "failed", "error": type(exc).__name__, "stages": _names(outcomes), **started})
-        raise
-    watermark = next((o.record.get("stats", {}).get("source_watermark") for o in outcomes if o.stage == "pull"), None)
-    _run_json(
-        recipe,
-        rd,
-        {
-            "status": "complete" if wanted == names else "partial",
-            "stages": _names(outcomes),
-            "source_watermark": watermark,
-            **started,
-        },
-    )
-    return outcomes
+        _run_json(
+            recipe,
+            rd,
+            {
+                "status": "complete" if wanted == names else "partial",
+                "stages": _names(outcomes),
+                "source_watermark": watermark,
+                **started,
+            },
+        )
+        return outcomes
 
 
 def _names(outcomes: list[Outcome]) -> list[str]:

@@ -9,7 +9,8 @@ Layout (the contract between stages, and with users)::
       pull_state/                   a database source's committed batches and watermark
       quarantine/<stage>.parquet    rejected rows + reason (may hold raw PHI: never copied anywhere else)
       shards/                       written by the shard stage (its _stage.json stays in stages/shard/)
-      reports/                      deid.json, leakage.json/.html/.csv, certificate.json
+      reports/                      deid.json, leakage.json/.html/.csv, certificate.json, removed.json/.html
+      .datakit.lock                 held (flock) by the one process writing the run; who it is, for the message
 
 Code outside this module asks a `RunDir` for a named file instead of spelling paths. Light to import: no
 Polars until a frame is read or written.
@@ -17,10 +18,13 @@ Polars until a frame is read or written.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +33,17 @@ if TYPE_CHECKING:
 
 PART_ROWS = 100_000
 STAGE_FILE = "_stage.json"
+LOCK_FILE = ".datakit.lock"
+
+
+@contextmanager
+def _written(tmp: Path) -> Iterator[Path]:
+    """A temporary file that is gone again if writing it fails (a full disk leaves nothing behind)."""
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def file_sha256(path: Path) -> str:
@@ -50,9 +65,9 @@ def fingerprint(folder: Path) -> str:
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     """The one JSON writer of the run directory: sorted keys, indented, renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    with _written(path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
@@ -163,21 +178,58 @@ class RunDir:
         """Copy a stage's side file into reports/ under `name`."""
         dest = self.report(name)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{name}.tmp-{os.getpid()}")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        with _written(dest.with_name(f".{name}.tmp-{os.getpid()}")) as tmp:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
         return dest
 
     def write_quarantine(self, stage: str, frame: pl.DataFrame) -> Path:
         path = self.quarantine(stage)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        frame.write_parquet(tmp, compression="zstd")
-        os.replace(tmp, path)
+        with _written(path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
+            frame.write_parquet(tmp, compression="zstd")
+            os.replace(tmp, path)
         return path
 
     def write_run_json(self, data: dict[str, Any]) -> None:
         atomic_write_json(self.run_json, data)
+
+    @contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """Hold the run directory for this process: one writer at a time. The lock is an flock on
+        `.datakit.lock`, which the kernel releases when the process ends however it ends (kill -9 included), so
+        a stale lock never needs clearing; the file says who holds it, for the second writer's message."""
+        import fcntl
+        import socket
+
+        from datakit.errors import RunLockedError
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = read_record(path) or {}
+            os.close(fd)
+            raise RunLockedError(
+                f"{self.root} is being written by another datakit process (pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}, `{holder.get('command', '?')}`, since {holder.get('since', '?')}): one "
+                "writer per run directory; wait for it to end, or give this run another --out"
+            ) from None
+        try:
+            holder = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "command": command,
+                "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def clean_temporaries(self) -> None:
         """Remove what a killed run left behind (temporary stage folders are never read)."""

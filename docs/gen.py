@@ -149,6 +149,8 @@ def commands() -> str:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.4f}" if value < 10 else f"{value:,.1f}"
     if isinstance(value, int):

@@ -190,6 +190,8 @@ def diagnose(path: Path, fmt: str, separator: str = ",") -> str:
                 value = json.loads(text)
             except ValueError:
                 return f"line {number} is not a complete JSON object (truncated or malformed): fix or remove it"
+            except RecursionError:
+                return f"line {number} nests objects too deeply to be a record: flatten it"
             if not isinstance(value, dict):
                 return f"line {number} is JSON but not an object (one case per line, as {{...}}): fix it"
         return "the lines are JSON objects but their fields have clashing types: check the column types"

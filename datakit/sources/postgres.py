@@ -3,7 +3,9 @@
 Each page is one fetch from a server-side (named) cursor over the keyset query `(updated_at, id) > key ORDER BY
 updated_at, id`, so rows stream in batches without holding the table in memory on either side, and every batch
 can be committed before the next is fetched. A dropped connection reconnects and re-opens the cursor at the last
-returned key. Errors users can cause (unreachable server, bad password, missing table or column, no permission)
+returned key. A statement timeout (`57014`, QueryCanceled) halves the page, re-opens the cursor at the key and
+continues, as the supabase source does; a one-row page that still times out is one line naming the index to add.
+Errors users can cause (unreachable server, bad password, missing table or column, no permission)
 become one line naming the host and database, never the password.
 """
 
@@ -44,7 +46,8 @@ class PostgresReader:
         self.updated = cfg.source_column("updated_at")
         self.ident = cfg.source_column("case_id")
         self.sleep = sleep
-        self.stats: dict[str, int] = {"retries": 0, "cursor_opens": 0, "requests": 0}
+        self.stats: dict[str, int] = {"retries": 0, "cursor_opens": 0, "requests": 0, "statement_timeouts": 0}
+        self.limit = cfg.page_size  # halved by each statement timeout
         self._conn: Any = None
         self._cursor: Any = None
         self._cursor_key: tuple[Key | None, bool] | None = None  # where the open cursor's next row follows
@@ -144,11 +147,12 @@ class PostgresReader:
             sql.Identifier(self.ident),
         )
         self._cursor = conn.cursor(name="datakit_pull")
-        self._cursor.itersize = self.cfg.page_size
+        self._cursor.itersize = self.limit
         self._cursor.execute(query, params)
         self.stats["cursor_opens"] += 1
 
     def page(self, after: Key | None, limit: int, filtered: bool) -> pl.DataFrame:
+        limit = min(limit, self.limit)
         rows, fresh = self._fetch(after, limit, filtered)
         if not rows and not fresh:
             # The cursor's snapshot is exhausted; rows updated since it opened sit after the key. The pull ends
@@ -175,6 +179,15 @@ class PostgresReader:
                     self._open_cursor(after, filtered)
                 self.stats["requests"] += 1
                 return self._cursor.fetchmany(limit), fresh
+            except psycopg.errors.QueryCanceled:  # statement timeout: a smaller page, from the same key
+                self._reset()
+                if limit <= 1:
+                    raise SourceError(
+                        f"{self.where}: a one-row page hit the statement timeout (57014); add an index on "
+                        f"({self.updated}, {self.ident}) or raise the role's statement_timeout"
+                    ) from None
+                limit = self.limit = max(1, limit // 2)
+                self.stats["statement_timeouts"] += 1
             except psycopg.OperationalError as exc:
                 self._reset()
                 if attempt >= self.cfg.max_retries:

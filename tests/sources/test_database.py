@@ -192,6 +192,40 @@ def test_postgres_reconnects_after_a_dropped_connection(
     assert stats["rows_read_again"] == 0
 
 
+def test_postgres_statement_timeout_halves_the_page(
+    postgres_env: Postgres, cases_table: CasesTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from datakit.sources.postgres import PostgresReader
+
+    cases_table.load(sample_rows(3000))
+    asked: list[int] = []
+
+    class TimesOutAbove:  # the server cancels fetches of more than 300 rows (statement_timeout, 57014)
+        def __init__(self, cursor: object) -> None:
+            self.cursor = cursor
+
+        def fetchmany(self, n: int) -> list:
+            asked.append(n)
+            if n > 300:
+                raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+            return self.cursor.fetchmany(n)  # type: ignore[attr-defined]
+
+    real_open = PostgresReader._open_cursor
+
+    def open_slow(self: PostgresReader, after: object, filtered: bool) -> None:
+        real_open(self, after, filtered)  # type: ignore[arg-type]
+        self._cursor = TimesOutAbove(self._cursor)
+
+    monkeypatch.setattr(PostgresReader, "_open_cursor", open_slow)
+    record = pull(db_recipe("postgres", cases_table.name, "source.page_size=1000"), tmp_path)
+    assert_complete(tmp_path, cases_table)
+    stats = record["stats"]["pull"]
+    assert stats["statement_timeouts"] == 2 and stats["retries"] == 0  # 1000 -> 500 -> 250, not retried as is
+    assert asked[:3] == [1000, 500, 250] and set(asked[3:]) == {250}
+
+
 # -- resuming ------------------------------------------------------------------------------------------------
 def _cli(out: Path, table: str, kind: str, *extra: str) -> list[str]:
     sets = [f"source.kind={kind}", f"source.table={table}", "source.page_size=500", "source.retry_backoff_s=0.01"]
