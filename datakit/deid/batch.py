@@ -99,6 +99,7 @@ class Deidentifier:
             lambda w: is_clinical(w, settings.lexicon),
             rare_census_names(),
             settings.recurring,
+            self.analyzer.nlp_engine.ner,
         )
 
     @property

@@ -42,6 +42,7 @@ from datakit.deid.cues import CUE_WORDS, CUED_NAME, FREQUENT_ZIPF, GENERIC, SERV
 from datakit.deid.cues import NAME as CUE_RECOGNIZER
 from datakit.deid.gazetteer import NAME as GAZETTEER
 from datakit.deid.gazetteer import CityGazetteerRecognizer
+from datakit.deid.nercache import NerCache
 from datakit.deid.normalize import View
 from datakit.deid.normalize import view as normal_view
 from datakit.deid.phones import DEFAULT_REGIONS, PhoneNumberRecognizer
@@ -231,6 +232,7 @@ class GatedSpacyNlpEngine(NlpEngine):
         self.gate = gate
         self.batch_size = batch_size
         self.nlp = spacy.load(model, exclude=NOT_NER)
+        self.ner = NerCache(self.nlp, batch_size)  # template lines repeat: each distinct line read once
         self.tokenizer = self.nlp.tokenizer
         # artifacts with no entity and no token: enough for presidio's pattern recognizers and SpacyRecognizer
         self.no_entities = NlpArtifacts([], [], [], [], self, "en", scores=[])  # type: ignore[arg-type]
@@ -301,12 +303,12 @@ class GatedSpacyNlpEngine(NlpEngine):
                 offset += len(line) + 1
         self.lines_to_ner += len(segments)
         found: list[list[tuple[int, int, str]]] = [[] for _ in texts]
-        docs = self.nlp.pipe((s[2] for s in segments), batch_size=batch_size or self.batch_size)
-        for (i, offset, _line), doc in zip(segments, docs, strict=True):
-            for ent in doc.ents:
-                label = NER_LABELS.get(ent.label_)
+        read = self.ner.entities((s[2] for s in segments), batch_size or self.batch_size)
+        for (i, offset, _line), ents in zip(segments, read, strict=True):
+            for start, end, spacy_label in ents:
+                label = NER_LABELS.get(spacy_label)
                 if label:
-                    found[i].append((offset + ent.start_char, offset + ent.end_char, label))
+                    found[i].append((offset + start, offset + end, label))
         return found
 
     def _artifacts(self, text: str, ents: list[tuple[int, int, str]]) -> NlpArtifacts:

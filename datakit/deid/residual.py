@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from datakit.deid.engine import FACILITY_WORD, WORD, is_notation
+from datakit.deid.nercache import NerCache
 from datakit.deid.normalize import fold
 from datakit.deid.truecase import CLINICAL_SHAPE, Truecaser, caseless_lines, line_case
 
@@ -67,8 +68,12 @@ class ResidualScanner:
         is_clinical: Callable[[str], bool],
         rare_names: frozenset[str],
         recurring: frozenset[str] = frozenset(),
+        ner: NerCache | None = None,
     ) -> None:
         self.nlp = nlp
+        # NER of lines read before (the de-identifier's cache over the same pipeline: a template line is read once
+        # for both): the same entities, so the scan stays what it was, only cheaper
+        self.ner = ner if ner is not None else NerCache(nlp)
         self.truecaser = truecaser
         self.is_clinical = is_clinical
         self.rare_names = rare_names
@@ -118,16 +123,15 @@ class ResidualScanner:
                 if not caseless and not any(c.isupper() for c in a):
                     continue
                 lines.append((i, caseless, b))
-        for (i, caseless, line), doc in zip(
-            lines, self.nlp.pipe((b for *_, b in lines), batch_size=batch_size), strict=True
-        ):
-            for ent in doc.ents:
-                kind = NER_KINDS.get(ent.label_)
-                if not kind or self._not_phi(ent.text):
+        for (i, caseless, line), ents in zip(lines, self.ner.entities((b for *_, b in lines), batch_size), strict=True):
+            for start, end, label in ents:
+                kind = NER_KINDS.get(label)
+                text = line[start:end]
+                if not kind or self._not_phi(text):
                     continue
-                if kind == "NER_ORG" and not FACILITY_WORD.search(ent.text):
+                if kind == "NER_ORG" and not FACILITY_WORD.search(text):
                     continue  # an organisation is PHI as a place of care (the de-identifier's rule too)
-                words = WORD.findall(ent.text)
+                words = WORD.findall(text)
                 known = any(self.truecaser.is_name_or_place(w) for w in words)
                 if caseless and not known:
                     continue
@@ -135,7 +139,7 @@ class ResidualScanner:
                     continue
                 # a lone capitalised word that opens a sentence and no name or place list knows is how reports
                 # begin sentences with their own terms ("Multiplanar reformats were reviewed"): not counted
-                if not known and len(words) == 1 and _SENTENCE_START.search(line[: ent.start_char]):
+                if not known and len(words) == 1 and _SENTENCE_START.search(line[:start]):
                     continue
                 hits[i][kind] += 1
         for (left, view), found in zip(lefts, hits, strict=True):

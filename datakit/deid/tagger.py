@@ -28,6 +28,7 @@ from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
+from datakit.deid.nercache import NerCache
 from datakit.deid.recognizers import local_result
 
 BUILTIN = "builtin"
@@ -100,12 +101,10 @@ class PhiTagger:
             raise FileNotFoundError(f"no PHI tagger model at {path}")
         self.nlp = spacy.load(path)  # its config names `datakit.clinical_tokenizer.v1`, registered above
         self.batch_size = batch_size
+        self.ner = NerCache(self.nlp, batch_size)  # the windows of template lines repeat: each read once
 
     def entities(self, texts: list[str]) -> list[list[tuple[int, int, str]]]:
-        return [
-            [(e.start_char, e.end_char, ENTITY[e.label_]) for e in doc.ents if e.label_ in ENTITY]
-            for doc in self.nlp.pipe(texts, batch_size=self.batch_size)
-        ]
+        return [[(a, b, ENTITY[label]) for a, b, label in ents if label in ENTITY] for ents in self.ner.entities(texts)]
 
 
 class PhiTaggerRecognizer(LocalRecognizer):
