@@ -50,12 +50,13 @@ CONTENT_COLUMNS = tuple(c for c in SCHEMA_COLUMNS if c not in ("updated_at", "re
 class Validated:
     cases: pl.DataFrame
     quarantine: pl.DataFrame
-    filtered: int
-    reasons: dict[str, int] = field(default_factory=dict)
     # (case_id, review_status) of the rows validation.review_status left out: ids for the auditor's removed page
-    filtered_rows: pl.DataFrame = field(
-        default_factory=lambda: pl.DataFrame(schema={"case_id": pl.String, "review_status": pl.String})
-    )
+    filtered_rows: pl.DataFrame
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def filtered(self) -> int:
+        return self.filtered_rows.height
 
 
 def _to_list(name: str, dtype: pl.DataType, separator: str) -> pl.Expr:
@@ -183,11 +184,9 @@ def validate(
     if review_status:
         keep = pl.col("review_status").is_in(review_status).fill_null(False)
         left_out = frame.filter(~keep).select("case_id", "review_status")
-        filtered = left_out.height
         frame = frame.filter(keep)
     else:
-        left_out = pl.DataFrame(schema={"case_id": pl.String, "review_status": pl.String})
-        filtered = 0
+        left_out = frame.clear().select("case_id", "review_status")
 
     tests: list[pl.Expr] = [
         pl.when(pl.col("_bad_exam_date")).then(pl.lit("unparseable:exam_date")),
@@ -227,4 +226,4 @@ def validate(
         else None
     )
     counts = {} if reasons is None else dict(zip(reasons["reason"].to_list(), reasons["count"].to_list(), strict=True))
-    return Validated(cases=cases, quarantine=rejected, filtered=filtered, reasons=counts, filtered_rows=left_out)
+    return Validated(cases=cases, quarantine=rejected, filtered_rows=left_out, reasons=counts)

@@ -228,21 +228,19 @@ def resolve_paths(pattern: str, exclude: list[str] | None = None) -> list[Path]:
     return paths
 
 
-def _separator_hint(frame: pl.DataFrame) -> str:
-    """A CSV read with the wrong separator has one column whose name holds the real separator."""
-    if frame.width != 1:
-        return ""
-    name = frame.columns[0]
-    found = next((sep for sep in (";", "\t", "|", ",") if sep in name), None)
+def _columns_seen(frame: pl.DataFrame) -> tuple[str, str]:
+    """How a message shows the frame's columns, and a separator hint: a CSV read with the wrong separator has one
+    column whose name holds the real separator (then only the column count is shown)."""
+    found = next((sep for sep in (";", "\t", "|", ",") if sep in frame.columns[0]), None) if frame.width == 1 else None
     if found is None:
-        return ""
+        return column_listing(frame.columns), ""
     spelled = "\\t" if found == "\t" else found
-    return f"; the file reads as one column: is its separator '{spelled}'? set source.csv.separator = '{spelled}'"
+    hint = f"; the file reads as one column: is its separator '{spelled}'? set source.csv.separator = '{spelled}'"
+    return f"{frame.width} column", hint
 
 
 def _missing(frame: pl.DataFrame, where: str, src: str, origin: str) -> SourceError:
-    hint = _separator_hint(frame)
-    listing = column_listing(frame.columns) if not hint else f"{frame.width} column"
+    listing, hint = _columns_seen(frame)
     return SourceError(f"{where} names column '{src}', which {origin} does not have ({listing}){hint}")
 
 
@@ -252,11 +250,11 @@ def check_mapping(frame: pl.DataFrame, cfg: Mapped, origin: str) -> None:
     if not missing:
         return
     if len(missing) == len(cfg.columns) > 1:
-        hint = _separator_hint(frame) or (
+        listing, hint = _columns_seen(frame)
+        hint = hint or (
             "; is source.path the right file, or are its columns named otherwise? "
             "`datakit recipe check` shows the mapping"
         )
-        listing = column_listing(frame.columns) if not _separator_hint(frame) else f"{frame.width} column"
         raise SourceError(f"none of the {len(missing)} columns source.columns maps is in {origin} ({listing}){hint}")
     name, src = next(iter(missing.items()))
     more = f" (and {len(missing) - 1} more mapped columns)" if len(missing) > 1 else ""
@@ -290,10 +288,7 @@ def map_columns(frame: pl.DataFrame, cfg: Mapped, origin: str, extra: tuple[str,
         if name in templates:
             exprs.append(template_expr(templates[name], frame, f"source.templates.{name}", origin).alias(name))
         elif name in cfg.columns:
-            src = cfg.columns[name]
-            if src not in frame.columns:
-                raise _missing(frame, f"source.columns.{name}", src, origin)
-            exprs.append(pl.col(src).alias(name))
+            exprs.append(pl.col(cfg.columns[name]).alias(name))  # present: check_mapping ran first
         elif name in cfg.defaults:
             exprs.append(pl.lit(cfg.defaults[name]).alias(name))
         elif name in frame.columns:
