@@ -147,8 +147,8 @@ def run_leakage(ctx: StageContext) -> StageResult:
     )
     if out["split"].null_count():
         raise StageError("internal error: a row has no split after grouping")
-    moved_by_repair = int(assigned.filter(pl.col("split") != pl.col("first_split")).height)
-    check_eval_splits(out, recipe.split, frozen, moved_by_repair)
+    moves = repair_moves(assigned, extra)  # the records repair moved (to train): also why an eval split is empty
+    check_eval_splits(out, recipe.split, frozen, moves.height)
     ctx.write(out)
     from datakit.report.build import leakage_summary  # the report module reads what this stage writes
 
@@ -161,7 +161,6 @@ def run_leakage(ctx: StageContext) -> StageResult:
         .sort("kind", "case_a", "case_b")
     )
     link_table.write_parquet(ctx.out_dir / "links.parquet")
-    moves = repair_moves(assigned, extra)
     moves.write_parquet(ctx.out_dir / REPAIR_MOVES)
     content_hash_of = det.nodes.group_by("content").agg(pl.col("dedup_hash").first())
     (
