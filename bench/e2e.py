@@ -119,7 +119,11 @@ def main() -> None:
                 "peak_rss_mb": round(result["peak_mb"]),  # type: ignore[call-overload]
                 "examples": result["examples"],
                 "stages": {
-                    s["stage"]: {"seconds": s["wall_seconds"], "rows_per_s": s["rows_per_second"]}
+                    s["stage"]: {
+                        "seconds": s["wall_seconds"],
+                        "rows_per_s": s["rows_per_second"],
+                        "peak_rss_mb": s["peak_rss_mb"],
+                    }
                     for s in result["stages"]  # type: ignore[union-attr]
                 },
                 "same_shards_as_local": result["hashes"] == results["local"]["hashes"] if "local" in results else None,

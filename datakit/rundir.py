@@ -94,10 +94,69 @@ def write_parts(frame: pl.DataFrame, out_dir: Path) -> None:
         part.write_parquet(out_dir / f"part-{p:05d}.parquet", compression="zstd", statistics=True)
 
 
+class PartWriter:
+    """A stage's output written part by part as its batches arrive: the same files `write_parts` writes for their
+    concatenation (parts of `PART_ROWS` rows, byte for byte), holding at most one part's rows in memory."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.rows = 0  # rows written or waiting
+        self.parts = 0
+        self._waiting: list[pl.DataFrame] = []
+        self._waiting_rows = 0
+        self._schema: pl.Schema | None = None
+
+    def add(self, frame: pl.DataFrame) -> None:
+        if self._schema is None:
+            self._schema = frame.schema
+        elif frame.schema != self._schema:
+            raise ValueError(f"part schema changed: {dict(self._schema)} then {dict(frame.schema)}")
+        self.rows += frame.height
+        if frame.height:
+            self._waiting.append(frame)
+            self._waiting_rows += frame.height
+        while self._waiting_rows >= PART_ROWS:
+            self._flush(PART_ROWS)
+
+    def _flush(self, n: int) -> None:
+        import polars as pl
+
+        waiting = pl.concat(self._waiting, rechunk=False) if self._waiting else None
+        part = waiting.slice(0, n).rechunk() if waiting is not None else None  # rechunked: the bytes of one frame
+        rest = waiting.slice(n) if waiting is not None else None
+        self._waiting = [rest] if rest is not None and rest.height else []
+        self._waiting_rows = 0 if rest is None else rest.height
+        if part is None:
+            assert self._schema is not None
+            part = pl.DataFrame(schema=self._schema)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        part.write_parquet(self.out_dir / f"part-{self.parts:05d}.parquet", compression="zstd", statistics=True)
+        self.parts += 1
+
+    def close(self) -> int:
+        """Write what is waiting (one empty part when nothing came, like `write_parts`); the rows written."""
+        if self._waiting_rows or self.parts == 0:
+            if self._schema is None:
+                raise ValueError("no frame was added: the parts' columns are unknown")
+            self._flush(self._waiting_rows)
+        return self.rows
+
+
 def read_parts(folder: Path, columns: list[str] | None = None) -> pl.DataFrame:
     import polars as pl
 
     return pl.read_parquet(sorted(folder.glob("part-*.parquet")), columns=columns)
+
+
+def iter_parts(folder: Path, batch_rows: int, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+    """The rows of a stage's parts in order, `batch_rows` at a time (the last batch of each part may be shorter):
+    memory holds one part, not the stage's output."""
+    import polars as pl
+
+    for path in sorted(folder.glob("part-*.parquet")):
+        part = pl.read_parquet(path, columns=columns)
+        for start in range(0, max(part.height, 1), batch_rows):
+            yield part.slice(start, batch_rows)
 
 
 class RunDir:

@@ -22,7 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 from datakit import __version__
 from datakit.errors import SchemaError, StageError
-from datakit.rundir import STAGE_FILE, RunDir, atomic_write_json, fingerprint, read_record, replace_dir, write_parts
+from datakit.memory import release, tune_allocator
+from datakit.rundir import (
+    STAGE_FILE,
+    PartWriter,
+    RunDir,
+    atomic_write_json,
+    fingerprint,
+    iter_parts,
+    read_record,
+    replace_dir,
+    write_parts,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -69,6 +80,26 @@ class StageContext:
         if self.input_stage is None:
             raise StageError("this stage has no input stage")
         return self.rundir.read_stage(self.input_stage)
+
+    def iter_input(self, batch_rows: int, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        """The input stage's rows in order, `batch_rows` at a time (a streaming stage's reader)."""
+        if self.input_stage is None:
+            raise StageError("this stage has no input stage")
+        if not self.rundir.has_stage(self.input_stage):
+            self.read_input()  # raises the missing-stage message
+        return iter_parts(self.rundir.stage_dir(self.input_stage), batch_rows, columns)
+
+    def input_rows(self) -> int:
+        """How many rows the input stage wrote (from the parts' metadata, nothing read)."""
+        import pyarrow.parquet as pq
+
+        assert self.input_stage is not None
+        parts = sorted(self.rundir.stage_dir(self.input_stage).glob("part-*.parquet"))
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+
+    def writer(self) -> PartWriter:
+        """Writes this stage's output part by part (the same files `write` writes for the whole frame)."""
+        return PartWriter(self.out_dir)
 
     def write(self, frame: pl.DataFrame) -> None:
         write_parts(frame, self.out_dir)
@@ -231,6 +262,8 @@ def run_stage(
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
+    tune_allocator()
+    release()  # the stage's peak starts from what the earlier stages still hold, not from what they freed
     with _temporary(tmp), PeakRss() as rss:
         ctx = StageContext(
             recipe=recipe,

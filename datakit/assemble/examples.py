@@ -11,6 +11,7 @@ the budget even without shots is kept, tagged `over_token_budget` and counted).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
@@ -190,18 +191,35 @@ def attach_shots(examples: pl.DataFrame, shots: pl.DataFrame, cases: pl.DataFram
     ).drop("_base_tokens")
 
 
+EXAMPLE_BATCH = 16_384  # examples whose prompts are built (and written) at a time
+
+
 def build_examples(
     rows: pl.DataFrame, recipe: Recipe, guard: Guard | None, found: Retrieval | None
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """(examples, shot counts). One example per input row (rows from the codes stage carry example_key,
     sample_weight, code_tags and the pair columns; other tasks get one base example of weight 1 per case)."""
+    parts, shortfall = [], {"retrieval_short": 0, "dropped_for_budget": 0}
+    for part, short in iter_examples(rows, recipe, guard, found):
+        parts.append(part)
+        shortfall = {k: shortfall[k] + short[k] for k in shortfall}
+    return pl.concat(parts), shortfall
+
+
+def iter_examples(
+    rows: pl.DataFrame, recipe: Recipe, guard: Guard | None, found: Retrieval | None, batch: int | None = None
+) -> Iterator[tuple[pl.DataFrame, dict[str, int]]]:
+    """`build_examples` a batch at a time, in example-id order (their concatenation is its frame): what is
+    corpus-wide (example ids, the case table shots are drawn from, voted candidates) is computed once, the
+    prompts of `batch` examples at a time, so memory holds one batch's prompts and shots, not the corpus's."""
     cfg = recipe.assemble
     rows = _with_defaults(rows)
     rows = rows.with_columns(
         prompt_formats(rows["example_id"], recipe.seed, cfg.explicit_ratio if recipe.task == "coding" else 1.0)
-    )
+    ).sort("example_id")
     coding = recipe.task == "coding"
     spec = spec_of(recipe)
+    shots = cases = None
     if guard is not None and found is not None:
         rows = rows.join(
             guard.cases.select(pl.col("node").cast(pl.Int64), "case_id"), on="case_id", maintain_order="left"
@@ -219,7 +237,21 @@ def build_examples(
                 with_unspecified(pl.col("icd_candidates"), pl.col("from_code")).alias("icd_candidates")
             )
         shots = found.kept.filter(pl.col("rank") < cfg.n_shots).select("node", "rank", "cand")
-        rows = attach_shots(rows, shots, cases, recipe)
+    size = batch or EXAMPLE_BATCH
+    for start in range(0, max(rows.height, 1), size):
+        yield _examples_of(rows.slice(start, size), recipe, spec, shots, cases)
+
+
+def _examples_of(
+    rows: pl.DataFrame, recipe: Recipe, spec: TaskSpec | None, shots: pl.DataFrame | None, cases: pl.DataFrame | None
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The examples of a batch of rows (sorted by example id), with their shots drawn from `shots` / `cases`."""
+    cfg = recipe.assemble
+    coding = recipe.task == "coding"
+    if shots is not None and cases is not None:
+        mine = shots.join(rows.select(pl.col("node").unique()), on="node", how="semi")
+        used = cases.join(mine.select(pl.col("cand").unique().alias("node")), on="node", how="semi")
+        rows = attach_shots(rows, mine, used, recipe)
     else:
         rows = rows.with_columns(
             pl.lit(0, pl.Int32).alias("n_shots"),
@@ -267,6 +299,17 @@ def build_examples(
 
 
 BLOCKED_RETRIEVALS = "blocked_retrievals.parquet"
+# what `example_stats` and `retrieval_stats` read of the examples
+STAT_COLUMNS = (
+    "case_id",
+    "split",
+    "pair_of",
+    "prompt_format",
+    "n_shots",
+    "tags",
+    "cpt_gold_in_candidates",
+    "icd_gold_in_candidates",
+)
 
 
 def blocked_pairs(found: Retrieval, guard: Guard) -> pl.DataFrame:
@@ -336,10 +379,16 @@ def run_assemble(ctx: StageContext) -> StageResult:
         timings["retrieve_s"] = round(time.perf_counter() - t1, 2)
     t2 = time.perf_counter()
     ctx.phase("prompts", rows.height, "records")
-    examples, shortfall = build_examples(rows, recipe, guard, found)
+    writer = ctx.writer()
+    summaries, shortfall = [], {"retrieval_short": 0, "dropped_for_budget": 0}
+    for part, short in iter_examples(rows, recipe, guard, found):
+        writer.add(part)  # prompts are written as they are built: memory holds one batch's
+        summaries.append(part.select(STAT_COLUMNS))
+        shortfall = {k: shortfall[k] + short[k] for k in shortfall}
+        ctx.advance(part.height)
+    writer.close()
+    examples = pl.concat(summaries)  # the columns the stats read, not the prompts
     timings["prompts_s"] = round(time.perf_counter() - t2, 2)
-    ctx.write(examples)
-    ctx.advance(rows.height)
     if guard is not None and found is not None:
         blocked_pairs(found, guard).write_parquet(ctx.out_dir / BLOCKED_RETRIEVALS)
     stats = example_stats(examples, recipe)

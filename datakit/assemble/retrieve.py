@@ -1,9 +1,9 @@
 """Few-shot retrieval: BM25 + dense search over the train split, reciprocal rank fusion, the self-leakage guard,
 then a rerank of what the guard let through.
 
-All queries are answered at once: BM25 (`bm25s`, numba backend) and FAISS each take the whole batch of distinct
-query texts in one call per round. Records that share a text share its candidate list; the guard then runs per
-record, because group, patient and fingerprints differ between records with the same text.
+Queries are answered in batches of distinct query texts (`QUERY_TEXTS`): BM25 (`bm25s`, numba backend) and FAISS
+each take a batch's texts in one call per round. Records that share a text share its candidate list; the guard
+then runs per record, because group, patient and fingerprints differ between records with the same text.
 
 The pool is the train split, one entry per distinct normalised text (represented by its first train case in
 case-id order): two identical texts as two shots would teach nothing twice. Exclusion never relies on FAISS ID
@@ -145,7 +145,7 @@ def _ranked(found: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def dense_search(index: Any, pool_vectors: np.ndarray, vectors: np.ndarray, k: int, batch: int = 8192) -> pl.DataFrame:
+def dense_search(index: Any, pool_vectors: np.ndarray, vectors: np.ndarray, k: int, batch: int = 1024) -> pl.DataFrame:
     """(q, pool, rank) of the k nearest pool rows by inner product of centred unit vectors.
 
     FAISS fetches 2k per query; each is rescored by one row-wise dot product and rounded, and the k best kept (ties
@@ -343,8 +343,8 @@ def retrieve(
         from datakit.assemble.on_ray import search_on_ray
 
         found = search_on_ray(searcher, nodes, engine, on_settled)
-    else:
-        found = searcher.search(nodes, on_settled)
+    else:  # a batch of query texts at a time: memory holds one batch's candidate pairs, not the corpus's
+        found = Fetched.concat([searcher.search(part, on_settled) for part in query_batches(nodes, QUERY_TEXTS)])
     reranker = CrossEncoderReranker(cfg.cross_encoder) if cfg.cross_encoder else None
     kept = _rerank(found.kept, guard, _description_ids(guard), cfg, reranker)
     kept = (
@@ -362,6 +362,21 @@ def retrieve(
         pool_size=len(searcher.pool),
         blocked_pairs=found.pairs.sort("node", "cand"),
     )
+
+
+QUERY_TEXTS = 8192  # distinct query texts searched at a time by the local engine
+
+
+def query_batches(nodes: pl.DataFrame, texts: int) -> list[pl.DataFrame]:
+    """The query nodes (node, content) in batches of at most `texts` distinct texts, a text's nodes together
+    (they share its candidate list). A node's result depends on the node alone (`Searcher.search`), so the
+    batches give the results one call over every node gives."""
+    if nodes.height == 0:
+        return [nodes]
+    ranked = nodes.sort("content", "node").with_columns(
+        (pl.col("content").rank("dense") - 1).floordiv(texts).alias("_batch")
+    )
+    return [part.drop("_batch") for part in ranked.partition_by("_batch", maintain_order=True)]
 
 
 def content_scores(guard: Guard, qc: np.ndarray, cc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

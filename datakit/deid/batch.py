@@ -23,7 +23,7 @@ import signal
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -235,33 +235,60 @@ def deidentify(
     progress: Callable[[int], None] = lambda n: None,
 ) -> tuple[list[Outcome], tuple[int, int]]:
     """Outcomes in input order, and (lines seen, lines sent to NER). `n_jobs` <= 1 runs in this process."""
+    outcomes: list[Outcome] = []
+    seen = ner = 0
+    for out, (s, n) in deidentify_slices([records], settings, n_jobs, chunk, progress):
+        outcomes += out
+        seen, ner = seen + s, ner + n
+    return outcomes, (seen, ner)
+
+
+def deidentify_slices(
+    slices: Iterable[list[Record]],
+    settings: Settings,
+    n_jobs: int,
+    chunk: int = 256,
+    progress: Callable[[int], None] = lambda n: None,
+) -> Iterator[tuple[list[Outcome], tuple[int, int]]]:
+    """For each slice of records, in order: its outcomes and (lines seen, lines sent to NER). One engine (or one
+    pool of workers) serves every slice, and a slice is read only when the one before it is done, so memory holds
+    one slice's records and outcomes however many there are."""
     global _WORKER
     jobs = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
-    chunks = [records[i : i + chunk] for i in range(0, len(records), chunk)]
     fork = "fork" in mp.get_all_start_methods()
-    if jobs <= 1 or len(chunks) <= 1 or (not fork and len(records) < SPAWN_BELOW):
-        worker = Deidentifier(settings)
-        outcomes: list[Outcome] = []
-        for c in chunks:
-            outcomes += worker.run(c)
-            progress(len(c))
-        return outcomes, worker.gate_stats
-    if fork:  # the workers inherit the engine built here
-        _WORKER = Deidentifier(settings)
-        pool = mp.get_context("fork").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(None, os.getpid()))
-    else:  # a clean interpreter per worker, which builds its own engine
-        pool = mp.get_context("spawn").Pool(min(jobs, len(chunks)), initializer=_init, initargs=(settings, os.getpid()))
-    outcomes, seen, ner = [], 0, 0
+    pool = None
+    local: Deidentifier | None = None
     try:
-        with pool:
+        for records in slices:
+            chunks = [records[i : i + chunk] for i in range(0, len(records), chunk)]
+            if pool is None and (jobs <= 1 or len(chunks) <= 1 or (not fork and len(records) < SPAWN_BELOW)):
+                local = local or Deidentifier(settings)
+                outcomes: list[Outcome] = []
+                before = local.gate_stats
+                for c in chunks:
+                    outcomes += local.run(c)
+                    progress(len(c))
+                after = local.gate_stats
+                yield outcomes, (after[0] - before[0], after[1] - before[1])
+                continue
+            if pool is None:
+                if fork:  # the workers inherit the engine built here
+                    _WORKER = local or Deidentifier(settings)
+                    pool = mp.get_context("fork").Pool(jobs, initializer=_init, initargs=(None, os.getpid()))
+                else:  # a clean interpreter per worker, which builds its own engine
+                    pool = mp.get_context("spawn").Pool(jobs, initializer=_init, initargs=(settings, os.getpid()))
+            outcomes, seen, ner = [], 0, 0
             for out, (s, n) in pool.imap(_work, chunks):
                 outcomes += out
                 seen += s
                 ner += n
                 progress(len(out))
+            yield outcomes, (seen, ner)
     finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
         _WORKER = None
-    return outcomes, (seen, ner)
 
 
 class DeidActor:

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from datakit import __version__
-from datakit.deid.batch import TOO_LONG, Outcome, Settings, deidentify, deidentify_on_ray
+from datakit.deid.batch import TOO_LONG, Outcome, Record, Settings, deidentify_on_ray, deidentify_slices
 from datakit.deid.columns import Columns, deid_columns
 from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
@@ -123,46 +123,62 @@ def run_deid(ctx: StageContext) -> StageResult:
         phone_regions=cfg.phone_regions,
         max_chars=cfg.max_text_chars,
     )
-    records = list(
-        zip(
-            rows["_patient"].to_list(),
-            rows["_offset"].to_list(),
-            [list(t) for t in zip(*(rows[c].cast(pl.String).to_list() for c in columns), strict=True)],
-            strict=True,
-        )
-    )
+    counts: Counter[str] = Counter()
+    residual: Counter[str] = Counter()
+    scans: list[Counter[str]] = []  # the scanned records' hits, and what each counts as
+    units: list[int] = []
+    errored = 0
+    quarantined: list[pl.DataFrame] = []
+    writer = ctx.writer()
+
+    def finish(part: pl.DataFrame, outcomes: list[Outcome]) -> None:
+        """One slice's outcomes into its output rows (written now), quarantine and audit counts."""
+        nonlocal errored
+        reasons = [_reason(o) for o in outcomes]
+        out = part.with_columns(
+            [pl.Series(c, [o.texts[j] for o in outcomes], dtype=pl.String) for j, c in enumerate(columns)]
+        ).with_columns(pl.Series("_reason", reasons, dtype=pl.String), phi_spans(outcomes, columns))
+        quarantined.append(part.with_columns(out["_reason"].alias("reason")).filter(pl.col("reason").is_not_null()))
+        kept = out.filter(pl.col("_reason").is_null())
+        if "exam_date" in kept.columns:
+            kept = kept.with_columns((pl.col("exam_date") + pl.duration(days=pl.col("_offset"))).alias("exam_date"))
+        for column in chosen.ids:
+            kept = kept.with_columns(key.hmac_hex(kept[column], f"deid:{column}", 32).alias(column))
+        writer.add(kept.drop("_patient", "_offset", "_reason"))
+        for o in outcomes:
+            counts.update(o.counts)
+            residual.update(set(o.residual))
+            errored += bool(o.error)
+            if not o.error and o.scan is not None:
+                scans.append(o.scan)
+                units.append(record_units(o.texts))
+
+    def records_of(part: pl.DataFrame) -> list[Record]:
+        texts = zip(*(part[c].cast(pl.String).to_list() for c in columns), strict=True)
+        return list(zip(part["_patient"].to_list(), part["_offset"].to_list(), [list(t) for t in texts], strict=True))
+
+    lines_seen = lines_ner = 0
     try:
         if recipe.engine.kind == "ray":  # the same outcomes, computed by Ray Data actors
             ctx.phase("de-identifying on ray", rows.height, "records")
-            outcomes, (lines_seen, lines_ner) = deidentify_on_ray(records, settings, recipe.engine, ctx.advance)
-        else:
-            outcomes, (lines_seen, lines_ner) = deidentify(
-                records, settings, cfg.n_jobs, cfg.batch_size, _first_batch_starts(ctx, rows.height)
+            outcomes, (lines_seen, lines_ner) = deidentify_on_ray(
+                records_of(rows), settings, recipe.engine, ctx.advance
             )
+            finish(rows, outcomes)
+        else:  # a slice of records at a time: memory holds one slice's records and outcomes
+            parts = [rows.slice(s, DEID_SLICE) for s in range(0, rows.height, DEID_SLICE)]
+            slices = (records_of(p) for p in parts)
+            progress = _first_batch_starts(ctx, rows.height)
+            done = deidentify_slices(slices, settings, cfg.n_jobs, cfg.batch_size, progress)
+            for part, (outcomes, (seen, ner)) in zip(parts, done, strict=True):
+                finish(part, outcomes)
+                lines_seen, lines_ner = lines_seen + seen, lines_ner + ner
     except OSError as err:
         raise StageError(f"deid: spaCy model '{cfg.spacy_model}' could not be loaded ({type(err).__name__})") from err
-    reasons = [
-        TOO_LONG
-        if o.error == TOO_LONG
-        else f"deid_error:{o.error}"
-        if o.error
-        else ("residual_phi:" + ",".join(sorted(set(o.residual))))
-        if o.residual
-        else None
-        for o in outcomes
-    ]
-    new_text = {c: [o.texts[j] for o in outcomes] for j, c in enumerate(columns)}
-    out = rows.with_columns([pl.Series(c, new_text[c], dtype=pl.String) for c in columns]).with_columns(
-        pl.Series("_reason", reasons, dtype=pl.String), phi_spans(outcomes, columns)
+    rows_out = writer.close()
+    quarantine = (
+        pl.concat(quarantined) if quarantined else rows.clear().with_columns(pl.lit(None, pl.String).alias("reason"))
     )
-    quarantine = rows.with_columns(out["_reason"].alias("reason")).filter(pl.col("reason").is_not_null())
-    kept = out.filter(pl.col("_reason").is_null())
-    if "exam_date" in kept.columns:
-        kept = kept.with_columns((pl.col("exam_date") + pl.duration(days=pl.col("_offset"))).alias("exam_date"))
-    for column in chosen.ids:
-        kept = kept.with_columns(key.hmac_hex(kept[column], f"deid:{column}", 32).alias(column))
-    kept = kept.drop("_patient", "_offset", "_reason")
-    ctx.write(kept)
     removed = pl.concat(
         [t for t in (read_removed(ctx.run_dir, "pull"), removed_table("deid", quarantine)) if t is not None]
     )
@@ -170,17 +186,10 @@ def run_deid(ctx: StageContext) -> StageResult:
         removed = removed.with_columns(key.hmac_hex(removed["case_id"], "deid:case_id", 32).alias("case_id"))
     write_removed(ctx.out_dir, removed.sort("stage", "reason", "case_id"))
     seconds = time.perf_counter() - t0
-    counts: Counter[str] = Counter()
-    residual: Counter[str] = Counter()
-    for o in outcomes:
-        counts.update(o.counts)
-        residual.update(set(o.residual))
-    errored = sum(1 for o in outcomes if o.error)
-    audit = _audit(recipe, chosen, key, counts, residual, quarantine, rows.height, kept.height, errored)
+    audit = _audit(recipe, chosen, key, counts, residual, quarantine, rows.height, rows_out, errored)
     audit["ner_gate"] = {"enabled": cfg.ner_gate, "lines": lines_seen, "lines_sent_to_ner": lines_ner}
     audit["throughput_records_per_s"] = round(rows.height / seconds, 1) if seconds else None
-    done = [o for o in outcomes if not o.error]
-    scan = summarise([o.scan for o in done], cfg.max_residual_per_1k_records, [record_units(o.texts) for o in done])
+    scan = summarise(list(scans), cfg.max_residual_per_1k_records, units)
     share = scan_share(cfg, rows.height)
     audit["independent_scan"] = scan | {"share": share, "scan_all_below": cfg.scan_all_below}
     if share == 0:  # the recipe turned the check off on purpose (deid.unsafe_skip_residual_scan): say so
@@ -205,8 +214,20 @@ def run_deid(ctx: StageContext) -> StageResult:
         "demo_key": key.is_demo,
     }
     return StageResult(
-        rows_in=rows.height, rows_out=kept.height, quarantine=quarantine.drop("_patient", "_offset"), stats=stats
+        rows_in=rows.height, rows_out=rows_out, quarantine=quarantine.drop("_patient", "_offset"), stats=stats
     )
+
+
+DEID_SLICE = 16_384  # records de-identified, and their output written, at a time
+
+
+def _reason(o: Outcome) -> str | None:
+    """A record's quarantine reason, or None when it is kept."""
+    if o.error == TOO_LONG:
+        return TOO_LONG
+    if o.error:
+        return f"deid_error:{o.error}"
+    return ("residual_phi:" + ",".join(sorted(set(o.residual)))) if o.residual else None
 
 
 SKIPPED_SCAN = "not run: deid.unsafe_skip_residual_scan = true (no independent check of what de-identification left)"

@@ -10,8 +10,8 @@ the lighter text holds at least `min_ratio` of the heavier one's weight.
 Candidate pairs come from a sparse product over the *specific* words only (document frequency at most
 `max(10, specific_df × n)`): two texts become candidates when their shared specific weight covers at least
 `candidate_floor` of the lighter text's specific weight; the full containment is then computed exactly. The
-product runs in row chunks, so memory follows one chunk's pairs. Everything is a sparse-matrix or Polars
-operation; no Python loop per text.
+product runs in row chunks sized by their partial products, so memory follows one bounded chunk's pairs.
+Everything is a sparse-matrix or Polars operation; no Python loop per text.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from datakit.recipe import WordsConfig
 
 TOKEN = r"[^\s\x1f]+"
 CHUNK_ROWS = 2048
+PRODUCTS_PER_CHUNK = 1 << 24  # partial products of one chunk's sparse product (~0.4 GB of pairs at most)
 MIN_SPECIFIC_DF = 10  # the smallest cap on a specific word's document frequency (small corpora)
 
 
@@ -131,8 +132,8 @@ def candidate_chunks(
     cols = np.arange(n, dtype=np.int64) if cols is None else np.asarray(cols, np.int64)
     transposed = index.specific[cols].T.tocsr()
     tot = index.specific_totals
-    for start in range(0, len(rows), chunk_rows):
-        ids = rows[start : start + chunk_rows]
+    for start, stop in _row_chunks(index.specific[rows], np.diff(transposed.indptr), chunk_rows):
+        ids = rows[start:stop]
         block = (index.specific[ids] @ transposed).tocoo()
         a = ids[block.row]
         b = cols[block.col]
@@ -141,6 +142,26 @@ def candidate_chunks(
         a, b, v = a[keep], b[keep], v[keep]
         ok = _enough_specific(v, tot[a], tot[b], floor)
         yield pl.DataFrame({"a": a[ok].astype(np.uint32), "b": b[ok].astype(np.uint32)})
+
+
+def _row_chunks(rows: sp.csr_matrix, col_df: np.ndarray, chunk_rows: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) row ranges whose sparse product holds at most `PRODUCTS_PER_CHUNK` partial products (a row's
+    count is the document frequency, among the columns, of each of its words) and at most `chunk_rows` rows: a
+    chunk of rows full of moderately common words makes tens of millions of candidate pairs, and memory follows
+    the largest chunk. The same pairs whatever the chunks."""
+    products = col_df[rows.indices].astype(np.int64)
+    per_row = np.zeros(rows.shape[0], dtype=np.int64)
+    nonempty = np.diff(rows.indptr) > 0
+    if products.size:
+        per_row[nonempty] = np.add.reduceat(products, rows.indptr[:-1][nonempty])
+    total = np.cumsum(per_row)
+    start = 0
+    while start < rows.shape[0]:
+        before = total[start - 1] if start else 0
+        stop = int(np.searchsorted(total, before + PRODUCTS_PER_CHUNK, side="right"))
+        stop = min(max(stop, start + 1), start + chunk_rows, rows.shape[0])
+        yield start, stop
+        start = stop
 
 
 def linked_pairs(

@@ -22,6 +22,7 @@ import polars as pl
 
 from datakit.errors import DatakitError, StageError
 from datakit.leakage.corpus import Corpus
+from datakit.memory import release
 from datakit.runner import PeakRss
 
 EDGE_SCHEMA = {"a": pl.UInt32, "b": pl.UInt32, "kind": pl.String, "score": pl.Float32}
@@ -50,6 +51,7 @@ class LayerClock:
                 raise
             except Exception as err:  # no layer passes data through: stop, naming the layer (never the text)
                 raise StageError(f"leakage layer '{name}' could not run: {type(err).__name__}") from err
+        release()  # what the layer freed goes back to the OS: the next layer's peak is its own
         self.layers[name] = {"seconds": round(time.perf_counter() - t0, 3), "peak_rss_mb": round(rss.peak / 2**20, 1)}
 
 

@@ -1,0 +1,72 @@
+"""Streaming stages write what whole-frame stages wrote: the deid slices, the retrieval's query batches, the
+prompt batches, the words layer's product chunks and the part writer change memory, never a byte of output."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from datakit import rundir
+from datakit.assemble import examples, retrieve
+from datakit.deid import stage as deid_stage
+from datakit.leakage import words
+from datakit.rundir import PartWriter, write_parts
+from tests.conftest import SAMPLE_RUN, coding_recipe, run_recipe
+
+
+def _digests(run: Path) -> dict[str, str]:
+    files = [*sorted(run.glob("stages/*/*.parquet")), *sorted(run.glob("shards/**/*.parquet"))]
+    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_small_batches_write_the_same_bytes(sample_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deid_stage, "DEID_SLICE", 500)  # three slices, the first two through one worker pool
+    monkeypatch.setattr(retrieve, "QUERY_TEXTS", 97)
+    monkeypatch.setattr(examples, "EXAMPLE_BATCH", 130)
+    monkeypatch.setattr(words, "PRODUCTS_PER_CHUNK", 2000)
+    out = tmp_path / "run"
+    run_recipe(coding_recipe(*SAMPLE_RUN), out)
+    expected, found = _digests(sample_run), _digests(out)
+    assert len(expected) > 10 and set(found) == set(expected)
+    assert [name for name in expected if found[name] != expected[name]] == []
+
+
+def test_part_writer_writes_the_parts_of_the_whole_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rundir, "PART_ROWS", 1000)
+    frame = pl.DataFrame({"i": range(3500), "s": [f"text {i}" for i in range(3500)], "l": [[i] for i in range(3500)]})
+    write_parts(frame, tmp_path / "whole")
+    writer = PartWriter(tmp_path / "streamed")
+    start = 0
+    for size in (1, 999, 7, 1500, 0, 993):  # batches that straddle part boundaries, and an empty one
+        writer.add(frame.slice(start, size))
+        start += size
+    assert writer.close() == 3500
+    whole, streamed = sorted((tmp_path / "whole").iterdir()), sorted((tmp_path / "streamed").iterdir())
+    assert [p.name for p in whole] == [p.name for p in streamed] == [f"part-{i:05d}.parquet" for i in range(4)]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(whole, streamed, strict=True))
+
+
+def test_part_writer_of_no_rows_writes_one_empty_part(tmp_path: Path) -> None:
+    writer = PartWriter(tmp_path)
+    writer.add(pl.DataFrame(schema={"i": pl.Int64}))
+    assert writer.close() == 0
+    assert pl.read_parquet(tmp_path / "part-00000.parquet").schema == {"i": pl.Int64}
+
+
+def test_words_chunks_are_bounded_by_their_products(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = pl.Series([" ".join(f"w{(i * j) % 97}" for j in range(1, 30)) for i in range(300)])
+    index = words.build_index(texts, 0.5)
+    whole = pl.concat(words.candidate_chunks(index, 0.1))
+    col_df = np.diff(index.specific.T.tocsr().indptr)
+    per_row = np.asarray((index.specific > 0).astype(np.int64) @ col_df).ravel()
+    monkeypatch.setattr(words, "PRODUCTS_PER_CHUNK", 5000)
+    chunks = list(words._row_chunks(index.specific, col_df, 2048))
+    assert len(chunks) > 3 and chunks[0][0] == 0 and chunks[-1][1] == 300
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))  # contiguous, nothing skipped
+    assert all(per_row[a:b].sum() <= 5000 or b - a == 1 for a, b in chunks)
+    assert pl.concat(words.candidate_chunks(index, 0.1)).sort("a", "b").equals(whole.sort("a", "b"))
