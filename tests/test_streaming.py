@@ -1,5 +1,6 @@
 """Streaming stages write what whole-frame stages wrote: the deid slices, the retrieval's query batches, the
-prompt batches, the words layer's product chunks and the part writer change memory, never a byte of output."""
+prompt batches, the words layer's product chunks, the shard stage's spill and the part writer change memory, never
+a byte of output."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from datakit.assemble import examples, retrieve
 from datakit.deid import stage as deid_stage
 from datakit.leakage import words
 from datakit.rundir import PartWriter, write_parts
+from datakit.shards import writer
 from tests.conftest import SAMPLE_RUN, coding_recipe, run_recipe
 
 
@@ -29,11 +31,15 @@ def test_small_batches_write_the_same_bytes(sample_run: Path, tmp_path: Path, mo
     monkeypatch.setattr(retrieve, "QUERY_TEXTS", 97)
     monkeypatch.setattr(examples, "EXAMPLE_BATCH", 130)
     monkeypatch.setattr(words, "PRODUCTS_PER_CHUNK", 2000)
+    monkeypatch.setattr(writer, "PART_BATCH", 150)  # every shard put together from pieces of several reads
     out = tmp_path / "run"
     run_recipe(coding_recipe(*SAMPLE_RUN), out)
     expected, found = _digests(sample_run), _digests(out)
     assert len(expected) > 10 and set(found) == set(expected)
     assert [name for name in expected if found[name] != expected[name]] == []
+    for name in ("manifest.json", "README.md"):  # the dataset card's token and tag figures come from few columns
+        assert (out / "shards" / name).read_text() == (sample_run / "shards" / name).read_text()
+    assert not list((out / "shards").glob(".*")), "the shard stage left its spill behind"
 
 
 def test_part_writer_writes_the_parts_of_the_whole_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -186,48 +186,75 @@ def linked_pairs(
     return pl.concat(parts).sort("a", "b")
 
 
+PAIR_ROWS = 1 << 22  # directed link rows ranked / joined at a time (a text's rows stay in one chunk)
+
+
+def _a_ranges(a: np.ndarray, rows: int) -> Iterator[tuple[int, int]]:
+    """Over `a` sorted ascending: (start, stop) row ranges of at most ~`rows` rows that never split one value of
+    `a` (a text's links are ranked and counted together)."""
+    start = 0
+    while start < len(a):
+        stop = min(start + rows, len(a))
+        if stop < len(a):  # move the cut to the end of the text it falls in
+            stop = int(np.searchsorted(a, a[stop - 1], side="right"))
+        yield start, stop
+        start = stop
+
+
+def _directed(pairs: pl.DataFrame, *extra: str) -> pl.DataFrame:
+    """Both directions of each pair (a, b, `extra`..., pair: the pair's row, dir: 0 as given, 1 reversed), by a."""
+    forward = pairs.select("a", "b", *extra, pl.int_range(pl.len(), dtype=pl.UInt32).alias("pair"))
+    backward = forward.select(pl.col("b").alias("a"), pl.col("a").alias("b"), *extra, "pair")
+    return pl.concat(
+        [
+            forward.with_columns(pl.lit(0, pl.UInt8).alias("dir")),
+            backward.with_columns(pl.lit(1, pl.UInt8).alias("dir")),
+        ]
+    ).sort("a", maintain_order=True)
+
+
 def mutual_top(pairs: pl.DataFrame, k: int) -> pl.Series:
     """For linked pairs (a, b, containment): whether each is among the other's `k` most similar linked texts
     (containment descending; texts at equal containment, to 3 decimals, share a rank). A copy and its original
     are each other's closest text; a chain of look-alike reports written for different patients is not, so only
-    mutual links bind (the rest are reported as `template_words`)."""
+    mutual links bind (the rest are reported as `template_words`). Ranked a few million directed links at a time
+    (a text's together): 12.5M links of 113K sample cases took 1 GB ranked at once."""
     if pairs.height == 0:
         return pl.Series("mutual", [], dtype=pl.Boolean)
-    both = pl.concat(
-        [
-            pairs.select("a", "b", "containment", pl.int_range(pl.len()).alias("pair")),
-            pairs.select(
-                pl.col("b").alias("a"), pl.col("a").alias("b"), "containment", pl.int_range(pl.len()).alias("pair")
-            ),
-        ]
-    )
-    # identical look-alikes are all each other's closest
-    ranked = both.with_columns(
-        pl.col("containment").round(3).rank("dense", descending=True).over("a").sub(1).alias("rank")
-    )
-    worst = ranked.group_by("pair").agg(pl.col("rank").max()).sort("pair")
-    return (worst["rank"] < k).alias("mutual")
+    both = _directed(pairs.with_columns(pl.col("containment").round(3).alias("c3")), "c3")
+    ranks = np.zeros((2, pairs.height), dtype=np.int64)
+    a = both["a"].to_numpy()
+    for start, stop in _a_ranges(a, PAIR_ROWS):
+        chunk = both.slice(start, stop - start)
+        rank = chunk.select(pl.col("c3").rank("dense", descending=True).over("a").sub(1)).to_series().to_numpy()
+        ranks[chunk["dir"].to_numpy(), chunk["pair"].to_numpy()] = rank
+    return pl.Series("mutual", ranks.max(axis=0) < k)
 
 
 def crowded(n_texts: int, pairs: pl.DataFrame, patients: pl.DataFrame, min_patients: int) -> np.ndarray:
     """Per text: whether the texts it is directly linked to (`pairs`: a, b), with itself, were written for at
     least `min_patients` distinct patients (`patients`: content, patient; a record without a patient counts as
     its own). Such a text is look-alike boilerplate: a link to it says nothing about one patient. The test looks
-    at a text's own neighbours, not at the chain its links form."""
+    at a text's own neighbours, not at the chain its links form. Counted a few million links at a time (a text's
+    together): joining 12.5M links to their patients at once took 2.8 GB."""
     out = np.zeros(n_texts, dtype=bool)
     if min_patients == 0 or n_texts == 0 or pairs.height == 0:
         return out
     per_text = patients.unique().group_by("content").head(min_patients)
     ab = pairs.select(pl.col("a").cast(pl.UInt32), pl.col("b").cast(pl.UInt32))
     own = pl.DataFrame({"a": pl.arange(0, n_texts, dtype=pl.UInt32, eager=True)}).with_columns(pl.col("a").alias("b"))
-    both = pl.concat([ab, ab.select(pl.col("b").alias("a"), pl.col("a").alias("b")), own]).unique()
-    reach = (
-        both.join(per_text.rename({"content": "b"}), on="b")
-        .group_by("a")
-        .agg(pl.col("patient").n_unique().alias("patients"))
-        .filter(pl.col("patients") >= min_patients)
-    )
-    out[reach["a"].to_numpy()] = True
+    both = pl.concat([ab, ab.select(pl.col("b").alias("a"), pl.col("a").alias("b")), own]).sort("a")
+    a = both["a"].to_numpy()
+    for start, stop in _a_ranges(a, PAIR_ROWS):
+        reach = (
+            both.slice(start, stop - start)
+            .unique()
+            .join(per_text.rename({"content": "b"}), on="b")
+            .group_by("a")
+            .agg(pl.col("patient").n_unique().alias("patients"))
+            .filter(pl.col("patients") >= min_patients)
+        )
+        out[reach["a"].to_numpy()] = True
     return out
 
 

@@ -7,6 +7,7 @@ shuffle by sha256(seed:example_id), so the same inputs, recipe and seed give byt
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -53,31 +54,84 @@ def write_table(table: pa.Table, path: Path, cfg: Shards) -> None:
     )
 
 
-def write_split(
-    examples: pl.DataFrame, split: str, out: Path, cfg: Shards, seed: int, advance: Any
-) -> list[dict[str, Any]]:
-    rows = examples.height
-    count = shard_count(rows, cfg)
-    ordered = examples.with_columns(sha256_hex(examples["example_id"], prefix=f"{seed}:").alias("_order"))
-    ordered = ordered.sort("_order").drop("_order")
-    written = []
-    for i in range(count):
-        start, stop = rows * i // count, rows * (i + 1) // count
-        name = shard_name(split, i, count)
-        part = ordered.slice(start, stop - start)
-        write_table(to_shard_table(part), out / name, cfg)
-        written.append(
-            {
-                "file": name,
-                "split": split,
-                "rows": part.height,
-                "example_ids": part["example_id"],
-                "case_ids": part["case_id"],
-                "hashes": part["case_content_hash"],
-            }
+SHARD_KEYS = ["example_id", "split", "case_id", "case_content_hash"]
+CARD_COLUMNS = ["n_prompt_tokens", "n_completion_tokens", "tags"]  # what the dataset card reads
+
+
+def shard_plan(keys: pl.DataFrame, cfg: Shards, seed: int) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+    """(plan, shards). `plan`: (example_id, split, case_id, case_content_hash, shard, position) in writing order:
+    per split, a seeded shuffle by sha256(seed:example_id), cut into `shard_count` shards whose sizes differ by at
+    most one row; `shards`: (split, file) of every shard in writing order, the empty ones too (a split of fewer
+    rows than world_size still has a file per rank)."""
+    plans, shards = [], []
+    for split in SPLITS:
+        part = keys.filter(pl.col("split") == split)
+        if not part.height:
+            continue
+        rows, count = part.height, shard_count(part.height, cfg)
+        ordered = (
+            part.with_columns(sha256_hex(part["example_id"], prefix=f"{seed}:").alias("_order"))
+            .sort("_order")
+            .drop("_order")
+            .with_row_index("position")
         )
-        advance(part.height)
+        shard = pl.col("position").cast(pl.Int64)
+        # row r of `rows` goes to shard i with rows*i//count <= r < rows*(i+1)//count
+        index = ((shard + 1) * count - 1) // rows
+        names = pl.Series([shard_name(split, i, count) for i in range(count)], dtype=pl.String)
+        shards += [(split, name) for name in names]
+        plans.append(ordered.with_columns(names.gather(ordered.select(index).to_series()).alias("shard")))
+    columns = [*SHARD_KEYS, "shard", "position"]
+    if not plans:
+        empty = pl.DataFrame(schema={c: pl.String for c in SHARD_KEYS} | {"shard": pl.String, "position": pl.UInt32})
+        return empty, shards
+    return pl.concat([p.select(columns) for p in plans]), shards
+
+
+def write_shards(
+    ctx: StageContext, plan: pl.DataFrame, shards: list[tuple[str, str]], cfg: Shards
+) -> list[dict[str, Any]]:
+    """Every shard of `shards` (rows placed by `plan`), reading the examples one part at a time: each part's rows
+    are spilled to the shard they go to, then each shard is put together from its pieces in plan order and
+    written. Memory holds one part and one shard, never every prompt; the files are the ones a whole-frame sort
+    and slice writes."""
+    spill = ctx.out_dir / ".spill"
+    where = plan.select("example_id", "shard", "position")
+    try:
+        empty: pl.DataFrame | None = None  # the examples' columns, for a shard without rows
+        for k, rows in enumerate(ctx.iter_input(PART_BATCH)):
+            empty = rows.clear() if empty is None else empty
+            placed = rows.join(where, on="example_id", how="inner")
+            for (shard,), piece in placed.partition_by("shard", as_dict=True, maintain_order=True).items():
+                folder = spill / str(shard)
+                folder.mkdir(parents=True, exist_ok=True)
+                piece.write_ipc(folder / f"{k:06d}.arrow")
+        assert empty is not None
+        by_shard = plan.partition_by("shard", as_dict=True, maintain_order=True)
+        written = []
+        for split, shard in shards:
+            keys = by_shard.get((shard,), plan.clear())
+            pieces = sorted((spill / shard).glob("*.arrow"))
+            part = pl.concat([pl.read_ipc(f) for f in pieces]).sort("position").rechunk() if pieces else empty
+            write_table(to_shard_table(part), ctx.out_dir / shard, cfg)
+            shutil.rmtree(spill / shard, ignore_errors=True)
+            written.append(
+                {
+                    "file": shard,
+                    "split": split,
+                    "rows": keys.height,
+                    "example_ids": keys["example_id"],
+                    "case_ids": keys["case_id"],
+                    "hashes": keys["case_content_hash"],
+                }
+            )
+            ctx.advance(keys.height)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
     return written
+
+
+PART_BATCH = 100_000  # example rows read at a time while spilling them to their shards
 
 
 def write_index(written: list[dict[str, Any]], out: Path, cfg: Shards) -> None:
@@ -106,24 +160,21 @@ def stage_recipes(rd: RunDir, recipe: Recipe) -> dict[str, dict[str, Any]]:
 
 def run_shard(ctx: StageContext) -> StageResult:
     recipe = ctx.recipe
-    examples = ctx.read_input()
-    ctx.phase("writing shards", examples.height, "examples")
-    written: list[dict[str, Any]] = []
-    for split in SPLITS:
-        part = examples.filter(pl.col("split") == split)
-        if part.height:
-            written += write_split(part, split, ctx.out_dir, recipe.shards, recipe.seed, ctx.advance)
-    unknown = set(examples["split"].unique().to_list()) - set(SPLITS)
+    small = ctx.rundir.read_stage(ctx.input_stage or "assemble", columns=[*SHARD_KEYS, *CARD_COLUMNS])
+    unknown = set(small["split"].unique().to_list()) - set(SPLITS)
     if unknown:
         raise ValueError(f"examples carry unknown split names: {sorted(unknown)}")
+    ctx.phase("writing shards", small.height, "examples")
+    plan, shards = shard_plan(small.select(SHARD_KEYS), recipe.shards, recipe.seed)
+    written = write_shards(ctx, plan, shards, recipe.shards)
     write_index(written, ctx.out_dir, recipe.shards)
     manifest = build_manifest(ctx.out_dir, recipe, written, stage_recipes(ctx.rundir, recipe))
     manifest["key"] = {"key_id": ctx.key.key_id, "demo_key": ctx.key.is_demo}
     write_manifest(ctx.out_dir, manifest)
-    write_card(ctx.out_dir, recipe, manifest, examples)
+    write_card(ctx.out_dir, recipe, manifest, small)
     stats = {
         "splits": manifest["splits"],
         "shards_written": len(written),
         "world_size": recipe.shards.world_size,
     }
-    return StageResult(rows_in=examples.height, rows_out=sum(w["rows"] for w in written), stats=stats)
+    return StageResult(rows_in=small.height, rows_out=sum(w["rows"] for w in written), stats=stats)
