@@ -51,7 +51,9 @@ RELATION_CUES = (
     r"husband|wife|son|daughter|mother|father|mom|dad|sister|brother|friend|neighbor|neighbour|guardian|partner|"
     r"fiance|fiancee|niece|nephew|aunt|uncle|grandson|granddaughter|caregiver|boyfriend|girlfriend|spouse|"
     # notes' shorthand for them, and clergy who visit ("dtr philomena", "rabbi klein")
-    r"dtr|dau|sis|bro|husb|cousin|stepson|stepdaughter|rabbi|chaplain|pastor|reverend|rev|father|fr"
+    r"dtr|dau|sis|bro|husb|cousin|stepson|stepdaughter|rabbi|chaplain|pastor|reverend|rev|father|fr|"
+    # plurals and the common misspelling ("wife and neice in", "mother, aunts")
+    r"neice|nieces|neices|nephews|aunts|uncles|cousins"
 )
 RELATION_WORDS = frozenset(RELATION_CUES.split("|")) | {"family", "sons", "daughters", "brothers", "sisters"}
 FACILITY_WORDS = (

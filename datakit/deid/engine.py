@@ -38,7 +38,15 @@ from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from datakit.content import PLACEHOLDER_PATTERN
-from datakit.deid.cues import CUE_WORDS, CUED_NAME, FREQUENT_ZIPF, GENERIC, SERVICES, CaseInsensitiveCueRecognizer
+from datakit.deid.cues import (
+    CUE_WORDS,
+    CUED_NAME,
+    FREQUENT_ZIPF,
+    GENERIC,
+    RELATION_WORDS,
+    SERVICES,
+    CaseInsensitiveCueRecognizer,
+)
 from datakit.deid.cues import NAME as CUE_RECOGNIZER
 from datakit.deid.gazetteer import NAME as GAZETTEER
 from datakit.deid.gazetteer import CityGazetteerRecognizer
@@ -87,6 +95,10 @@ FACILITY_WORD = re.compile(
     r"(?i)\b(?:hospital|hosp|clinic|medical|health|healthcare|center|centre|infirmary|institute|university|"
     r"memorial|rehab|rehabilitation|nursing|hospice|sanatorium|va|vamc)\b"
 )
+# words at a name's edge that are who, not a name: titles, credentials, roles and relation words ("DR TOMASEK",
+# "B. CLIFFORD MD", "s. roberto rrt", "dtr laverne"); the rule's span keeps the name only
+# "DR KEARNS PAGED", "DR SPARKES AWARE": what a note says of the person after the name
+EDGE_WORDS = CUE_WORDS | RELATION_WORDS | frozenset("rrt lpn crnp cnm by paged notified aware updated informed".split())
 _ONLY_PLACEHOLDERS = re.compile(rf"(?:[\s,.;:]|{PLACEHOLDER_PATTERN})+")
 
 
@@ -675,7 +687,7 @@ class Analyzer:
                 results[:] = [r for r in results if self._confirmed(r, text, tagged, lines)] + tagged
         return [
             merge_spans(
-                [r for r in rs if not self._wordy_name(r, t)],
+                [self._name_only(r, t) for r in rs if not self._wordy_name(r, t)],
                 t,
                 self.lexicon,
                 self.threshold,
@@ -698,6 +710,27 @@ class Analyzer:
             before, after = text[max(0, result.start - 24) : result.start], text[result.end : result.end + 16]
             return not (SETTING_CONTEXT.search(before) or SETTING_AFTER_CONTEXT.match(after))
         return True
+
+    def _name_only(self, result: RecognizerResult, text: str) -> RecognizerResult:
+        """A person's span without the words at its edges that name no one: titles, credentials, roles, relation
+        words, and frequent English or clinical words no census list holds ("DR. SPARKES AWARE", "PER N. RUTH NP",
+        "DR PRICE CAME BY"). A span of such words only is left as it is (the rules before decided it is a name:
+        "Dr. Banks" after a title); single letters stay (initials)."""
+        if result.entity_type != "PERSON":
+            return result
+        words = list(WORD.finditer(text, result.start, result.end))
+        named = [i for i, m in enumerate(words) if not self._edge_word(m.group(0))]
+        if not any(len(words[i].group(0)) > 1 for i in named) or (named[0] == 0 and named[-1] == len(words) - 1):
+            return result  # nothing but initials would be left, or nothing to trim
+        start = words[named[0]].start() if named[0] > 0 else result.start
+        end = words[named[-1]].end() if named[-1] < len(words) - 1 else result.end
+        return RecognizerResult(
+            result.entity_type, start, end, result.score, result.analysis_explanation, result.recognition_metadata
+        )
+
+    def _edge_word(self, word: str) -> bool:
+        low = word.lower().strip("'-.")
+        return len(low) > 1 and (low in EDGE_WORDS or low in self.not_names)
 
     def _wordy_name(self, result: RecognizerResult, text: str, any_recognizer: bool = False) -> bool:
         """A cue pattern's name made only of frequent English or clinical words, none a census name: a word a

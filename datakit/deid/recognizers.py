@@ -21,6 +21,8 @@ import regex
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
 
+from datakit.deid.shorthand import SHORTHAND
+
 FLAGS = regex.DOTALL | regex.MULTILINE  # no IGNORECASE: capitalisation is what marks a name
 
 # -- building blocks ------------------------------------------------------------------------------------------
@@ -412,9 +414,10 @@ def radiology_recognizers() -> list[PatternRecognizer]:
 # Words a clinician writes with a capital letter that are not names: eponyms, scoring systems, anatomy, drugs,
 # devices and report headings. A NER hit made only of these (or of words the corpus writes in lower case) is
 # dropped; a cue pattern (Dr., MD, signed by …) still wins.
-CLINICAL_ALLOW = frozenset(
-    w.lower()
-    for w in """
+CLINICAL_ALLOW = (
+    frozenset(
+        w.lower()
+        for w in """
 Parkinson Parkinson's Hodgkin Hodgkin's Crohn Crohn's Alzheimer Alzheimer's Wilms Baker Baker's Colles Barrett Barrett's
 Graves Graves' Cushing Cushing's Hashimoto Hashimoto's Bell Bell's Morison Morison's Gerota Gerota's Fleischner BI-RADS
 LI-RADS TI-RADS PI-RADS Lung-RADS O-RADS C-RADS Bosniak Swan-Ganz Foley Doppler Coumadin Keppra Ativan Lasix Eliquis
@@ -499,7 +502,9 @@ MAMMO Mammo Mammogram Tomo CC MLO ML LM XCCL Apex Apices Apical Hilum Hilar Cari
 Cardiophrenic Hemidiaphragm Hemidiaphragms Retrocardiac Paratracheal Perihilar Subsegmental Bibasilar
 Preop Postop Periop Intraop Followup Workup Fig Figs Noncontrast Clinician
 """.split()
-)
+    )
+    | SHORTHAND
+)  # and ICU shorthand that is also a census name (datakit/deid/shorthand.py)
 
 
 @functools.cache

@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from datakit.deid.shorthand import SHORTHAND
 from datakit.deid.wordcache import cached_words, package_version
 
 ORDINARY_ZIPF = 3.0  # ~1 per million words: "bedside" 3.35, "unremarkable" 2.83, "healey" 2.90, "calvert" 3.10
@@ -321,7 +322,8 @@ def make_truecaser(
     """`lexicon`: lower-case words known to be ordinary here (mixed-case corpus words, ICD-10-CM words): never
     names in the view. `allow`: the clinical allow-list, ordinary unless it is a name too (eponyms: "smith").
     `places`: gazetteer names; those rarer than PLACE_ZIPF as words, and not in the lexicon, are capitalised."""
-    names = census_names("first") | (census_names("last") - lexicon)  # "mary" stays a name, "bone" a word
+    # "mary" stays a name, "bone" a word; clinical shorthand is never a name ("aline": an arterial line)
+    names = (census_names("first") | (census_names("last") - lexicon)) - SHORTHAND
     rare_places = frozenset(p for p in _rare_places(places) if p not in lexicon and p not in allow)
     ordinary = ((english_words() | allow | TRANSCRIPT) - names) | lexicon
     return Truecaser(ordinary, names, rare_places, english_words(COMMON_ZIPF))

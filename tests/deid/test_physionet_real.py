@@ -39,13 +39,13 @@ def test_hold_out_phrase_recall_and_precision(notes: list[physionet.Note]) -> No
     _, holdout = physionet.split(notes)
     spans = analyzer.analyze([n.text for n in holdout])
     scores = physionet.score(holdout, [[(s.start, s.end) for s in sp] for sp in spans])
-    # measured 0.926 (names 0.962, dates 0.935, locations 0.836, phones/ids 1.000), precision 0.547; before this
-    # work 0.735 / 0.326: the bounds catch a fall back, not noise
+    # measured 0.926 (names 0.962, dates 0.935, locations 0.836, phones/ids 1.000), precision 0.595 (0.547 before
+    # the name-edge and shorthand rules); before this work 0.735 / 0.326: the bounds catch a fall back, not noise
     assert scores["phrase_recall"] >= 0.90, scores
     by_family = scores["recall_by_family"]
     assert isinstance(by_family, dict)
     assert by_family["names"] >= 0.93 and by_family["dates"] >= 0.90 and by_family["locations"] >= 0.78, by_family
-    assert scores["word_precision"] >= 0.50, scores
+    assert scores["word_precision"] >= 0.56, scores
 
 
 def test_the_gate_passes_real_notes_and_stops_a_planted_leak(notes: list[physionet.Note], tmp_path: Path) -> None:

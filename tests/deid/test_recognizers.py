@@ -107,3 +107,42 @@ def test_surrogate_names_are_consistent_within_a_patient_and_keyed() -> None:
     assert surrogate_name("John Smith", Keyed(KEY, "p1")) == full  # deterministic
     others = {surrogate_name("John Smith", Keyed(bytes([i]) * 32, "p1")) for i in range(5)}
     assert len(others) > 1  # a different key gives different surrogates
+
+
+# a person's span holds the name only: titles, credentials, relation words and what the note says of them after
+# the name stay ("DR. OKONKWO AWARE" replaces OKONKWO, not the words around it)
+NAME_EDGES = [
+    ("LOPRESSOR GIVEN AND DR HALLORAN NOTIFIED OF HTN.", "HALLORAN"),
+    ("all is well at this time. s. roberto rrt", "s. roberto"),
+    ("Dr Abernathy paged and update given.", "Abernathy"),
+    ("ATTEMPTS TO CALL OUT. DR. OSTERMAN AWARE. ATIVAN GIVEN.", "OSTERMAN"),
+    ("12U REG INSULIN GIVEN PER K. BRANNIGAN NP.. GLUCOSE 180", "K. BRANNIGAN"),
+]
+
+
+@pytest.mark.parametrize(("text", "name"), NAME_EDGES)
+def test_a_persons_span_holds_the_name_only(analyzer: Analyzer, text: str, name: str) -> None:
+    spans = found(analyzer, text)
+    assert [s for s, entity in spans.items() if entity == "PERSON"] == [name], spans
+
+
+# ICU shorthand that a census list holds as a name is no name, no site and no NER hit alone; a name beside it
+# still is one
+SHORTHAND_TEXTS = [
+    "RANDOM BLOOD CX DRAWN FROM ALINE THIS AM.",
+    "L FEM ALINE DC'D WITHOUT INCIDENT. MOVES RUE AND LUE.",
+    "social: wife and neice in to visit, updated.",
+    "SOCIAL: MOTHER, AUNTS IN TO VISIT THIS EVENING.",
+    "Weaned from SIMV to PSV; KUB this am.",
+]
+
+
+@pytest.mark.parametrize("text", SHORTHAND_TEXTS)
+def test_icu_shorthand_is_no_phi(analyzer: Analyzer, text: str) -> None:
+    assert found(analyzer, text) == {}
+
+
+def test_a_name_beside_shorthand_is_still_found(analyzer: Analyzer) -> None:
+    spans = found(analyzer, "SOCIAL: NEICE PHILOMENA CALLED, UPDATED ON ALINE REMOVAL.")
+    assert any("PHILOMENA" in s for s in spans), spans
+    assert not any("ALINE" in s for s in spans), spans
