@@ -142,6 +142,36 @@ class PartWriter:
         return self.rows
 
 
+def write_parquet_chunks(path: Path, chunks: Iterator[pl.DataFrame], schema: pl.Schema) -> int:
+    """One Parquet file written a chunk at a time (one row group per chunk; zstd, statistics, as `write_parts`):
+    memory holds one chunk, not the table. Every chunk must have `schema`; no chunk writes an empty table. Gone
+    again if writing fails. Returns the rows written."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with _written(path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
+        writer = None
+        try:
+            for chunk in chunks:
+                if chunk.schema != schema:
+                    raise ValueError(f"chunk schema {dict(chunk.schema)} is not {dict(schema)}")
+                if chunk.height == 0:
+                    continue
+                table = chunk.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_statistics=True)
+                writer.write_table(table, row_group_size=chunk.height)
+                rows += chunk.height
+            if writer is None:
+                pl.DataFrame(schema=schema).write_parquet(tmp, compression="zstd", statistics=True)
+        finally:
+            if writer is not None:
+                writer.close()
+        os.replace(tmp, path)
+    return rows
+
+
 def read_parts(folder: Path, columns: list[str] | None = None) -> pl.DataFrame:
     import polars as pl
 

@@ -76,3 +76,57 @@ def test_words_chunks_are_bounded_by_their_products(monkeypatch: pytest.MonkeyPa
     assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))  # contiguous, nothing skipped
     assert all(per_row[a:b].sum() <= 5000 or b - a == 1 for a, b in chunks)
     assert pl.concat(words.candidate_chunks(index, 0.1)).sort("a", "b").equals(whole.sort("a", "b"))
+
+
+def test_pair_tables_written_in_chunks_hold_the_joined_sorted_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datakit.leakage import tables
+
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 7)
+    rng = np.random.default_rng(3)
+    case_ids = pl.Series([f"case-{i:04d}" for i in range(60)])  # node order is case-id order
+    links = pl.DataFrame(
+        {
+            "a": rng.integers(0, 60, 200).astype(np.uint32),
+            "b": rng.integers(0, 60, 200).astype(np.uint32),
+            "kind": rng.choice(["near", "template_words", "patient"], 200),
+            "score": rng.random(200).astype(np.float32),
+        }
+    )
+    assert tables.write_links(tmp_path / "links.parquet", links, case_ids) == 200
+    named = links.with_columns(case_ids.gather(links["a"]).alias("case_a"), case_ids.gather(links["b"]).alias("case_b"))
+    expected = named.sort("kind", "case_a", "case_b", "score").select("case_a", "case_b", "kind", "score")
+    written = pl.read_parquet(tmp_path / "links.parquet")
+    assert written.equals(expected) and pq_row_groups(tmp_path / "links.parquet") > 20
+
+    hashes = pl.Series([f"{h * 7919:064x}" for h in rng.permutation(50)])  # hash order is not content order
+    sims = pl.DataFrame(
+        {
+            "a": rng.integers(0, 25, 90).astype(np.uint32),
+            "b": rng.integers(25, 50, 90).astype(np.uint32),
+            "jaccard": pl.Series(rng.random(90), dtype=pl.Float32),
+            "cosine": pl.Series([None if i % 3 else float(i) / 90 for i in range(90)], dtype=pl.Float32),
+        }
+    ).unique(["a", "b"])
+    assert tables.write_similarities(tmp_path / "sims.parquet", sims, hashes) == sims.height
+    expected = sims.select(
+        hashes.gather(sims["a"]).alias("hash_a"), hashes.gather(sims["b"]).alias("hash_b"), "jaccard", "cosine"
+    ).sort("hash_a", "hash_b")
+    assert pl.read_parquet(tmp_path / "sims.parquet").equals(expected)
+
+
+def pq_row_groups(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).num_row_groups
+
+
+def test_chunked_parquet_of_no_rows_and_of_a_wrong_chunk(tmp_path: Path) -> None:
+    schema = pl.Schema({"i": pl.Int64, "s": pl.String})
+    assert rundir.write_parquet_chunks(tmp_path / "empty.parquet", iter([pl.DataFrame(schema=schema)]), schema) == 0
+    assert pl.read_parquet(tmp_path / "empty.parquet").schema == schema
+    chunks = iter([pl.DataFrame({"i": [1], "s": ["a"]}), pl.DataFrame({"i": [1.5], "s": ["b"]})])
+    with pytest.raises(ValueError, match="chunk schema"):
+        rundir.write_parquet_chunks(tmp_path / "bad.parquet", chunks, schema)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.parquet"]  # no temp file, no half-written table

@@ -50,7 +50,7 @@ class Detection:
     nodes: pl.DataFrame
     edges: pl.DataFrame  # a, b (nodes), kind, score: the links that group records
     template_edges: pl.DataFrame  # links inside template clusters and words links that do not bind: reported only
-    similarities: pl.DataFrame  # content pairs: a, b and each text layer's score (floors applied)
+    similarities: pl.DataFrame  # content pairs: a, b, jaccard, cosine (down to the near and cosine floors)
 
     @property
     def texts(self) -> pl.Series:

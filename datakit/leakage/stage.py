@@ -8,7 +8,7 @@ most `REPAIR_ROUNDS` times). The build fails if any remains.
 
 Outputs in `stages/leakage/`: the rows with `dedup_hash`, `leakage_group`, `group_links`, `group_size`, `split`,
 `split_rule`, `look_alike`; `links.parquet` (case-id pairs, kind, score), `similarities.parquet` (content pairs
-with their Jaccard/cosine/containment down to the report floors, for re-applying thresholds), `groups.parquet`,
+with their Jaccard/cosine down to the report floors, for re-applying thresholds; see `tables.py`), `groups.parquet`,
 `certificate.json`, `leakage.json`.
 """
 
@@ -27,6 +27,7 @@ from datakit.leakage.external import contamination, external_digest, read_items
 from datakit.leakage.groups import group_links
 from datakit.leakage.repair import REPAIR_ROUNDS, repair_moves, split_and_certify
 from datakit.leakage.splits import EVAL_SPLITS, check_eval_splits, source_split_expr
+from datakit.leakage.tables import write_links, write_similarities
 from datakit.recipe import Leakage, Recipe
 from datakit.report.build import REPAIR_MOVES
 from datakit.rundir import RunDir, file_sha256
@@ -152,24 +153,11 @@ def run_leakage(ctx: StageContext) -> StageResult:
     ctx.write(out)
     from datakit.report.build import leakage_summary  # the report module reads what this stage writes
 
-    case_of = det.nodes.select("node", "case_id")
-    link_table = (
-        pl.concat([edges, det.template_edges])
-        .join(case_of.rename({"node": "a", "case_id": "case_a"}), on="a")
-        .join(case_of.rename({"node": "b", "case_id": "case_b"}), on="b")
-        .select("case_a", "case_b", "kind", "score")
-        .sort("kind", "case_a", "case_b")
-    )
-    link_table.write_parquet(ctx.out_dir / "links.parquet")
+    links = pl.concat([edges, det.template_edges])  # nodes: the tables below gather case ids chunk by chunk
+    write_links(ctx.out_dir / "links.parquet", links, det.nodes.sort("node")["case_id"])
     moves.write_parquet(ctx.out_dir / REPAIR_MOVES)
-    content_hash_of = det.nodes.group_by("content").agg(pl.col("dedup_hash").first())
-    (
-        det.similarities.join(content_hash_of.rename({"content": "a", "dedup_hash": "hash_a"}), on="a")
-        .join(content_hash_of.rename({"content": "b", "dedup_hash": "hash_b"}), on="b")
-        .select("hash_a", "hash_b", "jaccard", "cosine")
-        .sort("hash_a", "hash_b")
-        .write_parquet(ctx.out_dir / "similarities.parquet")
-    )
+    hashes = det.corpus.contents.sort("content")["dedup_hash"]
+    write_similarities(ctx.out_dir / "similarities.parquet", det.similarities, hashes)
     groups = (
         out.group_by("leakage_group")
         .agg(
@@ -195,7 +183,8 @@ def run_leakage(ctx: StageContext) -> StageResult:
         }
     summary = leakage_summary(
         out=out,
-        links=link_table,
+        links=links,
+        node_groups=assigned.select("node", "leakage_group"),
         similarities=det.similarities,
         groups=groups,
         certificate=certificate,

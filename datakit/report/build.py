@@ -42,6 +42,7 @@ def leakage_summary(
     *,
     out: pl.DataFrame,
     links: pl.DataFrame,
+    node_groups: pl.DataFrame,
     similarities: pl.DataFrame,
     groups: pl.DataFrame,
     certificate: dict[str, Any],
@@ -52,15 +53,13 @@ def leakage_summary(
     moves: pl.DataFrame | None = None,
     top: int | None = None,
 ) -> dict[str, Any]:
-    """The JSON report (IDs, hashes, counts, scores only)."""
+    """The JSON report (IDs, hashes, counts, scores only). `links`: a, b (nodes), kind, score; `node_groups`:
+    node, leakage_group."""
     cfg = recipe.leakage
     top = cfg.report_top_clusters if top is None else top
     by_kind = links.group_by("kind").agg(
         pl.len().alias("links"),
-        pl.concat_list("case_a", "case_b")
-        .list.explode(keep_nulls=False, empty_as_null=False)
-        .n_unique()
-        .alias("records"),
+        pl.concat_list("a", "b").list.explode(keep_nulls=False, empty_as_null=False).n_unique().alias("records"),
     )
     size_hist = []
     for lo, hi in SIZE_BINS:
@@ -83,7 +82,7 @@ def leakage_summary(
         .agg(pl.col("case_id").head(25), pl.col("dedup_hash").str.slice(0, 16).head(25).alias("dedup_hashes"))
     )
     link_scores = (
-        links.join(out.select("case_id", "leakage_group").unique("case_id"), left_on="case_a", right_on="case_id")
+        links.join(node_groups, left_on="a", right_on="node")
         .group_by("leakage_group", "kind")
         .agg(pl.len().alias("n"), pl.col("score").min().alias("min_score"))
     )

@@ -15,7 +15,8 @@ from datakit.leakage.groups import content_edges
 from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, no_edges
 from datakit.recipe import Leakage
 
-CONTAINMENT_FLOOR = 0.5  # similarities at or above this are kept for the report and for threshold what-ifs
+LINKED_ONLY = 2.0  # a containment floor no pair reaches: detection keeps the linked pairs only (no report or
+# what-if reads the words layer's other scores, and a look-alike corpus has millions of them)
 
 
 class WordsLayer(Layer):
@@ -47,11 +48,10 @@ class WordsLayer(Layer):
 
     def within(self, corpus: Corpus, clock: LayerClock) -> Found:
         if not self.enabled:
-            empty = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "containment": pl.Float32})
-            return Found(edges=no_edges(), scores=empty)
+            return Found(edges=no_edges())
         clock.phase("words", 1, "indexes")
         scored, binding, busy = words.detect_links(
-            self.index, self.cfg.words, corpus.text_patients(), self.cfg.template_min_patients, CONTAINMENT_FLOOR
+            self.index, self.cfg.words, corpus.text_patients(), self.cfg.template_min_patients, LINKED_ONLY
         )
         clock.advance(1)
         binds = self.binding = binding.select("a", "b")
@@ -61,7 +61,7 @@ class WordsLayer(Layer):
         return Found(
             edges=content_edges(linked.join(binds, on=["a", "b"]), reps, reps, self.name, "containment"),
             loose=content_edges(loose, reps, reps, self.name, "containment"),
-            scores=scored.drop("linked"),
+            # no `scores`: the report and the what-if thresholds use Jaccard and cosine only
             look_alike=busy,
         )
 
