@@ -130,3 +130,27 @@ def test_chunked_parquet_of_no_rows_and_of_a_wrong_chunk(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="chunk schema"):
         rundir.write_parquet_chunks(tmp_path / "bad.parquet", chunks, schema)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.parquet"]  # no temp file, no half-written table
+
+
+def test_links_by_kind_counts_links_and_the_records_they_touch() -> None:
+    from datakit.report.build import links_by_kind
+
+    rng = np.random.default_rng(5)
+    n = 50_000
+    links = pl.DataFrame(
+        {
+            "a": rng.integers(0, 4000, n).astype(np.uint32),
+            "b": rng.integers(0, 9000, n).astype(np.uint32),
+            "kind": rng.choice(["near", "patient", "template_words", "cosine"], n),
+            "score": rng.random(n),
+        }
+    )
+    expected = (
+        links.group_by("kind")
+        .agg(pl.len().alias("links"), pl.concat_list("a", "b").list.explode().n_unique().alias("records"))
+        .sort("kind")
+    )
+    found = links_by_kind(links)
+    assert list(found) == expected["kind"].to_list()
+    assert [found[k] for k in found] == list(zip(expected["links"], expected["records"], strict=True))
+    assert links_by_kind(links.head(0)) == {}

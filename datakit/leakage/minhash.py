@@ -236,6 +236,25 @@ def cross_pairs(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+CROSS_JOIN_ROWS = 1 << 22  # joined (band, bucket) rows per piece of `cross_pair_pieces`
+
+
+def cross_pair_pieces(
+    left: pl.DataFrame, right: pl.DataFrame, max_rows: int = CROSS_JOIN_ROWS
+) -> Iterator[pl.DataFrame]:
+    """`cross_pairs(left, right)` in pieces cut by left id (their concatenation is its frame), each from a join
+    of about `max_rows` rows (one left id sharing more buckets than that is a piece alone). A template bucket
+    shared by thousands of train and hundreds of eval texts joins to millions of rows in every band: memory
+    follows one piece, and a pair that shares buckets in many bands is one row of its piece, verified once."""
+    sizes = right.group_by("band", "key").agg(pl.len().alias("n"))
+    per_id = left.join(sizes, on=["band", "key"]).group_by("id").agg(pl.col("n").sum()).sort("id")
+    pieces = per_id.select("id", ((pl.col("n").cum_sum() - pl.col("n")) // max_rows).alias("piece"))
+    if pieces.height == 0:  # nothing shared: one empty piece, with the frame's columns
+        yield cross_pairs(left.clear(), right)
+    for ids in pieces.partition_by("piece", maintain_order=True, include_key=False):
+        yield cross_pairs(left.join(ids, on="id", how="semi"), right)
+
+
 def jaccard(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
     """Estimated Jaccard similarity of row pairs (a[i], b[i]): the fraction of equal signature values."""
     out = np.empty(len(a), dtype=np.float32)
@@ -270,6 +289,24 @@ def verify_pairs(
     near = is_near(jac, sizes[a], sizes[b], threshold, contained)
     scored = cand.with_columns(pl.Series("jaccard", jac), pl.Series("linked", near))
     return scored.filter((pl.col("jaccard") >= floor) | pl.col("linked"))
+
+
+def distinct_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
+    """`pairs.unique(["a", "b"], keep="first").sort("a", "b")` for 32-bit ids, through one 64-bit key per pair:
+    a stable argsort of the keys instead of a hash table of row-encoded pairs. The near layer's verified pairs
+    repeat across band chunks (113K sample cases: 15.7M rows, 9.4M distinct), and Polars' unique over them took
+    1.5 GB above the frame; this takes three arrays of 8 bytes per row."""
+    if pairs.height == 0:
+        return pairs.sort("a", "b")
+    a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
+    if max(int(a.max()), int(b.max())) >= 1 << 32 or min(int(a.min()), int(b.min())) < 0:
+        raise ValueError("distinct_pairs needs ids in [0, 2^32)")
+    key = (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    return pairs[order[first]]
 
 
 def shingle_counts(texts: pl.Series, k: int) -> np.ndarray:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 from datasketch import MinHash, MinHashLSH
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,6 +70,48 @@ def test_large_buckets_become_stars_and_jaccard_estimates() -> None:
     assert pairs.height == 299 and set(pairs["a"]) == {0}
     jac = minhash.jaccard(sig, pairs["a"].to_numpy(), pairs["b"].to_numpy())
     assert (jac == 1.0).all()
+
+
+def test_cross_pair_pieces_are_the_cross_pairs_in_bounded_pieces() -> None:
+    # a template shared by 200 train and 30 eval texts, their edited copies and unrelated texts
+    template = "no acute cardiopulmonary abnormality heart size normal lungs clear "
+    texts = [template] * 230 + [template + f"addendum {i}" for i in range(60)] + [f"other {i} " * 9 for i in range(60)]
+    sig = minhash.signatures(pl.Series(texts))
+    ids = np.arange(len(texts), dtype=np.uint32)
+    eval_ids = ids[(ids % 5) == 0]
+    train_ids = ids[(ids % 5) != 0]
+    left = minhash.band_table(sig[eval_ids], 32, 4, eval_ids)
+    right = minhash.band_table(sig[train_ids], 32, 4, train_ids)
+    whole = minhash.cross_pairs(left, right)
+    assert whole.height > 200 * 30  # the template bucket alone
+    sizes = right.group_by("band", "key").agg(pl.len().alias("n"))
+    for max_rows in (1, 5_000, 1 << 30):
+        pieces = list(minhash.cross_pair_pieces(left, right, max_rows=max_rows))
+        assert pl.concat(pieces).equals(whole)
+        for piece in pieces:  # a piece joins about max_rows rows, or holds one eval text
+            joined = left.join(piece.select(pl.col("a").unique().alias("id")), on="id").join(sizes, on=["band", "key"])
+            assert joined["n"].sum() < max_rows + 32 * 200 or piece["a"].n_unique() == 1
+        if max_rows == 1:
+            assert len(pieces) == whole["a"].n_unique()
+        if max_rows == 1 << 30:
+            assert len(pieces) == 1
+    # nothing shared: one empty piece with the frame's columns
+    (empty,) = minhash.cross_pair_pieces(left.head(0), right)
+    assert empty.height == 0 and empty.columns == ["a", "b"]
+
+
+def test_distinct_pairs_is_unique_then_sort() -> None:
+    rng = np.random.default_rng(7)
+    n = 20_000
+    a = rng.integers(0, 300, n).astype(np.uint32)
+    b = (a + rng.integers(1, 300, n)).astype(np.uint32)
+    a[:5], b[:5] = 2**32 - 2, 2**32 - 1  # the largest ids keep their order in the 64-bit key
+    pairs = pl.DataFrame({"a": a, "b": b, "jaccard": rng.random(n).astype(np.float32)})
+    ours = minhash.distinct_pairs(pairs)
+    assert ours.equals(pairs.unique(["a", "b"], keep="first", maintain_order=True).sort("a", "b", maintain_order=True))
+    assert ours.height < n and minhash.distinct_pairs(pairs.head(0)).height == 0
+    with pytest.raises(ValueError, match="2\\^32"):
+        minhash.distinct_pairs(pl.DataFrame({"a": [-1], "b": [3]}))
 
 
 def test_faiss_exact_and_ivf_paths_find_planted_neighbours() -> None:

@@ -73,21 +73,22 @@ class NearLayer(Layer):
             from datakit.leakage.on_ray import lsh_pairs_on_ray
 
             clock.phase("LSH shuffle", None, "partitions")
-            pairs, shuffle = lsh_pairs_on_ray(self.signatures, self.sizes, mh, JACCARD_FLOOR, self.engine)
+            shuffled, shuffle = lsh_pairs_on_ray(self.signatures, self.sizes, mh, JACCARD_FLOOR, self.engine)
             self.lsh_stats = shuffle.stats()
-            return pairs
+            return shuffled
         table = minhash.band_table(self.signatures, mh.bands, mh.rows, np.arange(len(self.signatures), dtype=np.uint32))
-        chunks = []
+        pairs: pl.DataFrame | None = None
         clock.phase("LSH bands", mh.bands, "bands")
         for cand in minhash.candidate_pair_chunks(table, mh.bands, mh.max_bucket, BANDS_PER_CHUNK):
             clock.advance(BANDS_PER_CHUNK)
-            chunks.append(
-                minhash.verify_pairs(cand, self.signatures, self.sizes, mh.threshold, mh.containment, JACCARD_FLOOR)
-            )
-        return pl.concat(chunks)
+            found = minhash.verify_pairs(cand, self.signatures, self.sizes, mh.threshold, mh.containment, JACCARD_FLOOR)
+            # merged as they come: memory holds the distinct pairs so far and one chunk, not every repeat
+            pairs = found if pairs is None else minhash.distinct_pairs(pl.concat([pairs, found]))
+        assert pairs is not None  # bands >= 1
+        return pairs
 
     def within(self, corpus: Corpus, clock: LayerClock) -> Found:
-        pairs = self.verified_pairs(clock).unique(["a", "b"], keep="first").sort("a", "b")
+        pairs = minhash.distinct_pairs(self.verified_pairs(clock))
         linked = pairs.filter(pl.col("linked"))
         reps = corpus.reps()
         return Found(
@@ -97,16 +98,15 @@ class NearLayer(Layer):
         )
 
     def across(self, corpus: Corpus, sides: Sides) -> Cross:
-        """Every LSH bucket an eval text shares with a train text, verified."""
+        """Every LSH bucket an eval text shares with a train text, verified: each distinct (eval, train) pair
+        once, a bounded piece of eval texts at a time (`minhash.cross_pair_pieces`)."""
         mh = self.cfg
         train_ids, eval_ids = sides.train_ids, sides.eval_ids
         band = minhash.band_table(self.signatures[train_ids], mh.bands, mh.rows, train_ids)
         band_eval = minhash.band_table(self.signatures[eval_ids], mh.bands, mh.rows, eval_ids)
         found, checked = [], 0
-        for in_chunk in minhash.band_chunks(mh.bands):
-            cand = minhash.cross_pairs(band_eval.filter(in_chunk), band.filter(in_chunk)).filter(
-                pl.col("a") != pl.col("b")
-            )
+        for piece in minhash.cross_pair_pieces(band_eval, band):
+            cand = piece.filter(pl.col("a") != pl.col("b"))
             ca, cb = cand["a"].to_numpy(), cand["b"].to_numpy()
             near, jac = self.linked(ca, cb)
             body = (jac < mh.threshold) & exempt(sides.look_alike, ca, cb)
