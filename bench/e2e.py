@@ -83,7 +83,10 @@ def main() -> None:
     saved: dict[str, object] = {}
     extra = [x for o in args.overrides for x in ("--set", o)]
     engines = args.engine or ["local"]
-    print(f"{'n':>8} {'engine':<7} {'stage':<9} {'rows in':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
+    print(
+        f"{'n':>8} {'engine':<7} {'stage':<9} {'rows in':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12} "
+        f"{'at start MB':>12}"
+    )
     for n in args.n or [5000, 50000]:
         results = {}
         for engine in engines:
@@ -96,7 +99,8 @@ def main() -> None:
             for s in result["stages"]:  # type: ignore[union-attr]
                 print(
                     f"{n:>8} {engine:<7} {s['stage']:<9} {s['rows_in']:>9,} {s['wall_seconds']:>8.2f} "
-                    f"{s['rows_per_second'] or 0:>10,.0f} {s['peak_rss_mb']:>12,.0f}"
+                    f"{s['rows_per_second'] or 0:>10,.0f} {s['peak_rss_mb']:>12,.0f} "
+                    f"{s.get('start_rss_mb') or 0:>12,.0f}"
                 )
                 shuffle = (s.get("stats") or {}).get("lsh_shuffle")
                 if shuffle:
@@ -123,6 +127,7 @@ def main() -> None:
                         "seconds": s["wall_seconds"],
                         "rows_per_s": s["rows_per_second"],
                         "peak_rss_mb": s["peak_rss_mb"],
+                        "start_rss_mb": s.get("start_rss_mb"),  # what the process held when the stage began
                     }
                     for s in result["stages"]  # type: ignore[union-attr]
                 },

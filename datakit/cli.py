@@ -247,9 +247,11 @@ def _execute(
     warnings = run_warnings(outcomes)
     shards = run_dir / "shards"
     if as_json:
+        from datakit.shards.layout import MANIFEST
+
         summary = {
             "run_dir": str(run_dir),
-            "shards": str(shards) if (shards / "manifest.json").is_file() else None,
+            "shards": str(shards) if (shards / MANIFEST).is_file() else None,
             "stages": [
                 {
                     "stage": o.stage,

@@ -35,6 +35,22 @@ PART_ROWS = 100_000
 STAGE_FILE = "_stage.json"
 LOCK_FILE = ".datakit.lock"
 
+# Side files of stages (in stages/<stage>/) and reports (in reports/): each name is spelled here once.
+DEID_AUDIT = "deid.json"  # deid; published to reports/
+LABEL_CONFLICTS = "label_conflicts.parquet"  # codes
+REMOVED = "removed.parquet"  # pull, deid, codes: what each left out (keyed ids, reasons)
+LEAKAGE_SUMMARY = "leakage.json"  # leakage; reports/ holds it with the other stages' sections added
+CERTIFICATE = "certificate.json"  # leakage; published to reports/
+LINKS = "links.parquet"  # leakage
+SIMILARITIES = "similarities.parquet"  # leakage
+GROUPS = "groups.parquet"  # leakage
+REPAIR_MOVES = "repair_moves.parquet"  # leakage
+BLOCKED_RETRIEVALS = "blocked_retrievals.parquet"  # assemble
+LEAKAGE_HTML = "leakage.html"  # reports/
+LEAKAGE_IDS = "leakage_ids.csv"  # reports/
+REMOVED_JSON = "removed.json"  # reports/
+REMOVED_HTML = "removed.html"  # reports/
+
 
 @contextmanager
 def _written(tmp: Path) -> Iterator[Path]:
@@ -230,16 +246,16 @@ class RunDir:
 
     # --- side files of stages (written in the stage's folder, published to reports/) --------------------------
     def deid_audit(self) -> Path:
-        return self.stage_dir("deid") / "deid.json"
+        return self.stage_dir("deid") / DEID_AUDIT
 
     def leakage_summary(self) -> Path:
-        return self.stage_dir("leakage") / "leakage.json"
+        return self.stage_dir("leakage") / LEAKAGE_SUMMARY
 
     def blocked_retrievals(self) -> Path:
-        return self.stage_dir("assemble") / "blocked_retrievals.parquet"
+        return self.stage_dir("assemble") / BLOCKED_RETRIEVALS
 
     def label_conflicts(self) -> Path:
-        return self.stage_dir("codes") / "label_conflicts.parquet"
+        return self.stage_dir("codes") / LABEL_CONFLICTS
 
     def report(self, name: str) -> Path:
         """reports/<name>: deid.json, leakage.json, leakage.html, leakage_ids.csv, certificate.json."""

@@ -135,7 +135,7 @@ class PeakRss:
 
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
-        self.peak = 0
+        self.start = self.peak = 0
         self._stop = threading.Event()
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -153,7 +153,7 @@ class PeakRss:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakRss:
-        self.peak = self._rss()
+        self.start = self.peak = self._rss()
         self._thread.start()
         return self
 
@@ -310,6 +310,8 @@ def run_stage(
             "wall_seconds": round(wall, 3),
             "rows_per_second": round(result.rows_in / wall, 1) if wall > 0 else None,
             "peak_rss_mb": round(rss.peak / 2**20, 1),
+            # what the process held when the stage began (earlier stages' leftovers, libraries, models)
+            "start_rss_mb": round(rss.start / 2**20, 1),
             "started_at": started.isoformat(timespec="seconds"),
         }
         if stage.output == "stages":

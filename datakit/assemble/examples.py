@@ -31,6 +31,7 @@ from datakit.content import content_hash, sha256_hex
 from datakit.keys import load_key
 from datakit.leakage.guard import LAYERS, Guard, build_guard
 from datakit.recipe import Recipe
+from datakit.rundir import BLOCKED_RETRIEVALS
 from datakit.runner import StageContext, StageResult
 from datakit.task import TaskSpec, section_tags, spec_of
 
@@ -298,7 +299,6 @@ def _examples_of(
     return frame.select(EXAMPLE_COLUMNS).sort("example_id"), shortfall
 
 
-BLOCKED_RETRIEVALS = "blocked_retrievals.parquet"
 # what `example_stats` and `retrieval_stats` read of the examples
 STAT_COLUMNS = (
     "case_id",

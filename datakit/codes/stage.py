@@ -23,10 +23,8 @@ from datakit.codes.prior_runs import exclude, fingerprints, trained_on
 from datakit.content import content_hash
 from datakit.recipe import Codes, Recipe
 from datakit.report.removed import removed_table, write_removed
-from datakit.rundir import file_sha256
+from datakit.rundir import LABEL_CONFLICTS, file_sha256
 from datakit.runner import StageContext, StageResult
-
-CONFLICTS_FILE = "label_conflicts.parquet"
 
 
 def codes_config(recipe: Recipe) -> dict[str, Any]:
@@ -194,7 +192,7 @@ def run_codes(ctx: StageContext) -> StageResult:
     cases = ctx.read_input()
     ctx.phase("validating codes", cases.height, "records")
     examples, quarantine, conflict_report, stats = transform(cases, ctx.recipe.codes)
-    conflict_report.write_parquet(ctx.out_dir / CONFLICTS_FILE)
+    conflict_report.write_parquet(ctx.out_dir / LABEL_CONFLICTS)
     ctx.write(examples)
     write_removed(ctx.out_dir, removed_table("codes", quarantine))  # ids are keyed already (deid ran before)
     ctx.advance(cases.height)

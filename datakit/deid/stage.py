@@ -35,10 +35,8 @@ from datakit.errors import RecipeError, StageError
 from datakit.keys import SecretKey, load_key
 from datakit.recipe import Deid, Recipe
 from datakit.report.removed import read_removed, removed_table, write_removed
-from datakit.rundir import RunDir, atomic_write_json
+from datakit.rundir import DEID_AUDIT, RunDir, atomic_write_json
 from datakit.runner import StageContext, StageResult
-
-AUDIT = "deid.json"
 
 
 def deid_config(recipe: Recipe) -> dict[str, Any]:
@@ -194,15 +192,15 @@ def run_deid(ctx: StageContext) -> StageResult:
     audit["independent_scan"] = scan | {"share": share, "scan_all_below": cfg.scan_all_below}
     if share == 0:  # the recipe turned the check off on purpose (deid.unsafe_skip_residual_scan): say so
         audit["independent_scan"] |= {"passed": None, "skipped": SKIPPED_SCAN}
-    (ctx.out_dir / AUDIT).write_text(json.dumps(audit, indent=2, sort_keys=True) + "\n")
+    (ctx.out_dir / DEID_AUDIT).write_text(json.dumps(audit, indent=2, sort_keys=True) + "\n")
     if share > 0 and scan["passed"] is False:  # fail closed; the audit still reaches reports/ so the auditor sees why
-        atomic_write_json(ctx.rundir.report(AUDIT), audit)
+        atomic_write_json(ctx.rundir.report(DEID_AUDIT), audit)
         low, high = scan["interval_95_per_1k_records"]
         raise StageError(
             f"deid: the independent residual scan found suspected PHI left in {scan['records_flagged']:,} of "
             f"{scan['records_scanned']:,} scanned records ({scan['flagged_per_1k_records']} per 1,000 records of "
             f"up to {scan['record_chars']:,} characters, 95% interval {low}-{high}, limit "
-            f"{cfg.max_residual_per_1k_records}); nothing was written: see {ctx.rundir.report(AUDIT)} "
+            f"{cfg.max_residual_per_1k_records}); nothing was written: see {ctx.rundir.report(DEID_AUDIT)} "
             "(independent_scan.hits_by_kind) and raise deid.max_residual_per_1k_records only after reading it"
         )
     stats = {
@@ -328,4 +326,4 @@ def publish_deid(run_dir: Path) -> None:
     """Copy the audit to reports/deid.json."""
     rd = RunDir(run_dir)
     if rd.deid_audit().is_file():
-        rd.publish(rd.deid_audit(), AUDIT)
+        rd.publish(rd.deid_audit(), DEID_AUDIT)

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import polars as pl
 
+from datakit.rundir import LINKS
+
 EDITS = ("synonyms", "sentence_drop", "sentence_merge", "reorder", "header_signoff", "typos", "case_wrap")
 CLASSES = (*EDITS, "combined_2", "combined_3")
 CONTENT_LINKS = ("exact", "near", "cosine", "words")
@@ -337,7 +339,7 @@ def score_run(run_dir: Path, truth: pl.DataFrame) -> pl.DataFrame:
     if not has_flag:
         rows = rows.with_columns(pl.lit(False).alias("look_alike"))
     rows = rows.unique("case_id").with_columns(pl.col("split").is_in(["val", "test"]).alias("eval"))
-    links = pl.read_parquet(part / "links.parquet")
+    links = pl.read_parquet(part / LINKS)
     direct = (
         links.filter(pl.col("kind").is_in(CONTENT_LINKS))
         .select(

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from datakit.rundir import RunDir
+from datakit.rundir import LINKS, RunDir
 
 CONTENT_KINDS = ("exact", "near", "cosine", "words")
 ANSWER_OVERLAP = 0.5  # word-set Jaccard of two answers above which a link is explained by the answers
@@ -54,7 +54,7 @@ def score(items: pl.DataFrame, run_dir: Path) -> dict[str, Any]:
     rd = RunDir(run_dir)
     stage = rd.stage_dir("leakage")
     grouped = pl.read_parquet(stage / "part-*.parquet", columns=["case_id", "leakage_group", "split"])
-    links = pl.read_parquet(stage / "links.parquet")
+    links = pl.read_parquet(stage / LINKS)
 
     def both_ways(frame: pl.DataFrame) -> pl.DataFrame:
         return pl.concat(

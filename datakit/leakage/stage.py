@@ -29,8 +29,7 @@ from datakit.leakage.repair import REPAIR_ROUNDS, repair_moves, split_and_certif
 from datakit.leakage.splits import EVAL_SPLITS, check_eval_splits, source_split_expr
 from datakit.leakage.tables import write_links, write_similarities
 from datakit.recipe import Leakage, Recipe
-from datakit.report.build import REPAIR_MOVES
-from datakit.rundir import RunDir, file_sha256
+from datakit.rundir import CERTIFICATE, GROUPS, LEAKAGE_SUMMARY, LINKS, REPAIR_MOVES, SIMILARITIES, RunDir, file_sha256
 from datakit.runner import StageContext, StageResult
 
 
@@ -154,10 +153,10 @@ def run_leakage(ctx: StageContext) -> StageResult:
     from datakit.report.build import leakage_summary  # the report module reads what this stage writes
 
     links = pl.concat([edges, det.template_edges])  # nodes: the tables below gather case ids chunk by chunk
-    write_links(ctx.out_dir / "links.parquet", links, det.nodes.sort("node")["case_id"])
+    write_links(ctx.out_dir / LINKS, links, det.nodes.sort("node")["case_id"])
     moves.write_parquet(ctx.out_dir / REPAIR_MOVES)
     hashes = det.corpus.contents.sort("content")["dedup_hash"]
-    write_similarities(ctx.out_dir / "similarities.parquet", det.similarities, hashes)
+    write_similarities(ctx.out_dir / SIMILARITIES, det.similarities, hashes)
     groups = (
         out.group_by("leakage_group")
         .agg(
@@ -169,7 +168,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
         )
         .sort("leakage_group")
     )
-    groups.write_parquet(ctx.out_dir / "groups.parquet")
+    groups.write_parquet(ctx.out_dir / GROUPS)
     certificate = cert.to_json(out, recipe, key, det, rounds)
     if external is not None:
         certificate["external_eval"] = external
@@ -196,8 +195,8 @@ def run_leakage(ctx: StageContext) -> StageResult:
     )
     if external is not None:
         summary["external_eval"] = external
-    _write_json(ctx.out_dir / "certificate.json", certificate)
-    _write_json(ctx.out_dir / "leakage.json", summary)
+    _write_json(ctx.out_dir / CERTIFICATE, certificate)
+    _write_json(ctx.out_dir / LEAKAGE_SUMMARY, summary)
     if certificate["passed"] is False:
         from datakit.report.build import write_reports
 

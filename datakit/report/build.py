@@ -20,9 +20,17 @@ from datakit.content import description_key, sha256_hex
 from datakit.errors import StageError
 from datakit.recipe import Recipe
 from datakit.report.removed import write_removed_report
-from datakit.rundir import STAGE_FILE, RunDir, read_record
-
-REPAIR_MOVES = "repair_moves.parquet"  # written by the leakage stage
+from datakit.rundir import (
+    CERTIFICATE,
+    LEAKAGE_HTML,
+    LEAKAGE_IDS,
+    LEAKAGE_SUMMARY,
+    REPAIR_MOVES,
+    SIMILARITIES,
+    STAGE_FILE,
+    RunDir,
+    read_record,
+)
 
 SIZE_BINS = ((1, 1), (2, 2), (3, 5), (6, 10), (11, 50), (51, 200), (201, None))
 WHAT_IF_JACCARD = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -354,7 +362,7 @@ def render_html(summary: dict[str, Any], label_conflicts: dict[str, Any] | None,
     size = _bars(summary["groups"]["size_histogram"], "groups", "label")
     jac_bins = [{**b, "label": f"{b['from']:.2f}"} for b in summary["similarity"]["jaccard_histogram"]]
     cos_bins = [{**b, "label": f"{b['from']:.2f}"} for b in summary["similarity"]["cosine_histogram"]]
-    return env.get_template("leakage.html").render(
+    return env.get_template(LEAKAGE_HTML).render(
         s=summary,
         size_chart=size,
         jaccard_chart=_bars(jac_bins, "count", "label"),
@@ -379,7 +387,7 @@ def _deid_texts(run_dir: Path, summary: dict[str, Any]) -> dict[str, str]:
 
 def what_if(stage_dir: Path, jaccard_threshold: float, cosine_threshold: float) -> dict[str, Any]:
     """Text pairs the stored similarities link at other thresholds, and how many cross train/eval now."""
-    sims = pl.read_parquet(stage_dir / "similarities.parquet")
+    sims = pl.read_parquet(stage_dir / SIMILARITIES)
     side = (
         pl.read_parquet(sorted(stage_dir.glob("part-*.parquet")), columns=["dedup_hash", "split"])
         .with_columns(pl.col("split").is_in(["val", "test"]).alias("eval"))
@@ -411,7 +419,7 @@ def write_reports(
     """Render reports/ from the leakage stage's outputs (the stage calls it; so does `datakit report`)."""
     rd = RunDir(run_dir)
     stage_dir = stage_dir or rd.stage_dir("leakage")
-    summary_path = stage_dir / "leakage.json"
+    summary_path = stage_dir / LEAKAGE_SUMMARY
     if not summary_path.is_file():
         raise StageError(f"{run_dir} has no leakage stage output: run `datakit leakage` (or `datakit run`) first")
     summary = json.loads(summary_path.read_text())
@@ -430,10 +438,10 @@ def write_reports(
     texts = _deid_texts(run_dir, summary) if include_text else None
     rd.reports.mkdir(parents=True, exist_ok=True)
     paths = {
-        "certificate": rd.publish(stage_dir / "certificate.json", "certificate.json"),
-        "json": rd.report("leakage.json"),
-        "html": rd.report("leakage.html"),
-        "ids_csv": write_id_csv(run_dir, stage_dir, rd.report("leakage_ids.csv")),
+        "certificate": rd.publish(stage_dir / CERTIFICATE, CERTIFICATE),
+        "json": rd.report(LEAKAGE_SUMMARY),
+        "html": rd.report(LEAKAGE_HTML),
+        "ids_csv": write_id_csv(run_dir, stage_dir, rd.report(LEAKAGE_IDS)),
     }
     paths["json"].write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     paths["html"].write_text(render_html(summary, conflicts, texts))

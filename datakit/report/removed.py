@@ -16,9 +16,8 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from datakit.rundir import RunDir, atomic_write_json
+from datakit.rundir import REMOVED, REMOVED_HTML, REMOVED_JSON, RunDir, atomic_write_json
 
-REMOVED = "removed.parquet"  # side file of the pull, deid and codes stages
 REMOVED_SCHEMA = {"stage": pl.String, "reason": pl.String, "case_id": pl.String}
 FILTERED = "filtered:review_status"  # the reason of rows validation.review_status left out
 STAGES_BEFORE_LEAKAGE = ("pull", "deid", "codes")
@@ -89,11 +88,11 @@ def write_removed_report(run_dir: Path) -> dict[str, Path]:
     if summary is None:
         return {}
     rd = RunDir(run_dir)
-    paths = {"removed_json": rd.report("removed.json"), "removed_html": rd.report("removed.html")}
+    paths = {"removed_json": rd.report(REMOVED_JSON), "removed_html": rd.report(REMOVED_HTML)}
     atomic_write_json(paths["removed_json"], summary)
     env = Environment(loader=PackageLoader("datakit.report", "templates"), autoescape=select_autoescape(["html"]))
-    html = env.get_template("removed.html").render(s=summary, max_ids=MAX_IDS_SHOWN, run=run_dir.name)
-    tmp = paths["removed_html"].with_name(".removed.html.tmp")
+    html = env.get_template(REMOVED_HTML).render(s=summary, max_ids=MAX_IDS_SHOWN, run=run_dir.name)
+    tmp = paths["removed_html"].with_name(f".{REMOVED_HTML}.tmp")
     tmp.write_text(html)
     tmp.replace(paths["removed_html"])
     return paths

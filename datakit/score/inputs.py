@@ -11,8 +11,8 @@ from typing import Any
 import polars as pl
 
 from datakit.errors import DatakitError, column_listing
-from datakit.rundir import RunDir
-from datakit.shards.layout import SHARD_SCHEMA
+from datakit.rundir import CERTIFICATE, RunDir
+from datakit.shards.layout import MANIFEST, SHARD_SCHEMA
 from datakit.shards.manifest import read_manifest
 from datakit.shards.verify import verify
 
@@ -74,7 +74,7 @@ def load_run(path: Path, split: str = "test") -> ScoredRun:
     case fields, and the train split's answers."""
     root = _run_root(path)
     run = RunDir(root)
-    if not (run.shards / "manifest.json").is_file():
+    if not (run.shards / MANIFEST).is_file():
         raise ScoreError(f"{root} has no shards/manifest.json: run the recipe to the shard stage first")
     verify(run.shards)
     manifest = read_manifest(run.shards)
@@ -91,8 +91,8 @@ def load_run(path: Path, split: str = "test") -> ScoredRun:
         cases.select("case_id", "exam_description"), on="case_id", how="left", maintain_order="left"
     )
     certificate = None
-    if run.report("certificate.json").is_file():
-        certificate = json.loads(run.report("certificate.json").read_text())
+    if run.report(CERTIFICATE).is_file():
+        certificate = json.loads(run.report(CERTIFICATE).read_text())
     record = run.run_record() or {}
     recipe = dict(record.get("recipe") or {})
     return ScoredRun(root, str(manifest["task"]), examples, train, certificate, recipe, manifest.get("recipe_hash"))
