@@ -362,7 +362,7 @@ def render_html(summary: dict[str, Any], label_conflicts: dict[str, Any] | None,
     size = _bars(summary["groups"]["size_histogram"], "groups", "label")
     jac_bins = [{**b, "label": f"{b['from']:.2f}"} for b in summary["similarity"]["jaccard_histogram"]]
     cos_bins = [{**b, "label": f"{b['from']:.2f}"} for b in summary["similarity"]["cosine_histogram"]]
-    return env.get_template(LEAKAGE_HTML).render(
+    return env.get_template("leakage.html").render(
         s=summary,
         size_chart=size,
         jaccard_chart=_bars(jac_bins, "count", "label"),

@@ -91,7 +91,7 @@ def write_removed_report(run_dir: Path) -> dict[str, Path]:
     paths = {"removed_json": rd.report(REMOVED_JSON), "removed_html": rd.report(REMOVED_HTML)}
     atomic_write_json(paths["removed_json"], summary)
     env = Environment(loader=PackageLoader("datakit.report", "templates"), autoescape=select_autoescape(["html"]))
-    html = env.get_template(REMOVED_HTML).render(s=summary, max_ids=MAX_IDS_SHOWN, run=run_dir.name)
+    html = env.get_template("removed.html").render(s=summary, max_ids=MAX_IDS_SHOWN, run=run_dir.name)
     tmp = paths["removed_html"].with_name(f".{REMOVED_HTML}.tmp")
     tmp.write_text(html)
     tmp.replace(paths["removed_html"])

@@ -67,7 +67,7 @@ class NearLayer(Layer):
 
     def verified_pairs(self, clock: LayerClock) -> pl.DataFrame:
         """Candidate pairs from LSH banding, verified: (a, b, jaccard, linked) at or above the report floor or
-        linked; a pair may repeat (it shares buckets in several band chunks or partitions)."""
+        linked, each pair once (it may share buckets in several band chunks or partitions), sorted by a, b."""
         mh = self.cfg
         if self.engine is not None:  # a (band, bucket) shuffle over Ray tasks; the same pairs
             from datakit.leakage.on_ray import lsh_pairs_on_ray
@@ -75,7 +75,7 @@ class NearLayer(Layer):
             clock.phase("LSH shuffle", None, "partitions")
             shuffled, shuffle = lsh_pairs_on_ray(self.signatures, self.sizes, mh, JACCARD_FLOOR, self.engine)
             self.lsh_stats = shuffle.stats()
-            return shuffled
+            return minhash.distinct_pairs(shuffled)
         table = minhash.band_table(self.signatures, mh.bands, mh.rows, np.arange(len(self.signatures), dtype=np.uint32))
         pairs: pl.DataFrame | None = None
         clock.phase("LSH bands", mh.bands, "bands")
@@ -83,12 +83,12 @@ class NearLayer(Layer):
             clock.advance(BANDS_PER_CHUNK)
             found = minhash.verify_pairs(cand, self.signatures, self.sizes, mh.threshold, mh.containment, JACCARD_FLOOR)
             # merged as they come: memory holds the distinct pairs so far and one chunk, not every repeat
-            pairs = found if pairs is None else minhash.distinct_pairs(pl.concat([pairs, found]))
+            pairs = minhash.distinct_pairs(found if pairs is None else pl.concat([pairs, found]))
         assert pairs is not None  # bands >= 1
         return pairs
 
     def within(self, corpus: Corpus, clock: LayerClock) -> Found:
-        pairs = minhash.distinct_pairs(self.verified_pairs(clock))
+        pairs = self.verified_pairs(clock)
         linked = pairs.filter(pl.col("linked"))
         reps = corpus.reps()
         return Found(
