@@ -17,26 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from datakit.columns import REQUIRED, SCHEMA_COLUMNS, Task
 from datakit.errors import RecipeError
-
-Task = Literal["coding", "impression", "text"]
-SCHEMA_COLUMNS = (
-    "case_id",
-    "patient_id",
-    "accession",
-    "exam_date",
-    "exam_description",
-    "reason_for_exam",
-    "report_text",
-    "impression",
-    "cpt_codes",
-    "modifiers",
-    "icd10_codes",
-    "initial_icd10_codes",
-    "review_status",
-    "updated_at",
-)
-
 
 # Columns the stages add to case and example frames: a recipe's own text columns may not take these names.
 RESERVED_COLUMNS = frozenset(
@@ -711,8 +693,6 @@ class Recipe(Strict):
         if self.text is not None:
             split = (self.split.source_column,) if self.split.source_column else ()
             return ("case_id", *self.text.columns(), *split)
-        from datakit.schema import REQUIRED
-
         return REQUIRED[self.task]
 
     def canonical(self) -> dict[str, Any]:

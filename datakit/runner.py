@@ -38,6 +38,7 @@ from datakit.rundir import (
 if TYPE_CHECKING:
     import polars as pl
 
+    from datakit.executor import Executor
     from datakit.keys import SecretKey
     from datakit.recipe import Recipe
 
@@ -64,9 +65,25 @@ class StageContext:
     # start a step of the stage in its own units: phase("embedding", n_texts, "texts"); advance() moves it
     phase: Callable[[str, int | None, str], None] = lambda step, total, unit: None
 
+    _executor: Executor | None = field(default=None, repr=False)
+
     @property
     def rundir(self) -> RunDir:
         return RunDir(self.run_dir)
+
+    @property
+    def executor(self) -> Executor:
+        """Where this stage's batches run (`datakit.executor`, from the recipe's `[engine]`); one per stage."""
+        if self._executor is None:
+            from datakit.executor import executor_for
+
+            self._executor = executor_for(self.recipe.engine)
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
 
     @property
     def key(self) -> SecretKey:
@@ -275,7 +292,10 @@ def run_stage(
         )
         if phase is not None:
             ctx.phase = phase
-        result = stage.run(ctx)
+        try:
+            result = stage.run(ctx)
+        finally:
+            ctx.close()
         n_quarantined = 0 if result.quarantine is None else result.quarantine.height
         if result.quarantine is not None:
             RunDir(run_dir).write_quarantine(stage.name, result.quarantine)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from datakit.columns import REQUIRED, SCHEMA_COLUMNS, Task
 from datakit.errors import SourceError
-from datakit.recipe import SCHEMA_COLUMNS, Task
 from datakit.sources.dates import ISO_TIMESTAMP, iso_date
 
 CASE_SCHEMA: dict[str, pl.DataType] = {
@@ -37,10 +37,6 @@ LIST_COLUMNS = tuple(c for c, t in CASE_SCHEMA.items() if isinstance(t, pl.List)
 TEXT_COLUMNS = tuple(c for c, t in CASE_SCHEMA.items() if t == pl.String())
 
 # Columns whose absence or emptiness quarantines a row, per task.
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "coding": ("case_id", "patient_id", "exam_date", "report_text", "cpt_codes", "icd10_codes"),
-    "impression": ("case_id", "report_text", "impression"),
-}
 
 # Everything but the bookkeeping columns: two rows with the same case_id and different content conflict.
 CONTENT_COLUMNS = tuple(c for c in SCHEMA_COLUMNS if c not in ("updated_at", "review_status"))

@@ -375,7 +375,7 @@ def run_assemble(ctx: StageContext) -> StageResult:
         timings["guard_s"] = round(time.perf_counter() - t0, 2)
         t1 = time.perf_counter()
         ctx.phase("retrieval", guard.cases.height, "queries")
-        found = retrieve(guard, cfg, recipe.leakage.exact_index_max, on_settled=ctx.advance, engine=recipe.engine)
+        found = retrieve(guard, cfg, recipe.leakage.exact_index_max, on_settled=ctx.advance, executor=ctx.executor)
         timings["retrieve_s"] = round(time.perf_counter() - t1, 2)
     t2 = time.perf_counter()
     ctx.phase("prompts", rows.height, "records")

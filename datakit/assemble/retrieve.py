@@ -22,11 +22,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from datakit.assemble.fetched import Fetched, RetrievalActor, decode
 from datakit.content import description_key
 from datakit.errors import StageError
+from datakit.executor import Executor, Resources
+from datakit.executor.local import LocalExecutor
 from datakit.leakage import embed
 from datakit.leakage.guard import LAYERS, Guard, dense_ids
-from datakit.recipe import Assemble, Engine
+from datakit.recipe import Assemble
 
 TOKEN_PATTERN = r"\w\w+"
 
@@ -201,8 +204,8 @@ def _description_ids(guard: Guard) -> np.ndarray:
 
 @dataclass
 class Searcher:
-    """Everything a query needs, built once: the guard, the pool, its BM25 and FAISS indexes. Under the Ray engine
-    it is built on the driver and handed to the retrieval actors (`on_ray.RetrievalActor`)."""
+    """Everything a query needs, built once: the guard, the pool, its BM25 and FAISS indexes. It is built in the
+    stage's process and handed to the executor's retrieval workers (`fetched.RetrievalActor`)."""
 
     guard: Guard
     cfg: Assemble
@@ -241,7 +244,7 @@ class Searcher:
     def search(self, todo: pl.DataFrame, on_settled: Callable[[int], None] = lambda n: None) -> Fetched:
         """Guard-passed candidates of the query nodes `todo` (node, content), fetched deeper each round (k doubles)
         for nodes left with fewer than `n_shots`. A node's result depends on the node alone, so any partition of
-        the nodes (the Ray engine's batches) gives the same results as one call over all of them."""
+        the nodes (the executor's batches) gives the same results as one call over all of them."""
         guard, cfg, pool = self.guard, self.cfg, self.pool
         depth = min(cfg.k, self.limit)
         kept_parts, blocked_parts, pair_parts = [], [], []
@@ -292,19 +295,6 @@ class Searcher:
         return Fetched(pl.concat(kept_parts), pl.concat(blocked_parts), pl.concat(pair_parts))
 
 
-@dataclass
-class Fetched:
-    """What `Searcher.search` found for some query nodes (before the rerank)."""
-
-    kept: pl.DataFrame  # node, cand, pool, rrf
-    blocked: pl.DataFrame  # node, blocked, <layer> counts, depth (the fetch depth the node settled at)
-    pairs: pl.DataFrame  # node, cand, layers: the blocked (record, candidate) pairs
-
-    @staticmethod
-    def concat(parts: list[Fetched]) -> Fetched:
-        return Fetched(*(pl.concat([getattr(p, f) for p in parts]) for f in ("kept", "blocked", "pairs")))
-
-
 def rounds_of(nodes: pl.DataFrame, blocked: pl.DataFrame) -> list[dict[str, int]]:
     """The fetch rounds (depth, queries, distinct texts, settled), from the depth each node settled at."""
     settled = nodes.join(blocked.select("node", "depth"), on="node")
@@ -327,11 +317,12 @@ def retrieve(
     cfg: Assemble,
     exact_index_max: int,
     on_settled: Callable[[int], None] = lambda n: None,
-    engine: Engine | None = None,
+    executor: Executor | None = None,
 ) -> Retrieval:
     """Guard-passed, reranked neighbours of every node (up to max(n_shots, candidate_neighbours) each).
-    `on_settled(n)` after each fetch round: n more query records have their shots. With a Ray `engine`, the
-    queries are answered by retrieval actors (`on_ray.search_on_ray`); the results are the same."""
+    `on_settled(n)` after each batch: n more query records have their shots. The queries are answered by
+    the executor's retrieval workers (`fetched.RetrievalActor`, this process when none is given), a batch of
+    `QUERY_TEXTS` distinct texts at a time; any batching gives the same results."""
     nodes = guard.cases.select(pl.col("node").cast(pl.Int64), pl.col("content").cast(pl.Int64))
     pool = build_pool(guard)
     if len(pool) == 0:
@@ -339,12 +330,18 @@ def retrieve(
         blocked = nodes.select("node", pl.lit(0).alias("blocked"), *[pl.lit(0).alias(x) for x in LAYERS])
         return Retrieval(empty_kept, blocked.with_columns(pl.lit(0).alias("depth")), [], 0)
     searcher = Searcher.build(guard, cfg, exact_index_max, pool)
-    if engine is not None and engine.kind == "ray":
-        from datakit.assemble.on_ray import search_on_ray
-
-        found = search_on_ray(searcher, nodes, engine, on_settled)
-    else:  # a batch of query texts at a time: memory holds one batch's candidate pairs, not the corpus's
-        found = Fetched.concat([searcher.search(part, on_settled) for part in query_batches(nodes, QUERY_TEXTS)])
+    executor = executor or LocalExecutor()
+    # a batch of query texts at a time: memory holds one batch's candidate pairs, not the corpus's
+    batches = (part.to_arrow() for part in query_batches(nodes, QUERY_TEXTS))
+    args = (searcher, executor.threads_per_worker)
+    found = Fetched.concat(
+        [
+            decode(pl.DataFrame(pl.from_arrow(rows)))
+            for rows in executor.map_slices(
+                batches, RetrievalActor, args, resources=Resources(cheap=True), progress=on_settled
+            )
+        ]
+    )
     reranker = CrossEncoderReranker(cfg.cross_encoder) if cfg.cross_encoder else None
     kept = _rerank(found.kept, guard, _description_ids(guard), cfg, reranker)
     kept = (
@@ -364,7 +361,7 @@ def retrieve(
     )
 
 
-QUERY_TEXTS = 8192  # distinct query texts searched at a time by the local engine
+QUERY_TEXTS = 8192  # distinct query texts searched at a time (a slice of the executor's work)
 
 
 def query_batches(nodes: pl.DataFrame, texts: int) -> list[pl.DataFrame]:

@@ -1,11 +1,6 @@
-"""De-identify records in batches, in worker processes (one presidio + spaCy engine per process).
+"""De-identify records in batches (one presidio + spaCy engine per worker).
 
-Where the OS can fork, the engine is built once in this process and the workers are forked from it, so they
-start in milliseconds instead of re-importing spaCy, presidio (which pulls in transformers and torch when they
-are installed) and the model: ~7 s per spawned worker on the 2-core machine, longer than de-identifying 2,000
-reports. A forked worker runs only spaCy, presidio, `regex` and hashlib (never Polars, whose thread pool is what
-makes forking a multi-threaded parent risky). Elsewhere workers are spawned and build their own engine.
-
+The executor (`datakit.executor`) runs `DeidActor` in this process, in forked worker processes or on Ray actors.
 A record is (patient, date offset, texts). The result per record is its new texts, the operator counts, the
 residual-check hits and, when something raised, the exception's type name (never its message: messages can
 quote the text). A record whose batch raised is retried alone so one bad record cannot take its batch down,
@@ -15,16 +10,12 @@ all (error `too_long`). With `DATAKIT_DEBUG` set (`datakit --debug`) a failure's
 
 from __future__ import annotations
 
-import ctypes
 import json
-import multiprocessing as mp
 import os
-import signal
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -35,7 +26,6 @@ from datakit.deid.phones import DEFAULT_REGIONS
 from datakit.deid.residual import ResidualScanner, selected
 from datakit.deid.surrogates import Keyed
 from datakit.deid.truecase import rare_census_names
-from datakit.recipe import Engine
 
 
 @dataclass(frozen=True)
@@ -76,7 +66,6 @@ def _failed(err: BaseException, n_texts: int) -> Outcome:
     return Outcome(texts=[None] * n_texts, error=type(err).__name__)
 
 
-SPAWN_BELOW = 5000  # below this many records a spawned pool's start-up costs more than it saves
 Record = tuple[str, int, list[str | None]]  # (patient, date offset in days, texts)
 
 
@@ -196,35 +185,15 @@ class Deidentifier:
         return outcome
 
 
-_WORKER: Deidentifier | None = None
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _quiet_worker(parent: int) -> None:
-    """A worker dies with its parent and leaves Ctrl-C to it: no BrokenPipeError or KeyboardInterrupt tracebacks.
-
-    On Linux the kernel kills the worker when the parent dies (SIGKILL included); elsewhere the worker only
-    ignores SIGINT (the parent's pool terminates it)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # a forked worker inherits the run's handlers: the pool's
-        signal.signal(sig, signal.SIG_DFL)  # terminate() must end it quietly
-    if sys.platform.startswith("linux"):
-        with suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the line above ran
-        os._exit(0)
-
-
-def _init(settings: Settings | None, parent: int) -> None:
-    global _WORKER
-    _quiet_worker(parent)
-    if settings is not None:
-        _WORKER = Deidentifier(settings)
-
-
-def _work(records: list[Record]) -> tuple[list[Outcome], tuple[int, int]]:
-    assert _WORKER is not None
-    return _WORKER.run_counted(records)
+def records_table(records: list[Record]) -> pa.Table:
+    """Records as the Arrow batch `DeidActor` reads (patient, offset, texts)."""
+    return pa.table(
+        {
+            "patient": pa.array([r[0] for r in records], pa.string()),
+            "offset": pa.array([r[1] for r in records], pa.int64()),
+            "texts": pa.array([r[2] for r in records], pa.list_(pa.string())),
+        }
+    )
 
 
 def deidentify(
@@ -234,71 +203,37 @@ def deidentify(
     chunk: int = 256,
     progress: Callable[[int], None] = lambda n: None,
 ) -> tuple[list[Outcome], tuple[int, int]]:
-    """Outcomes in input order, and (lines seen, lines sent to NER). `n_jobs` <= 1 runs in this process."""
-    outcomes: list[Outcome] = []
-    seen = ner = 0
-    for out, (s, n) in deidentify_slices([records], settings, n_jobs, chunk, progress):
-        outcomes += out
-        seen, ner = seen + s, ner + n
-    return outcomes, (seen, ner)
+    """Outcomes in input order, and (lines seen, lines sent to NER), on this machine (`n_jobs` worker processes;
+    <= 1 runs in this process)."""
+    from datakit.executor import Resources
+    from datakit.executor.local import LocalExecutor
 
-
-def deidentify_slices(
-    slices: Iterable[list[Record]],
-    settings: Settings,
-    n_jobs: int,
-    chunk: int = 256,
-    progress: Callable[[int], None] = lambda n: None,
-) -> Iterator[tuple[list[Outcome], tuple[int, int]]]:
-    """For each slice of records, in order: its outcomes and (lines seen, lines sent to NER). One engine (or one
-    pool of workers) serves every slice, and a slice is read only when the one before it is done, so memory holds
-    one slice's records and outcomes however many there are."""
-    global _WORKER
-    jobs = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
-    fork = "fork" in mp.get_all_start_methods()
-    pool = None
-    local: Deidentifier | None = None
+    executor = LocalExecutor()
     try:
-        for records in slices:
-            chunks = [records[i : i + chunk] for i in range(0, len(records), chunk)]
-            if pool is None and (jobs <= 1 or len(chunks) <= 1 or (not fork and len(records) < SPAWN_BELOW)):
-                local = local or Deidentifier(settings)
-                outcomes: list[Outcome] = []
-                before = local.gate_stats
-                for c in chunks:
-                    outcomes += local.run(c)
-                    progress(len(c))
-                after = local.gate_stats
-                yield outcomes, (after[0] - before[0], after[1] - before[1])
-                continue
-            if pool is None:
-                if fork:  # the workers inherit the engine built here
-                    _WORKER = local or Deidentifier(settings)
-                    pool = mp.get_context("fork").Pool(jobs, initializer=_init, initargs=(None, os.getpid()))
-                else:  # a clean interpreter per worker, which builds its own engine
-                    pool = mp.get_context("spawn").Pool(jobs, initializer=_init, initargs=(settings, os.getpid()))
-            outcomes, seen, ner = [], 0, 0
-            for out, (s, n) in pool.imap(_work, chunks):
-                outcomes += out
-                seen += s
-                ner += n
-                progress(len(out))
-            yield outcomes, (seen, ner)
+        out = executor.map_batches(
+            records_table(records),
+            DeidActor,
+            (settings,),
+            batch_rows=chunk,
+            resources=Resources(processes=n_jobs),
+            progress=progress,
+        )
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        _WORKER = None
+        executor.close()
+    return outcomes_from_table(out)
 
 
 class DeidActor:
-    """A Ray Data actor (engine `ray`): one `Deidentifier` built in the constructor, then Arrow batches of records
-    (patient, offset, texts) in, their outcomes out (texts, and counts, scan hits, inserted spans as JSON)."""
+    """The stage's worker (`datakit.executor`: here, a forked worker process or a Ray actor): one `Deidentifier`
+    built in the constructor, then Arrow batches of records (patient, offset, texts) in, their outcomes out (texts,
+    and counts, scan hits, inserted spans as JSON)."""
 
     def __init__(self, settings: Settings) -> None:
         self.worker = Deidentifier(settings)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if batch.num_rows == 0:
+            return pa.table({})
         records: list[Record] = list(
             zip(
                 batch.column("patient").to_pylist(),
@@ -338,19 +273,3 @@ def outcomes_from_table(table: pa.Table) -> tuple[list[Outcome], tuple[int, int]
         for r in rows
     ]
     return outcomes, (sum(r["lines_seen"] for r in rows), sum(r["lines_ner"] for r in rows))
-
-
-def deidentify_on_ray(
-    records: list[Record], settings: Settings, engine: Engine, progress: Callable[[int], None] = lambda n: None
-) -> tuple[list[Outcome], tuple[int, int]]:
-    """`deidentify` on a Ray cluster: the same outcomes, in input order."""
-    from datakit.engine import map_ordered
-
-    table = pa.table(
-        {
-            "patient": pa.array([r[0] for r in records], pa.string()),
-            "offset": pa.array([r[1] for r in records], pa.int64()),
-            "texts": pa.array([r[2] for r in records], pa.list_(pa.string())),
-        }
-    )
-    return outcomes_from_table(map_ordered(table, DeidActor, (settings,), engine, progress))

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from datakit import __version__
-from datakit.deid.batch import TOO_LONG, Outcome, Record, Settings, deidentify_on_ray, deidentify_slices
+from datakit.deid.batch import TOO_LONG, DeidActor, Outcome, Settings, outcomes_from_table, records_table
 from datakit.deid.columns import Columns, deid_columns
 from datakit.deid.engine import corpus_lexicon, model_version
 from datakit.deid.gazetteer import place_names, places_fingerprint
@@ -32,6 +33,7 @@ from datakit.deid.tagger import fingerprint as tagger_fingerprint
 from datakit.deid.tagger import model_path as tagger_path
 from datakit.deid.wordcache import package_version
 from datakit.errors import RecipeError, StageError
+from datakit.executor import Resources
 from datakit.keys import SecretKey, load_key
 from datakit.recipe import Deid, Recipe
 from datakit.report.removed import read_removed, removed_table, write_removed
@@ -151,26 +153,27 @@ def run_deid(ctx: StageContext) -> StageResult:
                 scans.append(o.scan)
                 units.append(record_units(o.texts))
 
-    def records_of(part: pl.DataFrame) -> list[Record]:
+    def records_of(part: pl.DataFrame) -> pa.Table:
         texts = zip(*(part[c].cast(pl.String).to_list() for c in columns), strict=True)
-        return list(zip(part["_patient"].to_list(), part["_offset"].to_list(), [list(t) for t in texts], strict=True))
+        return records_table(
+            list(zip(part["_patient"].to_list(), part["_offset"].to_list(), [list(t) for t in texts], strict=True))
+        )
 
     lines_seen = lines_ner = 0
-    try:
-        if recipe.engine.kind == "ray":  # the same outcomes, computed by Ray Data actors
-            ctx.phase("de-identifying on ray", rows.height, "records")
-            outcomes, (lines_seen, lines_ner) = deidentify_on_ray(
-                records_of(rows), settings, recipe.engine, ctx.advance
-            )
-            finish(rows, outcomes)
-        else:  # a slice of records at a time: memory holds one slice's records and outcomes
-            parts = [rows.slice(s, DEID_SLICE) for s in range(0, rows.height, DEID_SLICE)]
-            slices = (records_of(p) for p in parts)
-            progress = _first_batch_starts(ctx, rows.height)
-            done = deidentify_slices(slices, settings, cfg.n_jobs, cfg.batch_size, progress)
-            for part, (outcomes, (seen, ner)) in zip(parts, done, strict=True):
-                finish(part, outcomes)
-                lines_seen, lines_ner = lines_seen + seen, lines_ner + ner
+    try:  # a slice of records at a time: memory holds one slice's records and outcomes (here; a cluster all)
+        parts = [rows.slice(s, DEID_SLICE) for s in range(0, rows.height, DEID_SLICE)]
+        done = ctx.executor.map_slices(
+            (records_of(p) for p in parts),
+            DeidActor,
+            (settings,),
+            batch_rows=cfg.batch_size,
+            resources=Resources(processes=cfg.n_jobs),
+            progress=_first_batch_starts(ctx, rows.height),
+        )
+        for part, table in zip(parts, done, strict=True):
+            outcomes, (seen, ner) = outcomes_from_table(table)
+            finish(part, outcomes)
+            lines_seen, lines_ner = lines_seen + seen, lines_ner + ner
     except OSError as err:
         raise StageError(f"deid: spaCy model '{cfg.spacy_model}' could not be loaded ({type(err).__name__})") from err
     rows_out = writer.close()

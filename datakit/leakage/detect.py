@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from datakit.executor import Executor
 from datakit.keys import SecretKey
 from datakit.leakage import embed
 from datakit.leakage.corpus import Corpus, build_corpus
@@ -34,7 +35,7 @@ from datakit.leakage.layers import Layer, LayerClock, layer_of, make_layers
 from datakit.leakage.layers.base import no_edges
 from datakit.leakage.layers.cosine import CosineLayer
 from datakit.leakage.layers.near import NearLayer
-from datakit.recipe import Engine, Leakage
+from datakit.recipe import Leakage
 
 __all__ = ["Detection", "LayerClock", "detect", "template_contents"]
 
@@ -88,15 +89,15 @@ def detect(
     cache_root: Path,
     clock: LayerClock,
     encoder_factory: Callable[[Leakage], embed.Encoder] | None = None,
-    engine: Engine | None = None,
+    executor: Executor | None = None,
 ) -> Detection:
-    """Run every layer over the distinct cases of `rows` (pair examples share their case's node); with a Ray
-    `engine`, the layers' per-text work and LSH run on the cluster (same results)."""
+    """Run every layer over the distinct cases of `rows` (pair examples share their case's node); the layers'
+    per-text work and LSH run where `executor` runs its batches (this process when none is given; same results)."""
     clock.phase("corpus", rows.height, "records")
     with clock.layer("corpus"):
         corpus = build_corpus(rows, cfg, key, cache_root)
     clock.advance(rows.height)
-    layers = make_layers(cfg, encoder_factory, engine)
+    layers = make_layers(cfg, encoder_factory, executor)
     found = {}
     for layer in layers:
         with clock.layer(layer.name):

@@ -341,7 +341,7 @@ def neighbour_pairs(
     search: BatchSearch = search_here,
 ) -> pl.DataFrame:
     """(a, b, score) for each row's k nearest other rows with cosine >= floor, a < b, deduplicated. The query
-    batches are searched by `search` (here, or by parallel tasks on a cluster: `on_ray.neighbour_search_on_ray`)."""
+    batches are searched by `search` (here, or by the executor's tasks: `workers.neighbour_search`)."""
     if len(vectors) < 2:
         return pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "score": pl.Float32})
     index = build_index(vectors, exact_max)

@@ -156,7 +156,7 @@ def cached_signatures(
 ) -> tuple[np.ndarray, dict[str, int]]:
     """`signatures` of `contents` (columns content_hash, text) in row order, cached by content hash under
     `<cache_root>/minhash/` (the retrieval guard reads back what the leakage stage computed). `compute` computes
-    the same values elsewhere (Ray Data tasks: `on_ray.signatures_on_ray`), `batch` texts per call."""
+    the same values elsewhere (the executor's workers: `workers.signatures`), `batch` texts per call."""
     producer = f"{SCHEME}:k={k}:num_perm={num_perm}:seed={seed}"
     cache = ContentCache(cache_root, "minhash", producer, "signature", num_perm, pl.UInt32)
     here = partial(signatures, k=k, num_perm=num_perm, seed=seed)

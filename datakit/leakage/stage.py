@@ -121,7 +121,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
             .group_by("case_id")
             .agg(pl.col("frozen_split").max())
         )
-    det = detect(rows, cfg, key, ctx.rundir.cache, clock, engine=recipe.engine)
+    det = detect(rows, cfg, key, ctx.rundir.cache, clock, executor=ctx.executor)
     assigned, cert, extra, rounds = split_and_certify(det, recipe, frozen, clock)
     edges = pl.concat([det.edges, extra]) if extra.height else det.edges
     links = group_links(
@@ -220,7 +220,7 @@ def run_leakage(ctx: StageContext) -> StageResult:
         "layers": clock.layers,
         "embedding": det.embedding,
         "minhash_signatures": det.signatures_cached,
-        "lsh_shuffle": det.lsh_shuffle,  # the Ray engine's: rows and bytes moved from map to reduce tasks
+        "lsh_shuffle": det.lsh_shuffle,  # LSH map/reduce: tasks, partitions, rows and bytes handed over
         "key": certificate["key"],
     }
     if by_source is not None:

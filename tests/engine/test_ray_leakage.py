@@ -11,10 +11,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from datakit.leakage import embed, minhash
+from datakit.executor import executor_for
+from datakit.leakage import embed, minhash, workers
 from datakit.leakage.layers import LayerClock
-from datakit.leakage.layers.cosine import make_encoder
+from datakit.leakage.layers import near as near_layer
 from datakit.leakage.layers.near import JACCARD_FLOOR, NearLayer
+from datakit.leakage.workers import make_encoder
 from datakit.recipe import Engine, Leakage, MinHashConfig
 
 pytest.importorskip("ray")
@@ -33,17 +35,16 @@ def _pairs(layer: NearLayer) -> pl.DataFrame:
 
 
 def test_signatures_and_lsh_pairs_on_ray(local_ray: None, texts: pl.Series, monkeypatch: pytest.MonkeyPatch) -> None:
-    from datakit.leakage import on_ray
-
+    cluster = executor_for(ENGINE)
     cfg = MinHashConfig(max_bucket=20)  # IU's normal-study buckets are larger: linked as stars
     sig = minhash.signatures(texts, k=cfg.k, num_perm=cfg.num_perm)
-    remote = on_ray.signatures_on_ray(texts, ENGINE, k=cfg.k, num_perm=cfg.num_perm)
+    remote = workers.signatures(cluster, texts, k=cfg.k, num_perm=cfg.num_perm)
     assert np.array_equal(remote, sig)
-    here, there = NearLayer(cfg), NearLayer(cfg, ENGINE)
+    here, there = NearLayer(cfg), NearLayer(cfg, cluster)
     for layer in (here, there):
         layer.signatures, layer.sizes = sig, minhash.shingle_counts(texts, cfg.k)
     expected = _pairs(here)
-    monkeypatch.setattr(on_ray, "PARTITION_ROWS", 15_000)  # ~7 reduce partitions instead of one per CPU
+    monkeypatch.setattr(near_layer, "PARTITION_ROWS", 15_000)  # ~7 reduce partitions instead of one per CPU
     assert _pairs(there).equals(expected)
     stats = there.lsh_stats
     rows = len(texts) * cfg.bands
@@ -54,15 +55,14 @@ def test_signatures_and_lsh_pairs_on_ray(local_ray: None, texts: pl.Series, monk
 
 
 def test_embeddings_and_neighbours_on_ray(local_ray: None, texts: pl.Series) -> None:
-    from datakit.leakage import on_ray
-
+    cluster = executor_for(ENGINE)
     cfg = Leakage()
     vectors = make_encoder(cfg).encode(texts.to_list())
-    remote = on_ray.RayEncoder(cfg, ENGINE)
+    remote = workers.PooledEncoder(cfg, cluster)
     assert remote.model_id == make_encoder(cfg).model_id
     assert np.array_equal(remote.encode(texts.to_list()), vectors)
     centred = embed.centred(vectors)
-    search = on_ray.neighbour_search_on_ray(ENGINE)
+    search = workers.neighbour_search(cluster)
     for exact_max in (1_000_000, 1_000):  # exact, then IVF
         expected = embed.neighbour_pairs(centred, 10, 0.8, exact_max, batch=700)
         assert expected.height > 1000

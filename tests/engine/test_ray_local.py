@@ -116,7 +116,7 @@ def test_an_actor_killed_mid_stage_is_retried_and_the_output_is_the_same(
 
 
 def test_ray_without_the_extra_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from datakit import engine
+    from datakit.executor import ray as engine
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as it does without the extra
     with pytest.raises(StageError, match=r'pip install "datakit\[ray\]"'):

@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 
 import datakit.leakage.detect as detect_mod
-import datakit.leakage.layers.cosine as cosine_layer
 import datakit.leakage.repair as repair_mod
 import datakit.leakage.stage as stage_mod
+import datakit.leakage.workers as cosine_layer
 from datakit.errors import RecipeError, StageError
 from datakit.keys import load_key
 from datakit.sources.sample import generate_cases

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import TypeVar
 
+from datakit.executor import Executor
 from datakit.leakage import embed
 from datakit.leakage.fingerprint import METADATA_LAYERS
 from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides
@@ -19,7 +20,7 @@ from datakit.leakage.layers.cosine import CosineLayer
 from datakit.leakage.layers.keys import KeyLayer, dense_ids
 from datakit.leakage.layers.near import NearLayer
 from datakit.leakage.layers.words import WordsLayer
-from datakit.recipe import Engine, Leakage
+from datakit.recipe import Leakage
 
 __all__ = [
     "Cross",
@@ -36,14 +37,17 @@ __all__ = [
 
 
 def make_layers(
-    cfg: Leakage, encoder_factory: Callable[[Leakage], embed.Encoder] | None = None, engine: Engine | None = None
+    cfg: Leakage,
+    encoder_factory: Callable[[Leakage], embed.Encoder] | None = None,
+    executor: Executor | None = None,
 ) -> list[Layer]:
-    """Fresh layer objects for one corpus, text layers first (the order reports and guard columns use). With a Ray
-    `engine`, the near and cosine layers compute their signatures, vectors and candidate pairs on the cluster."""
+    """Fresh layer objects for one corpus, text layers first (the order reports and guard columns use). The near
+    and cosine layers compute their signatures, vectors and candidate pairs where `executor` runs its batches
+    (this process when none is given)."""
     return [
         KeyLayer("exact", "dedup_hash", family="text", exempt_templates=True),
-        NearLayer(cfg.minhash, engine),
-        CosineLayer(cfg, encoder_factory, engine),
+        NearLayer(cfg.minhash, executor),
+        CosineLayer(cfg, encoder_factory, executor),
         WordsLayer(cfg),
         *[KeyLayer(name, column, "metadata", exempt_templates=False) for name, column in METADATA_LAYERS.items()],
     ]

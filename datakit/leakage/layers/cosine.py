@@ -10,21 +10,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from datakit.leakage import embed
-from datakit.leakage.cache import ONE_PASS
+from datakit.executor import Executor
+from datakit.executor.local import LocalExecutor
+from datakit.leakage import embed, workers
 from datakit.leakage.corpus import Corpus
 from datakit.leakage.groups import content_edges
 from datakit.leakage.layers.base import Cross, Found, Layer, LayerClock, Pairs, Sides, exempt, lone_pair
-from datakit.recipe import Engine, Leakage
+from datakit.recipe import Leakage
 
 COSINE_FLOOR = 0.80  # similarities at or above this are kept for the report and for threshold what-ifs
 CHUNK = 1 << 16
-
-
-def make_encoder(cfg: Leakage) -> embed.Encoder:
-    return embed.make_encoder(
-        cfg.embedding.backend, cfg.embedding.model, cfg.embedding.device, cfg.embedding.batch_size
-    )
 
 
 class CosineLayer(Layer):
@@ -35,27 +30,25 @@ class CosineLayer(Layer):
         self,
         cfg: Leakage,
         encoder_factory: Callable[[Leakage], embed.Encoder] | None = None,
-        engine: Engine | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.cfg = cfg
         self.encoder_factory = encoder_factory
-        self.engine = engine if engine is not None and engine.kind == "ray" else None
+        self.executor = executor or LocalExecutor()
         self.vectors = np.zeros((0, 1), dtype=np.float32)  # corpus-centred, unit length, per content
         self.stats: dict[str, Any] = {}
 
     def prepare(self, corpus: Corpus, clock: LayerClock) -> None:
-        batch = 8192
-        if self.engine is not None and self.encoder_factory is None:  # embedding actors (GPUs when asked for)
-            from datakit.leakage.on_ray import RayEncoder
-
-            encoder: embed.Encoder = RayEncoder(self.cfg, self.engine)
-            batch = ONE_PASS  # the actors load the model once
-        else:
-            encoder = (self.encoder_factory or make_encoder)(self.cfg)
+        # the executor's embedding workers (GPUs where the engine asks for them), or a test's own encoder
+        pooled = None if self.encoder_factory else workers.PooledEncoder(self.cfg, self.executor)
+        encoder = self.encoder_factory(self.cfg) if self.encoder_factory else pooled
+        assert encoder is not None
         clock.phase("embedding", len(corpus.contents), "texts")
         vectors, self.stats = embed.embed_contents(
-            corpus.keyed_texts(), encoder, corpus.cache_root, clock.advance, batch
+            corpus.keyed_texts(), encoder, corpus.cache_root, clock.advance, self.executor.pass_rows
         )
+        if pooled is not None:
+            pooled.release()  # the model is not needed again in this stage
         self.vectors = embed.centred(vectors)
 
     def similarity(self, qc: np.ndarray, cc: np.ndarray) -> np.ndarray:
@@ -69,17 +62,12 @@ class CosineLayer(Layer):
 
     def within(self, corpus: Corpus, clock: LayerClock) -> Found:
         cfg = self.cfg
-        search: embed.BatchSearch = embed.search_here
-        if self.engine is not None:  # the query batches as parallel Ray tasks over one serialised index
-            from datakit.leakage.on_ray import neighbour_search_on_ray
-
-            search = neighbour_search_on_ray(self.engine)
         pairs = embed.neighbour_pairs(
             self.vectors,
             cfg.cosine_neighbours,
             min(COSINE_FLOOR, cfg.cosine_threshold),
             cfg.exact_index_max,
-            search=search,
+            search=workers.neighbour_search(self.executor),
         ).rename({"score": "cosine"})
         linked = pairs.filter(pl.col("cosine") >= cfg.cosine_threshold)
         reps = corpus.reps()

@@ -1,23 +1,27 @@
-"""Where per-record work runs. `local`: this process and its worker pool (what every stage did before). `ray`: Ray
-Data on a Ray cluster (`pip install "datakit[ray]"`): the stage hands Arrow batches of records to a pool of actors,
-each built once (presidio and spaCy load in the actor's constructor: they do not pickle), or to tasks for stateless
-work, and gets the results back in input order (`preserve_order`), so outputs are identical to the local engine's.
-A failed actor is restarted and its batch retried, a failed task retried (`engine.max_retries`).
+"""The Ray executor (engine `ray`): Ray Data on a Ray cluster (`pip install "datakit[ray]"`). A stage hands Arrow
+batches of records to a pool of actors, each built once (presidio and spaCy load in the actor's constructor: they
+do not pickle), or to tasks for stateless work, and gets the results back in input order (`preserve_order`), so
+outputs are identical to the local engine's. A failed actor is restarted and its batch retried, a failed task
+retried (`engine.max_retries`).
 
-The engine decides where work runs, never what it computes: the stage code is the same functions either way.
+The engine decides where work runs, never what it computes: the stage code is the same functions either way
+(`datakit.executor`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
 
 from datakit.errors import StageError
+from datakit.executor.base import NO_RESOURCES, Executor, Progress, Resources, Worker, concat, no_progress
 from datakit.recipe import Engine
+
+ONE_PASS = 1 << 62  # rows per call from the content caches: every uncached text in one call (the pool starts once)
 
 
 def ray_module() -> Any:
@@ -105,4 +109,82 @@ def map_ordered(
     for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
         parts.append(batch)
         progress(batch.num_rows)
-    return pa.concat_tables(parts) if parts else pa.table({})
+    return concat(parts)
+
+
+class RayExecutor(Executor):
+    kind = "ray"
+    pass_rows = ONE_PASS
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def parallelism(self) -> int:
+        ray = connect(self.engine)
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    @property
+    def threads_per_worker(self) -> int | None:
+        return max(1, int(self.engine.num_cpus))  # the actor's CPUs, not the node's
+
+    @property
+    def gpus_per_model(self) -> float:
+        return self.engine.num_gpus
+
+    def map_slices(
+        self,
+        slices: Iterable[pa.Table],
+        worker: Worker,
+        args: tuple[Any, ...] = (),
+        *,
+        batch_rows: int | None = None,
+        resources: Resources = NO_RESOURCES,
+        progress: Progress = no_progress,
+    ) -> Iterator[pa.Table]:
+        """The slices through one actor pool (one Ray Data pipeline over all of them: the pool and its models start
+        once), handed back slice by slice."""
+        tables = list(slices)
+        sizes = [t.num_rows for t in tables]
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            yield from (pa.table({}) for _ in sizes)
+            return
+        out = map_ordered(
+            concat(tables), worker, args, self.engine, progress, num_gpus=resources.gpus, cheap=resources.cheap
+        )
+        start = 0
+        for n in sizes:
+            yield out.slice(start, n) if n else pa.table({})
+            start += n
+
+    def map_tasks(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], shared: tuple[Any, ...] = ()) -> list:
+        ray = connect(self.engine)
+        refs = [ray.put(x) for x in shared]
+        task = ray.remote(num_cpus=1, max_retries=self.engine.max_retries)(fn)
+        return list(ray.get([task.remote(*refs, *item) for item in items]))
+
+    def map_reduce(
+        self,
+        mapper: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        reducer: Callable[..., Any],
+        shared: tuple[Any, ...],
+        partitions: int,
+    ) -> Iterator[Any]:
+        ray = connect(self.engine)
+        refs = [ray.put(x) for x in shared]
+        retries = self.engine.max_retries
+        map_task = ray.remote(num_returns=partitions, num_cpus=1, max_retries=retries)(mapper)
+        reduce_task = ray.remote(num_cpus=1, max_retries=retries)(reducer)
+        mapped = [map_task.remote(*item, partitions) for item in items]
+        if partitions == 1:
+            mapped = [[m] for m in mapped]
+        results = [reduce_task.remote(*refs, *[m[p] for m in mapped]) for p in range(partitions)]
+        for ref in results:
+            yield ray.get(ref)
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), resources: Resources = NO_RESOURCES) -> Any:
+        ray = connect(self.engine)
+        task = ray.remote(num_cpus=self.engine.num_cpus, num_gpus=resources.gpus or None)(fn)
+        return ray.get(task.remote(*args))
