@@ -38,44 +38,56 @@ def lazy(target: str) -> Callable[..., Any]:
     return call
 
 
+KEYS = ("keys", "source.kind")  # the key's settings: its id is hashed (derived), the settings themselves not
+
 STAGES: tuple[Stage, ...] = (
     Stage(
         "pull",
-        lazy("datakit.sources.pull:pull_config"),
+        ("task", "text", "split.source_column", "split.source_splits", "source", "validation"),
         lazy("datakit.sources.pull:run_pull"),
         "read the source, map and validate the case schema, quarantine",
+        derived=lazy("datakit.sources.pull:pull_derived"),
         volatile=lazy("datakit.sources.pull:pull_is_volatile"),
     ),
     Stage(
         "deid",
-        lazy("datakit.deid.stage:deid_config"),
+        # the split column is a category, kept as it is; deid.json names the recipe
+        ("deid", "split.source_column", "name"),
         lazy("datakit.deid.stage:run_deid"),
         "PHI out of the text (presidio + radiology recognizers), keyed ids, per-patient date shift",
+        unhashed=("deid.n_jobs", "deid.batch_size", *KEYS),
+        derived=lazy("datakit.deid.stage:deid_derived"),
         publish=lazy("datakit.deid.stage:publish_deid"),
     ),
     Stage(
         "codes",
-        lazy("datakit.codes.stage:codes_config"),
+        ("codes",),
         lazy("datakit.codes.stage:run_codes"),
         "validate codes, specificity pairs, hard cases, prior-run exclusion",
+        derived=lazy("datakit.codes.stage:codes_derived"),
     ),
     Stage(
         "leakage",
-        lazy("datakit.leakage.stage:leakage_config"),
+        # the certificate names the recipe and says which columns de-id kept and whether its residual scan ran
+        ("leakage", "split", "seed", "name", "deid.keep_columns", "deid.residual_scan_share"),
         lazy("datakit.leakage.stage:run_leakage"),
         "three-layer leakage links, leakage groups, grouped split, train/eval certificate",
+        unhashed=KEYS,
+        derived=lazy("datakit.leakage.stage:leakage_derived"),
         publish=lazy("datakit.report.build:write_reports"),
     ),
     Stage(
         "assemble",
-        lazy("datakit.assemble.examples:assemble_config"),
+        ("task", "text", "prompt", "assemble", "leakage", "seed"),
         lazy("datakit.assemble.examples:run_assemble"),
         "few-shot retrieval (train only) behind the leakage guard, candidate codes, prompt/completion messages",
+        unhashed=KEYS,
+        derived=lazy("datakit.assemble.examples:assemble_derived"),
         publish=lazy("datakit.report.build:publish_guard"),
     ),
     Stage(
         "shard",
-        lazy("datakit.shards.writer:shard_config"),
+        ("*",),  # the manifest and the dataset card record the whole recipe
         lazy("datakit.shards.writer:run_shard"),
         "Parquet shards, manifest, dataset card",
         output="shards",

@@ -122,15 +122,41 @@ class StageContext:
         write_parts(frame, self.out_dir)
 
 
+def _nothing_derived(recipe: Recipe) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Stage:
+    """A stage: what it reads of the recipe, what it runs, where it writes.
+
+    `hashed`: the recipe keys its output depends on (dotted, `*` for every key but `engine`), which its config hash
+    covers; `unhashed`: keys it may read that cannot change its output (worker counts, the key settings whose key
+    is hashed by id). It sees the recipe through a view (`datakit.slices`) that refuses every other key. `derived`:
+    what the hash covers besides the slice (input file digests, code-set and model versions, the key's id)."""
+
     name: str
-    config: Callable[[Recipe], dict[str, Any]]
+    hashed: tuple[str, ...]
     run: Callable[[StageContext], StageResult]
     summary: str
+    unhashed: tuple[str, ...] = ()
+    derived: Callable[[Recipe], dict[str, Any]] = _nothing_derived
     output: str = "stages"  # "stages" -> stages/<name>/; "shards" -> shards/
     publish: Callable[[Path], Any] | None = None  # renders files outside the stage folder (reports/) from it
     volatile: Callable[[Recipe], bool] = lambda recipe: False  # True: its input can change behind its config
+
+    def recipe_view(self, recipe: Recipe) -> Recipe:
+        """The recipe as this stage may read it (its hashed and unhashed keys, and `engine`)."""
+        from datakit.slices import view
+
+        return view(recipe, self.name, self.hashed, self.unhashed)
+
+    def config(self, recipe: Recipe) -> dict[str, Any]:
+        """What the config hash covers: the recipe's hashed slice and what the stage derives from it."""
+        from datakit.slices import recipe_slice
+
+        derived = self.derived(self.recipe_view(recipe))
+        return {"recipe": recipe_slice(recipe, self.hashed, self.unhashed), **derived}
 
     def output_dir(self, run_dir: Path) -> Path:
         rd = RunDir(run_dir)
@@ -283,7 +309,7 @@ def run_stage(
     release()  # the stage's peak starts from what the earlier stages still hold, not from what they freed
     with _temporary(tmp), PeakRss() as rss:
         ctx = StageContext(
-            recipe=recipe,
+            recipe=stage.recipe_view(recipe),
             run_dir=run_dir,
             out_dir=tmp,
             input_stage=next(iter(inputs), None),

@@ -82,17 +82,11 @@ MODALITY_WORDS = {
 }
 
 
-def assemble_config(recipe: Recipe) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "task": recipe.task,
-        **({"text": recipe.text.model_dump(mode="json")} if recipe.text is not None else {}),
-        "system": system_message(recipe.prompt),
-        "assemble": recipe.assemble.model_dump(mode="json"),
-        "seed": recipe.seed,
-    }
-    if uses_retrieval(recipe):  # the guard reads these: a change must re-run the stage
-        key = load_key(recipe)
-        config |= {"leakage": recipe.leakage.model_dump(mode="json"), "key_id": key.key_id}
+def assemble_derived(recipe: Recipe) -> dict[str, Any]:
+    """The system message as written, and the key the guard's fingerprints use when it retrieves."""
+    config: dict[str, Any] = {"system": system_message(recipe.prompt)}
+    if uses_retrieval(recipe):
+        config["key_id"] = load_key(recipe).key_id
     return config
 
 

@@ -27,10 +27,10 @@ from datakit.rundir import LABEL_CONFLICTS, file_sha256
 from datakit.runner import StageContext, StageResult
 
 
-def codes_config(recipe: Recipe) -> dict[str, Any]:
+def codes_derived(recipe: Recipe) -> dict[str, Any]:
+    """The code set's version, the prior runs' and the allow list's digests (the recipe's `codes` is hashed)."""
     cfg = recipe.codes
     config: dict[str, Any] = {
-        "codes": cfg.model_dump(mode="json"),
         "code_set": f"simple-icd-10-cm {metadata.version('simple-icd-10-cm')}",
         "prior_runs": fingerprints(cfg.exclude_manifests),
     }

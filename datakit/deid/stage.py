@@ -41,7 +41,8 @@ from datakit.rundir import DEID_AUDIT, RunDir, atomic_write_json
 from datakit.runner import StageContext, StageResult
 
 
-def deid_config(recipe: Recipe) -> dict[str, Any]:
+def deid_derived(recipe: Recipe) -> dict[str, Any]:
+    """The key's id and the recognizers', tagger's, phone formats' and presidio's versions (`deid` is hashed)."""
     cfg = recipe.deid
     unknown = sorted(set(cfg.operators) - set(ENTITIES))
     if unknown:
@@ -53,7 +54,6 @@ def deid_config(recipe: Recipe) -> dict[str, Any]:
             f"deid.tagger '{cfg.tagger}': no spaCy model at {tagger} (meta.json missing); '' turns the tagger off"
         )
     return {
-        "deid": cfg.model_dump(mode="json", exclude={"n_jobs", "batch_size"}),
         "key_id": key.key_id,
         "recognizers": radiology_fingerprint(),
         "tagger": tagger_fingerprint(cfg.tagger),

@@ -91,7 +91,6 @@ class Certificate:
             "certificate_version": 1,
             "datakit_version": __version__,
             "recipe": recipe.name,
-            "recipe_hash": recipe.hash(),
             "seed": recipe.seed,
             "passed": passed,
             **(

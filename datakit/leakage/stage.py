@@ -91,12 +91,10 @@ def source_split_moves(out: pl.DataFrame, recipe: Recipe) -> dict[str, dict[str,
     return table
 
 
-def leakage_config(recipe: Recipe) -> dict[str, Any]:
+def leakage_derived(recipe: Recipe) -> dict[str, Any]:
+    """The key, the frozen and external eval sets' digests (`leakage`, `split` and `seed` are hashed)."""
     key = load_key(recipe)
     return {
-        "leakage": recipe.leakage.model_dump(mode="json"),
-        "split": recipe.split.model_dump(mode="json"),
-        "seed": recipe.seed,
         "key_id": key.key_id,
         "key_origin": "demo" if key.is_demo else key.origin.split(":")[0],
         "frozen_eval_digest": frozen_eval_digest(frozen_eval_files(recipe.split.frozen_eval)),

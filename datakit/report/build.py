@@ -29,6 +29,7 @@ from datakit.rundir import (
     SIMILARITIES,
     STAGE_FILE,
     RunDir,
+    atomic_write_json,
     read_record,
 )
 
@@ -409,6 +410,19 @@ def what_if(stage_dir: Path, jaccard_threshold: float, cosine_threshold: float) 
     }
 
 
+def publish_certificate(rd: RunDir, stage_dir: Path) -> Path:
+    """reports/certificate.json: the leakage stage's certificate, for the recipe of the run that publishes it.
+
+    The stage's own copy names no recipe hash: a recipe change the leakage stage does not depend on (a prompt or
+    shard setting) leaves the stage current and its certificate valid, and the certificate must then name the recipe
+    the shards were made with (`datakit score` refuses a certificate of another recipe)."""
+    certificate = json.loads((stage_dir / CERTIFICATE).read_text())
+    certificate["recipe_hash"] = (rd.run_record() or {}).get("recipe_hash")
+    path = rd.report(CERTIFICATE)
+    atomic_write_json(path, certificate)
+    return path
+
+
 def write_reports(
     run_dir: Path,
     stage_dir: Path | None = None,
@@ -423,6 +437,8 @@ def write_reports(
     if not summary_path.is_file():
         raise StageError(f"{run_dir} has no leakage stage output: run `datakit leakage` (or `datakit run`) first")
     summary = json.loads(summary_path.read_text())
+    if isinstance(summary.get("certificate"), dict):  # for the recipe of the run that publishes it, as below
+        summary["certificate"]["recipe_hash"] = (rd.run_record() or {}).get("recipe_hash")
     applied = None
     if cosine_threshold is not None or jaccard_threshold is not None:
         t = summary["thresholds"]
@@ -438,7 +454,7 @@ def write_reports(
     texts = _deid_texts(run_dir, summary) if include_text else None
     rd.reports.mkdir(parents=True, exist_ok=True)
     paths = {
-        "certificate": rd.publish(stage_dir / CERTIFICATE, CERTIFICATE),
+        "certificate": publish_certificate(rd, stage_dir),
         "json": rd.report(LEAKAGE_SUMMARY),
         "html": rd.report(LEAKAGE_HTML),
         "ids_csv": write_id_csv(run_dir, stage_dir, rd.report(LEAKAGE_IDS)),

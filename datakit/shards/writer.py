@@ -25,14 +25,6 @@ from datakit.shards.layout import INDEX, INDEX_SCHEMA, SHARD_SCHEMA, SPLITS, sha
 from datakit.shards.manifest import build_manifest, write_manifest
 
 
-def shard_config(recipe: Recipe) -> dict[str, Any]:
-    return {
-        "shards": recipe.shards.model_dump(mode="json"),
-        "seed": recipe.seed,
-        "recipe_hash": recipe.hash(),
-    }
-
-
 def shard_count(rows: int, cfg: Shards) -> int:
     per_rank_rows = cfg.rows_per_shard * cfg.world_size
     return cfg.world_size * max(1, -(-rows // per_rank_rows))

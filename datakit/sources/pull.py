@@ -22,18 +22,9 @@ from datakit.sources.dates import check_text_dates
 from datakit.task import pull_checks
 
 
-def pull_config(recipe: Recipe) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "task": recipe.task,
-        **({"text": recipe.text.model_dump(mode="json")} if recipe.text is not None else {}),
-        **(
-            {"source_split": recipe.split.model_dump(mode="json", include={"source_column", "source_splits"})}
-            if recipe.split.source_column
-            else {}
-        ),
-        "source": recipe.source.model_dump(mode="json"),
-        "validation": recipe.validation.model_dump(mode="json"),
-    }
+def pull_derived(recipe: Recipe) -> dict[str, Any]:
+    """A files source's input files by content (its recipe keys are the stage's hashed slice)."""
+    config: dict[str, Any] = {}
     if isinstance(recipe.source, FilesSource):
         from datakit.sources.files import resolve_paths
 

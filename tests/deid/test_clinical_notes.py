@@ -115,8 +115,8 @@ def test_the_builtin_tagger_ships_and_labels_phi() -> None:
 
 
 def test_a_missing_tagger_model_is_a_recipe_error(tmp_path: object) -> None:
-    from datakit.deid.stage import deid_config
+    from datakit.deid.stage import deid_derived
 
     with pytest.raises(RecipeError, match=r"deid.tagger .* no spaCy model"):
-        deid_config(coding_recipe("deid.tagger=/nonexistent/tagger"))
-    assert deid_config(coding_recipe('deid.tagger=""'))["tagger"] == ""
+        deid_derived(coding_recipe("deid.tagger=/nonexistent/tagger"))
+    assert deid_derived(coding_recipe('deid.tagger=""'))["tagger"] == ""
