@@ -241,7 +241,7 @@ class Searcher:
 
         self.__dict__.update(state | {"index": faiss.deserialize_index(state["index"])})
 
-    def search(self, todo: pl.DataFrame, on_settled: Callable[[int], None] = lambda n: None) -> Fetched:
+    def search(self, todo: pl.DataFrame) -> Fetched:
         """Guard-passed candidates of the query nodes `todo` (node, content), fetched deeper each round (k doubles)
         for nodes left with fewer than `n_shots`. A node's result depends on the node alone, so any partition of
         the nodes (the executor's batches) gives the same results as one call over all of them."""
@@ -271,7 +271,6 @@ class Searcher:
             counts = todo.select("node").join(passed.group_by("node").len(), on="node", how="left")
             enough = counts["len"].fill_null(0) >= cfg.n_shots
             done = counts.filter(enough | (depth >= self.limit)).select("node")
-            on_settled(done.height)
             kept_parts.append(passed.join(done, on="node").select("node", "cand", "pool", "rrf"))
             pair_parts.append(
                 pairs.filter(pl.col("blocked"))

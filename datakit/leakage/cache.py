@@ -58,9 +58,6 @@ class ContentCache:
         tmp.rename(self.folder / f"part-{n:05d}.parquet")
 
 
-ONE_PASS = 1 << 62  # `cached_values` batch: every uncached text in one call (a cluster's pool starts once)
-
-
 def cached_values(
     contents: pl.DataFrame,
     compute: Callable[[pl.Series], np.ndarray],

@@ -39,10 +39,11 @@ class CosineLayer(Layer):
         self.stats: dict[str, Any] = {}
 
     def prepare(self, corpus: Corpus, clock: LayerClock) -> None:
-        # the executor's embedding workers (GPUs where the engine asks for them), or a test's own encoder
-        pooled = None if self.encoder_factory else workers.PooledEncoder(self.cfg, self.executor)
-        encoder = self.encoder_factory(self.cfg) if self.encoder_factory else pooled
-        assert encoder is not None
+        pooled: workers.PooledEncoder | None = None
+        if self.encoder_factory is not None:  # a test's own encoder
+            encoder: embed.Encoder = self.encoder_factory(self.cfg)
+        else:  # the executor's embedding workers (GPUs where the engine asks for them)
+            encoder = pooled = workers.PooledEncoder(self.cfg, self.executor)
         clock.phase("embedding", len(corpus.contents), "texts")
         vectors, self.stats = embed.embed_contents(
             corpus.keyed_texts(), encoder, corpus.cache_root, clock.advance, self.executor.pass_rows
